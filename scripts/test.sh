@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: ruff, mypy --strict, then pytest (unit, property,
+# process, server and doc tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy src
+exec .venv/bin/pytest -q "$@"

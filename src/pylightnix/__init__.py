@@ -1,0 +1,224 @@
+"""pylightnix: immutable, content-addressed, dependency-linked data objects on a filesystem store.
+
+The public API is re-exported here explicitly; ``__all__`` is checked by a test.
+"""
+
+from pylightnix.config import Config as Config
+from pylightnix.config import RConfig as RConfig
+from pylightnix.config import canonical_json as canonical_json
+from pylightnix.config import config_deps as config_deps
+from pylightnix.config import config_dict as config_dict
+from pylightnix.config import config_hash as config_hash
+from pylightnix.config import config_name as config_name
+from pylightnix.config import mkconfig as mkconfig
+from pylightnix.config import mkrefpath as mkrefpath
+from pylightnix.config import selfref as selfref
+from pylightnix.errors import BuildError as BuildError
+from pylightnix.errors import ConfigError as ConfigError
+from pylightnix.errors import ExtraMissingError as ExtraMissingError
+from pylightnix.errors import InstantiateError as InstantiateError
+from pylightnix.errors import IntegrityError as IntegrityError
+from pylightnix.errors import LockError as LockError
+from pylightnix.errors import MatcherError as MatcherError
+from pylightnix.errors import NotRealizedError as NotRealizedError
+from pylightnix.errors import PromiseError as PromiseError
+from pylightnix.errors import PylightnixError as PylightnixError
+from pylightnix.errors import RealizeError as RealizeError
+from pylightnix.errors import RefError as RefError
+from pylightnix.errors import StoreError as StoreError
+from pylightnix.errors import StoreVersionError as StoreVersionError
+from pylightnix.hashing import hash_tree as hash_tree
+from pylightnix.inplace import inplace_registry as inplace_registry
+from pylightnix.inplace import inplace_reset as inplace_reset
+from pylightnix.inplace import instantiate_inplace as instantiate_inplace
+from pylightnix.inplace import realize_inplace as realize_inplace
+from pylightnix.inplace import realizeMany_inplace as realizeMany_inplace
+from pylightnix.progress import ProgressEvent as ProgressEvent
+from pylightnix.progress import progress_hook as progress_hook
+from pylightnix.progress import set_progress_hook as set_progress_hook
+from pylightnix.realize.build import Build as Build
+from pylightnix.realize.build import build_cattrs as build_cattrs
+from pylightnix.realize.build import build_config as build_config
+from pylightnix.realize.build import build_context as build_context
+from pylightnix.realize.build import build_deref as build_deref
+from pylightnix.realize.build import build_deref_ as build_deref_
+from pylightnix.realize.build import build_name as build_name
+from pylightnix.realize.build import build_outpath as build_outpath
+from pylightnix.realize.build import build_outpaths as build_outpaths
+from pylightnix.realize.build import build_path as build_path
+from pylightnix.realize.build import build_paths as build_paths
+from pylightnix.realize.build import build_wrapper as build_wrapper
+from pylightnix.realize.build import build_wrapper_ as build_wrapper_
+from pylightnix.realize.build import dirro as dirro
+from pylightnix.realize.build import dirrw as dirrw
+from pylightnix.realize.engine import evaluate as evaluate
+from pylightnix.realize.engine import realize as realize
+from pylightnix.realize.engine import realize1 as realize1
+from pylightnix.realize.engine import realizeMany as realizeMany
+from pylightnix.realize.matchers import match as match
+from pylightnix.realize.matchers import match_all as match_all
+from pylightnix.realize.matchers import match_best as match_best
+from pylightnix.realize.matchers import match_exact as match_exact
+from pylightnix.realize.matchers import match_latest as match_latest
+from pylightnix.realize.matchers import match_only as match_only
+from pylightnix.realize.matchers import match_some as match_some
+from pylightnix.realize.registry import Closure as Closure
+from pylightnix.realize.registry import Derivation as Derivation
+from pylightnix.realize.registry import Registry as Registry
+from pylightnix.realize.registry import current_registry as current_registry
+from pylightnix.realize.registry import instantiate as instantiate
+from pylightnix.realize.registry import mkdrv as mkdrv
+from pylightnix.refs import is_dref as is_dref
+from pylightnix.refs import is_rref as is_rref
+from pylightnix.refs import parse_dref as parse_dref
+from pylightnix.refs import parse_rref as parse_rref
+from pylightnix.refs import rref2dref as rref2dref
+from pylightnix.store.init import fsinit as fsinit
+from pylightnix.store.init import store_initialize as store_initialize
+from pylightnix.store.query import alldrefs as alldrefs
+from pylightnix.store.query import allrrefs as allrrefs
+from pylightnix.store.query import drefattrs as drefattrs
+from pylightnix.store.query import drefcfg as drefcfg
+from pylightnix.store.query import drefcfg_ as drefcfg_
+from pylightnix.store.query import drefdeps as drefdeps
+from pylightnix.store.query import drefdeps1 as drefdeps1
+from pylightnix.store.query import drefrrefs as drefrrefs
+from pylightnix.store.query import drefrrefsC as drefrrefsC
+from pylightnix.store.query import path2dref as path2dref
+from pylightnix.store.query import path2rref as path2rref
+from pylightnix.store.query import rootdrefs as rootdrefs
+from pylightnix.store.query import rootrrefs as rootrrefs
+from pylightnix.store.query import rref2path as rref2path
+from pylightnix.store.query import rrefattrs as rrefattrs
+from pylightnix.store.query import rrefbstart as rrefbstart
+from pylightnix.store.query import rrefctx as rrefctx
+from pylightnix.store.query import rrefdata as rrefdata
+from pylightnix.store.query import rrefdeps as rrefdeps
+from pylightnix.store.query import rrefdeps1 as rrefdeps1
+from pylightnix.store.query import rrefmeta as rrefmeta
+from pylightnix.store.query import store_dref2path as dref2path
+from pylightnix.store.query import store_reindex as store_reindex
+from pylightnix.store.settings import StorageSettings as StorageSettings
+from pylightnix.store.settings import current_storage as current_storage
+from pylightnix.store.settings import fsroot as fsroot
+from pylightnix.store.settings import fsstorage as fsstorage
+from pylightnix.store.settings import fstmpdir as fstmpdir
+from pylightnix.store.settings import mkSS as mkSS
+from pylightnix.types import Context as Context
+from pylightnix.types import DRef as DRef
+from pylightnix.types import Name as Name
+from pylightnix.types import Path as Path
+from pylightnix.types import RefPath as RefPath
+from pylightnix.types import RRef as RRef
+
+__version__ = "0.3.0"
+
+__all__ = [
+    "Build",
+    "BuildError",
+    "Closure",
+    "Config",
+    "ConfigError",
+    "Context",
+    "DRef",
+    "Derivation",
+    "ExtraMissingError",
+    "InstantiateError",
+    "IntegrityError",
+    "LockError",
+    "MatcherError",
+    "Name",
+    "NotRealizedError",
+    "Path",
+    "ProgressEvent",
+    "PromiseError",
+    "PylightnixError",
+    "RConfig",
+    "RRef",
+    "RealizeError",
+    "RefError",
+    "RefPath",
+    "Registry",
+    "StorageSettings",
+    "StoreError",
+    "StoreVersionError",
+    "alldrefs",
+    "allrrefs",
+    "build_cattrs",
+    "build_config",
+    "build_context",
+    "build_deref",
+    "build_deref_",
+    "build_name",
+    "build_outpath",
+    "build_outpaths",
+    "build_path",
+    "build_paths",
+    "build_wrapper",
+    "build_wrapper_",
+    "canonical_json",
+    "config_deps",
+    "config_dict",
+    "config_hash",
+    "config_name",
+    "current_registry",
+    "current_storage",
+    "dirro",
+    "dirrw",
+    "dref2path",
+    "drefattrs",
+    "drefcfg",
+    "drefcfg_",
+    "drefdeps",
+    "drefdeps1",
+    "drefrrefs",
+    "drefrrefsC",
+    "evaluate",
+    "fsinit",
+    "fsroot",
+    "fsstorage",
+    "fstmpdir",
+    "hash_tree",
+    "inplace_registry",
+    "inplace_reset",
+    "instantiate",
+    "instantiate_inplace",
+    "is_dref",
+    "is_rref",
+    "match",
+    "match_all",
+    "match_best",
+    "match_exact",
+    "match_latest",
+    "match_only",
+    "match_some",
+    "mkSS",
+    "mkconfig",
+    "mkdrv",
+    "mkrefpath",
+    "parse_dref",
+    "parse_rref",
+    "path2dref",
+    "path2rref",
+    "progress_hook",
+    "realize",
+    "realize1",
+    "realizeMany",
+    "realizeMany_inplace",
+    "realize_inplace",
+    "rootdrefs",
+    "rootrrefs",
+    "rref2dref",
+    "rref2path",
+    "rrefattrs",
+    "rrefbstart",
+    "rrefctx",
+    "rrefdata",
+    "rrefdeps",
+    "rrefdeps1",
+    "rrefmeta",
+    "selfref",
+    "set_progress_hook",
+    "store_initialize",
+    "store_reindex",
+]

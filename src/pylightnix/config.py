@@ -1,0 +1,245 @@
+"""Configs: validated plain-JSON dicts, canonical serialization, dependencies.
+
+A config describes a stage. It must be plain JSON data (``dict`` with ``str``
+keys, ``list``, ``str``, ``int``, finite ``float``, ``bool``, ``None``); any
+other value is refused with an error that names its key path. Its canonical
+form (sorted keys, fixed separators, UTF-8) is what gets hashed, so key order
+never changes a DRef.
+
+>>> canonical_json({"b": 1, "a": [1.5, None]})
+b'{"a":[1.5,null],"b":1}'
+>>> config_hash(mkconfig({"b": 2, "a": 1})) == config_hash(mkconfig({"a": 1, "b": 2}))
+True
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, NewType
+
+from pylightnix.errors import ConfigError
+from pylightnix.refs import HASH_LEN, is_dref, is_name, parse_name
+from pylightnix.types import JSON, DRef, HashPart, Name, RefPath
+
+selfref = "<self>"
+"""First element of a promise ``[selfref, "file"]``: a file this stage will produce."""
+
+DEFAULT_NAME = Name("unnamed")
+
+_SCALARS = (str, int, float, bool, type(None))
+_HINTS: dict[type, str] = {
+    tuple: "use a list instead of a tuple",
+    set: "use a sorted list instead of a set",
+    frozenset: "use a sorted list instead of a frozenset",
+    bytes: "decode bytes to str (or store them as an artifact)",
+    bytearray: "decode bytes to str (or store them as an artifact)",
+}
+
+
+def _fmt_path(path: tuple[Any, ...]) -> str:
+    return "config" + "".join(f"[{p!r}]" for p in path)
+
+
+def check_json(value: Any, path: tuple[Any, ...] = ()) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is plain JSON data.
+
+    >>> check_json({"a": (1, 2)})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pylightnix.errors.ConfigError: config['a'] is a tuple, not JSON data: use a list ...
+    """
+    t = type(value)
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise ConfigError(
+                    f"{_fmt_path(path)} has a key {k!r} of type {type(k).__name__}: "
+                    "config keys must be str",
+                    key_path=(*path, k),
+                )
+            check_json(v, (*path, k))
+        return
+    if t is list:
+        for i, v in enumerate(value):
+            check_json(v, (*path, i))
+        return
+    if t is float:
+        if not math.isfinite(value):
+            raise ConfigError(
+                f"{_fmt_path(path)} is {value!r}: NaN and Infinity are not JSON "
+                "(use None or a string)",
+                key_path=path,
+            )
+        return
+    if t in _SCALARS:
+        return
+    hint = _HINTS.get(t, "convert it to str, int, float, bool, None, list or dict")
+    raise ConfigError(
+        f"{_fmt_path(path)} is a {t.__name__}, not JSON data: {hint}",
+        key_path=path,
+    )
+
+
+def canonical_json(value: JSON) -> bytes:
+    """Canonical UTF-8 JSON bytes of already-checked data (sorted keys, no spaces)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Full sha256 hex digest of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def short_hash(data: bytes) -> HashPart:
+    """The ref hash part of ``data``: the first :data:`HASH_LEN` hex chars of sha256."""
+    return HashPart(hashlib.sha256(data).hexdigest()[:HASH_LEN])
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config. Build one with :func:`mkconfig`; read it with :func:`config_dict`."""
+
+    val: dict[str, JSON]
+    _canon: bytes = field(repr=False, compare=False, default=b"")
+
+    def __post_init__(self) -> None:
+        if not self._canon:
+            object.__setattr__(self, "_canon", canonical_json(self.val))
+
+
+RConfig = NewType("RConfig", dict)  # type: ignore[type-arg]
+"""A config dict whose self-refs ``[selfref, ...]`` are resolved to ``[dref, ...]``."""
+
+
+def mkconfig(d: dict[str, Any]) -> Config:
+    """Validate ``d`` and return it as a :class:`Config` (a private deep copy).
+
+    Raises:
+        ConfigError: ``d`` is not a dict of plain JSON data, or its ``name`` is invalid.
+    """
+    if type(d) is not dict:
+        raise ConfigError(
+            f"a config must be a dict, got {type(d).__name__} (wrap it: {{'value': ...}})",
+            key_path=(),
+        )
+    check_json(d)
+    if "name" in d and not is_name(d["name"]):
+        raise ConfigError(
+            f"config['name'] is {d['name']!r}: names may use only letters, digits, '-' and '_'",
+            key_path=("name",),
+        )
+    return Config(copy.deepcopy(d))
+
+
+def config_dict(c: Config) -> dict[str, JSON]:
+    """A fresh deep copy of the config's data (mutating it never changes ``c``)."""
+    return copy.deepcopy(c.val)
+
+
+def config_name(c: Config) -> Name:
+    """The config's ``name`` field, or ``'unnamed'``."""
+    n = c.val.get("name", DEFAULT_NAME)
+    return parse_name(n)
+
+
+def config_serialize(c: Config) -> bytes:
+    """The canonical bytes of the config (what is hashed and stored)."""
+    return c._canon
+
+
+def config_hash(c: Config) -> HashPart:
+    """The DRef hash part of a config: hash of its canonical bytes."""
+    return short_hash(b"pylightnix-config-v1\0" + c._canon)
+
+
+def config_deps(c: Config) -> list[DRef]:
+    """DRefs the config mentions (directly or as RefPath heads), sorted, unique.
+
+    >>> d = "dref:" + "a" * 32 + "-x"
+    >>> config_deps(mkconfig({"src": [d, "f.txt"], "other": d, "s": "text"})) == [d]
+    True
+    """
+    out: set[str] = set()
+    _scan(c.val, out)
+    return sorted(DRef(x) for x in out)
+
+
+def _scan(v: Any, out: set[str]) -> None:
+    t = type(v)
+    if t is str:
+        if is_dref(v):
+            out.add(v)
+    elif t is dict:
+        for x in v.values():
+            _scan(x, out)
+    elif t is list:
+        for x in v:
+            _scan(x, out)
+
+
+def config_promises(c: Config) -> list[tuple[tuple[Any, ...], list[str]]]:
+    """The promises ``[selfref, *path]`` of a config with their key paths.
+
+    >>> config_promises(mkconfig({"out": [selfref, "model.bin"]}))
+    [(('out',), ['model.bin'])]
+    """
+    out: list[tuple[tuple[Any, ...], list[str]]] = []
+    _scan_promises(c.val, (), out)
+    return out
+
+
+def _scan_promises(v: Any, path: tuple[Any, ...], out: list[Any]) -> None:
+    if type(v) is list:
+        if v and v[0] == selfref:
+            rest = v[1:]
+            if not rest or not all(type(p) is str and p for p in rest):
+                raise ConfigError(
+                    f"{_fmt_path(path)} is a promise {v!r} that names no file: "
+                    "write it as [selfref, 'dir', 'file']",
+                    key_path=path,
+                )
+            out.append((path, list(rest)))
+            return
+        for i, x in enumerate(v):
+            _scan_promises(x, (*path, i), out)
+    elif type(v) is dict:
+        for k, x in v.items():
+            _scan_promises(x, (*path, k), out)
+
+
+def resolve_selfrefs(c: Config, dref: DRef) -> RConfig:
+    """The config's data with every ``[selfref, ...]`` turned into ``[dref, ...]``."""
+
+    def go(v: Any) -> Any:
+        t = type(v)
+        if t is list:
+            if v and v[0] == selfref:
+                return [dref, *v[1:]]
+            return [go(x) for x in v]
+        if t is dict:
+            return {k: go(x) for k, x in v.items()}
+        return v
+
+    return RConfig(go(c.val))
+
+
+def is_refpath(v: Any) -> bool:
+    """Tell whether ``v`` is a RefPath ``[DRef, "sub", "path"...]``."""
+    return type(v) is list and len(v) >= 1 and is_dref(v[0]) and all(type(p) is str for p in v[1:])
+
+
+def mkrefpath(dref: DRef, items: list[str] | None = None) -> RefPath:
+    """Build a RefPath from a DRef and path components."""
+    return [dref, *(items or [])]
+
+
+def cfg_attrs(rc: dict[str, Any]) -> SimpleNamespace:
+    """An attribute view of a config's top-level keys (``c.name``, ``c.src``)."""
+    return SimpleNamespace(**rc)

@@ -1,0 +1,97 @@
+"""The one error tree of pylightnix.
+
+Every error the library raises on purpose is a :class:`PylightnixError`;
+each subclass also inherits the builtin exception a caller would naturally
+catch, and carries the offending values as attributes::
+
+    PylightnixError (Exception)
+    ├── RefError (ValueError)            .ref
+    ├── ConfigError (ValueError)         .key_path
+    ├── StoreError (OSError)             .path
+    │   ├── StoreVersionError            .expected, .actual
+    │   └── IntegrityError               .ref, .expected, .actual
+    ├── InstantiateError (RuntimeError)
+    ├── RealizeError (RuntimeError)      .dref
+    │   ├── BuildError                   .dref, .stage
+    │   ├── PromiseError                 .dref, .missing
+    │   ├── MatcherError                 .dref
+    │   └── NotRealizedError             .dref
+    ├── LockError (RuntimeError)         .path
+    └── ExtraMissingError (ImportError)  .extra
+
+Every error pickles (it crosses process and Dask boundaries): the message is
+the only positional argument and the attributes are restored by ``__reduce__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PylightnixError(Exception):
+    """Root of every error raised by pylightnix on purpose."""
+
+    def __init__(self, message: str, **attrs: Any) -> None:
+        super().__init__(message)
+        self._attrs = attrs
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), self._attrs))
+
+
+def _rebuild(cls: type[PylightnixError], message: str, attrs: dict[str, Any]) -> PylightnixError:
+    return cls(message, **attrs)
+
+
+class RefError(PylightnixError, ValueError):
+    """A string is not a valid DRef/RRef/name, or a ref is unknown."""
+
+
+class ConfigError(PylightnixError, ValueError):
+    """A config is not plain JSON data or is malformed; ``.key_path`` names where."""
+
+
+class StoreError(PylightnixError, OSError):
+    """The store is missing, malformed, or an operation on it failed."""
+
+
+class StoreVersionError(StoreError):
+    """The store on disk has another layout version than this library."""
+
+
+class IntegrityError(StoreError):
+    """Stored or received content does not match its hash."""
+
+
+class InstantiateError(PylightnixError, RuntimeError):
+    """A stage function misbehaved while registering derivations."""
+
+
+class RealizeError(PylightnixError, RuntimeError):
+    """Realization of a derivation failed."""
+
+
+class BuildError(RealizeError):
+    """A realizer raised; the original exception is chained as ``__cause__``."""
+
+
+class PromiseError(RealizeError):
+    """A build did not produce files its config promised (``[selfref, ...]``)."""
+
+
+class MatcherError(RealizeError):
+    """A matcher misbehaved (still unsatisfied after a build, or returned foreign refs)."""
+
+
+class NotRealizedError(RealizeError):
+    """A derivation would need a build, but the caller asserted it is realized."""
+
+
+class LockError(PylightnixError, RuntimeError):
+    """A lock could not be taken."""
+
+
+class ExtraMissingError(PylightnixError, ImportError):
+    """An optional extra (``pip install 'pylightnix[...]'``) is not installed."""

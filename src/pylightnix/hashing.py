@@ -1,0 +1,142 @@
+"""Content hashing of artifact trees and contexts (what an RRef's hash covers).
+
+The tree hash is a Merkle hash over names, structure, bytes, the executable
+bit and symlink targets, visited in sorted byte order of names, so that the
+same tree gives the same hash on every filesystem and machine. Metadata
+(times, owners, other permission bits) is never hashed. Files are streamed in
+large blocks (memory stays flat in file size) and hashed in parallel threads
+(``hashlib`` releases the GIL while it digests).
+
+Encoding of one folder: for every entry, sorted by name bytes,
+``kind + name + NUL + payload + NUL`` where kind is ``f`` (file), ``x``
+(executable file), ``d`` (folder) or ``l`` (symlink), and payload is the
+file's or folder's raw sha256 digest or the link's target bytes. The folder's
+digest is the sha256 of ``b"pylightnix-tree-v1\\0"`` followed by its entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from pylightnix.config import canonical_json, short_hash
+from pylightnix.errors import StoreError
+from pylightnix.types import Context, HashPart
+
+_TREE_TAG = b"pylightnix-tree-v1\0"
+_RREF_TAG = b"pylightnix-rref-v1\0"
+_CTX_TAG = b"pylightnix-context-v1\0"
+_PARALLEL_MIN_BYTES = 1 << 20
+"""Below this total size, hashing in one thread is faster than a thread pool."""
+
+
+def hash_file(path: str) -> bytes:
+    """Raw sha256 digest of a file's bytes, streamed."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").digest()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    kind: bytes  # b"f", b"x", b"d", b"l"
+    name: bytes
+    path: str
+    size: int
+    target: bytes = b""
+
+
+def _scan_dir(path: str) -> list[_Entry]:
+    out: list[_Entry] = []
+    with os.scandir(path) as it:
+        for de in it:
+            st = de.stat(follow_symlinks=False)
+            m = st.st_mode
+            name = os.fsencode(de.name)
+            if stat.S_ISLNK(m):
+                out.append(_Entry(b"l", name, de.path, 0, os.fsencode(os.readlink(de.path))))
+            elif stat.S_ISDIR(m):
+                out.append(_Entry(b"d", name, de.path, 0))
+            elif stat.S_ISREG(m):
+                kind = b"x" if m & stat.S_IXUSR else b"f"
+                out.append(_Entry(kind, name, de.path, st.st_size))
+            else:
+                raise StoreError(
+                    f"cannot hash {de.path!r}: it is not a regular file, folder or symlink "
+                    "(sockets, FIFOs and devices cannot be stored; remove it from the output)",
+                    path=de.path,
+                )
+    out.sort(key=lambda e: e.name)
+    return out
+
+
+def hash_tree(root: str, *, exclude: Iterable[str] = (), threads: int | None = None) -> str:
+    """Hex sha256 Merkle digest of the tree under ``root`` (``root`` itself unnamed).
+
+    Args:
+        root: a folder.
+        exclude: top-level names to leave out (the store's reserved folder).
+        threads: worker threads for file hashing (default: by CPU count).
+
+    Raises:
+        StoreError: the tree holds something other than files, folders and symlinks.
+    """
+    excl = {os.fsencode(e) for e in exclude}
+    # First pass: the shape of the tree; second: file digests (in parallel).
+    dirs: list[tuple[str, list[_Entry]]] = []
+    stack = [root]
+    files: list[_Entry] = []
+    total = 0
+    while stack:
+        d = stack.pop()
+        entries = _scan_dir(d)
+        if d == root and excl:
+            entries = [e for e in entries if e.name not in excl]
+        dirs.append((d, entries))
+        for e in entries:
+            if e.kind == b"d":
+                stack.append(e.path)
+            elif e.kind in (b"f", b"x"):
+                files.append(e)
+                total += e.size
+    digests: dict[str, bytes]
+    if total < _PARALLEL_MIN_BYTES or len(files) < 2:
+        digests = {e.path: hash_file(e.path) for e in files}
+    else:
+        n = threads or min(8, (os.cpu_count() or 1) * 2)
+        # Large files first so that one big file does not finish last alone.
+        order = sorted(files, key=lambda e: -e.size)
+        with ThreadPoolExecutor(max_workers=n) as ex:
+            digests = dict(
+                zip(
+                    (e.path for e in order),
+                    ex.map(hash_file, (e.path for e in order)),
+                    strict=False,
+                )
+            )
+    # Folders were discovered parents-first; fold them children-first.
+    for d, entries in reversed(dirs):
+        h = hashlib.sha256(_TREE_TAG)
+        for e in entries:
+            payload = e.target if e.kind == b"l" else digests[e.path]
+            h.update(e.kind + e.name + b"\0" + payload + b"\0")
+        digests[d] = h.digest()
+    return digests[root].hex()
+
+
+def context_hash(ctx: Context) -> str:
+    """Hex digest identifying a (direct) build context; list order does not matter.
+
+    >>> context_hash({}) == context_hash({})
+    True
+    """
+    canon = {str(k): sorted(v) for k, v in ctx.items()}
+    return hashlib.sha256(_CTX_TAG + canonical_json(canon)).hexdigest()
+
+
+def realization_hash(ctx_hash: str, tree_hash: str) -> HashPart:
+    """The RRef hash part: covers the context and every artifact."""
+    return short_hash(_RREF_TAG + ctx_hash.encode() + b"\0" + tree_hash.encode())

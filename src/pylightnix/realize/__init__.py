@@ -1,0 +1,1 @@
+"""The realize layer: instantiate, realize, matchers, build helpers, scheduling."""

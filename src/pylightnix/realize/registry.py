@@ -1,0 +1,239 @@
+"""Instantiation: stages register derivations in a :class:`Registry`.
+
+``instantiate`` runs a stage function, which calls :func:`mkdrv` for every
+derivation it defines. Each config is validated and hashed into a DRef and
+written to the store (atomically, once). The result is a :class:`Closure`:
+the targets plus every derivation they need, in dependency order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from pylightnix.config import (
+    Config,
+    config_deps,
+    config_hash,
+    config_name,
+    config_promises,
+    mkconfig,
+)
+from pylightnix.errors import InstantiateError, RefError
+from pylightnix.refs import is_dref, mkdref
+from pylightnix.store.insert import store_derivation
+from pylightnix.store.layout import check_store
+from pylightnix.store.locks import gc_shared
+from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.types import DRef, Matcher, Realizer
+
+
+@dataclass
+class Derivation:
+    """A registered derivation: its config, matcher, realizer and direct deps."""
+
+    dref: DRef
+    config: Config
+    matcher: Matcher
+    realizer: Realizer
+    deps: tuple[DRef, ...]
+    promises: tuple[tuple[str, ...], ...] = ()
+
+
+class Registry:
+    """The derivations registered by stage functions (a build plan in the making).
+
+    Attributes:
+        S: the store derivations are written to.
+        builders: registered derivations by DRef, in registration (= dependency) order.
+    """
+
+    def __init__(self, S: StorageSettings | None = None) -> None:
+        self.S: StorageSettings = fsS(S)
+        self.builders: dict[DRef, Derivation] = {}
+        self.in_instantiate: bool = False
+
+    def __repr__(self) -> str:
+        return f"Registry(S={self.S.storage!r}, derivations={len(self.builders)})"
+
+
+@dataclass(frozen=True)
+class Closure:
+    """An instantiated build plan.
+
+    Attributes:
+        result: what the stage function returned (DRefs, or containers of them).
+        targets: the DRefs found in ``result``.
+        derivations: every derivation the targets need, dependencies first.
+        S: the store.
+    """
+
+    result: Any
+    targets: tuple[DRef, ...]
+    derivations: tuple[Derivation, ...]
+    S: StorageSettings
+    index: Mapping[DRef, Derivation] = field(default_factory=dict, repr=False, compare=False)
+
+
+_CURRENT: ContextVar[Registry | None] = ContextVar("pylightnix_registry", default=None)
+
+
+@contextlib.contextmanager
+def current_registry(r: Registry) -> Iterator[Registry]:
+    """Within the block, :func:`mkdrv` without ``r=`` registers into ``r``."""
+    tok = _CURRENT.set(r)
+    try:
+        yield r
+    finally:
+        _CURRENT.reset(tok)
+
+
+def get_current_registry() -> Registry | None:
+    """The registry set by the innermost :func:`current_registry`, if any."""
+    return _CURRENT.get()
+
+
+def mkdrv(
+    config: Config | dict[str, Any],
+    matcher: Matcher,
+    realizer: Realizer,
+    r: Registry | None = None,
+) -> DRef:
+    """Register a derivation and return its DRef.
+
+    Args:
+        config: a :class:`Config` (or a plain dict, validated here).
+        matcher: picks among existing realizations (``match_latest()``...).
+        realizer: builds new ones (``build_wrapper(f)``...).
+        r: the registry; default: the one of the enclosing ``instantiate``.
+
+    Raises:
+        InstantiateError: no registry, or a dependency that is not registered.
+        ConfigError: the config is not plain JSON data.
+    """
+    reg = r if r is not None else _CURRENT.get()
+    if reg is None:
+        raise InstantiateError(
+            "mkdrv was called outside instantiate(): run the stage with "
+            "instantiate(stage, ...) or instantiate_inplace(stage, ...), or pass r=Registry(S)"
+        )
+    c = config if isinstance(config, Config) else mkconfig(config)
+    if not callable(matcher) or not callable(realizer):
+        raise InstantiateError(
+            f"mkdrv needs a callable matcher and realizer, got {matcher!r} and {realizer!r}"
+        )
+    dref = mkdref(config_hash(c), config_name(c))
+    deps = tuple(config_deps(c))
+    for d in deps:
+        if d not in reg.builders:
+            raise InstantiateError(
+                f"config of {dref} mentions {d}, which is not registered in this registry: "
+                "instantiate the dependency's stage inside the same instantiate() call "
+                "(DRefs from another registry or a hand-written DRef cannot be built)",
+                dref=dref,
+                dep=d,
+            )
+    promises = tuple(tuple(p) for _, p in config_promises(c))
+    old = reg.builders.get(dref)
+    drv = Derivation(dref, c, matcher, realizer, deps, promises)
+    if old is None:
+        store_derivation(reg.S, dref, c)
+    reg.builders[dref] = drv  # a re-registration keeps its place and takes the new callables
+    return dref
+
+
+def find_drefs(x: Any) -> list[DRef]:
+    """DRefs inside a stage result (a DRef, or lists/tuples/dicts of them), in order."""
+    out: list[DRef] = []
+
+    def go(v: Any) -> None:
+        if is_dref(v):
+            out.append(DRef(v))
+        elif isinstance(v, list | tuple):
+            for y in v:
+                go(y)
+        elif isinstance(v, dict):
+            for y in v.values():
+                go(y)
+
+    go(x)
+    return list(dict.fromkeys(out))
+
+
+def closure_of(r: Registry, targets: list[DRef], result: Any = None) -> Closure:
+    """The closure of ``targets`` over ``r``: targets and their deps, dependencies first.
+
+    Raises:
+        RefError: a target is not registered in ``r``.
+    """
+    b = r.builders
+    seen: set[DRef] = set()
+    stack: list[DRef] = []
+    for t in targets:
+        if t not in b:
+            raise RefError(
+                f"{t} is not registered in {r!r}: instantiate its stage first",
+                ref=t,
+            )
+        stack.append(t)
+    while stack:
+        d = stack.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        stack.extend(x for x in b[d].deps if x not in seen)
+    # Registration order is a topological order: a dep is registered before its users.
+    drvs = tuple(v for k, v in b.items() if k in seen)
+    return Closure(result, tuple(targets), drvs, r.S, {d.dref: d for d in drvs})
+
+
+def _accepts_r(stage: Callable[..., Any]) -> bool:
+    try:
+        sig = inspect.signature(stage)
+    except (TypeError, ValueError):
+        return False
+    p = sig.parameters.get("r")
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+
+
+def instantiate(
+    stage: Callable[..., Any],
+    *args: Any,
+    r: Registry | None = None,
+    S: StorageSettings | None = None,
+    **kwargs: Any,
+) -> tuple[Any, Closure]:
+    """Run a stage function, register its derivations and return ``(result, closure)``.
+
+    The stage receives ``r=`` if it has a parameter of that name; otherwise
+    :func:`mkdrv` finds the registry through :func:`current_registry`.
+
+    Raises:
+        InstantiateError: the registry is already instantiating (recursion), or
+            ``S`` contradicts the registry's store.
+    """
+    if r is None:
+        r = Registry(S)
+    elif S is not None and S != r.S:
+        raise InstantiateError(
+            f"instantiate got S={S.storage!r} and a registry of {r.S.storage!r}: pass one of them"
+        )
+    if r.in_instantiate:
+        raise InstantiateError(
+            f"instantiate() called recursively on {r!r}: call the inner stage function "
+            "directly (it registers into the same registry)"
+        )
+    check_store(r.S)
+    r.in_instantiate = True
+    try:
+        with gc_shared(r.S), current_registry(r):
+            if "r" not in kwargs and _accepts_r(stage):
+                kwargs["r"] = r
+            result = stage(*args, **kwargs)
+    finally:
+        r.in_instantiate = False
+    return result, closure_of(r, find_drefs(result), result)

@@ -1,0 +1,173 @@
+"""Every reference string is parsed and printed here, and nowhere else.
+
+A derivation reference is ``dref:<dhash>-<name>``; a realization reference is
+``rref:<rhash>-<dhash>-<name>``. Hashes are :data:`HASH_LEN` lowercase hex
+characters; names match ``[A-Za-z0-9_-]+``.
+
+>>> d = mkdref(HashPart("0" * 32), Name("hello-src"))
+>>> d
+'dref:00000000000000000000000000000000-hello-src'
+>>> parse_dref(d)
+('00000000000000000000000000000000', 'hello-src')
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pylightnix.errors import RefError
+from pylightnix.types import DRef, HashPart, Name, RRef
+
+HASH_LEN = 32
+"""Length of the hash parts of refs, in hex characters (128 bits of sha256)."""
+
+DREF_PREFIX = "dref:"
+RREF_PREFIX = "rref:"
+
+_NAME = r"[A-Za-z0-9_-]+"
+_HASH = rf"[0-9a-f]{{{HASH_LEN}}}"
+_NAME_RE = re.compile(rf"{_NAME}\Z")
+_HASH_RE = re.compile(rf"{_HASH}\Z")
+_DREF_RE = re.compile(rf"dref:({_HASH})-({_NAME})\Z")
+_RREF_RE = re.compile(rf"rref:({_HASH})-({_HASH})-({_NAME})\Z")
+_DREF_DIR_RE = re.compile(rf"({_HASH})-({_NAME})\Z")
+
+
+def is_name(s: Any) -> bool:
+    """Tell whether ``s`` is a valid object name.
+
+    >>> is_name("hello-bin"), is_name("hello 2.10"), is_name("")
+    (True, False, False)
+    """
+    return isinstance(s, str) and _NAME_RE.match(s) is not None
+
+
+def parse_name(s: Any) -> Name:
+    """Return ``s`` as a :data:`Name`, or raise :class:`RefError` saying why not."""
+    if not is_name(s):
+        raise RefError(
+            f"invalid name {s!r}: names may use only letters, digits, '-' and '_' "
+            "(rename the stage, e.g. 'hello-2_10')",
+            ref=s,
+        )
+    return Name(s)
+
+
+def is_hashpart(s: Any) -> bool:
+    """Tell whether ``s`` is a hash part (32 lowercase hex characters)."""
+    return isinstance(s, str) and _HASH_RE.match(s) is not None
+
+
+def is_dref(s: Any) -> bool:
+    """Tell whether ``s`` is a well-formed DRef string.
+
+    >>> is_dref("dref:" + "a" * 32 + "-x"), is_dref("rref:" + "a" * 32 + "-x")
+    (True, False)
+    """
+    return isinstance(s, str) and _DREF_RE.match(s) is not None
+
+
+def is_rref(s: Any) -> bool:
+    """Tell whether ``s`` is a well-formed RRef string."""
+    return isinstance(s, str) and _RREF_RE.match(s) is not None
+
+
+def maybe_parse_dref(s: Any) -> tuple[HashPart, Name] | None:
+    """Return ``(dhash, name)`` of a DRef string, or ``None`` if it is not one."""
+    if not isinstance(s, str):
+        return None
+    m = _DREF_RE.match(s)
+    return (HashPart(m.group(1)), Name(m.group(2))) if m else None
+
+
+def maybe_parse_rref(s: Any) -> tuple[HashPart, HashPart, Name] | None:
+    """Return ``(rhash, dhash, name)`` of an RRef string, or ``None``."""
+    if not isinstance(s, str):
+        return None
+    m = _RREF_RE.match(s)
+    return (HashPart(m.group(1)), HashPart(m.group(2)), Name(m.group(3))) if m else None
+
+
+def parse_dref(s: Any) -> tuple[HashPart, Name]:
+    """Return ``(dhash, name)`` of a DRef, or raise :class:`RefError`."""
+    r = maybe_parse_dref(s)
+    if r is None:
+        raise RefError(
+            f"invalid DRef {s!r}: expected 'dref:<{HASH_LEN} hex>-<name>'",
+            ref=s,
+        )
+    return r
+
+
+def parse_rref(s: Any) -> tuple[HashPart, HashPart, Name]:
+    """Return ``(rhash, dhash, name)`` of an RRef, or raise :class:`RefError`."""
+    r = maybe_parse_rref(s)
+    if r is None:
+        raise RefError(
+            f"invalid RRef {s!r}: expected 'rref:<{HASH_LEN} hex>-<{HASH_LEN} hex>-<name>'",
+            ref=s,
+        )
+    return r
+
+
+def mkdref(dhash: HashPart, name: Name) -> DRef:
+    """Print a DRef from its parts (validated)."""
+    if not is_hashpart(dhash):
+        raise RefError(f"invalid hash part {dhash!r}", ref=dhash)
+    return DRef(f"{DREF_PREFIX}{dhash}-{parse_name(name)}")
+
+
+def mkrref(rhash: HashPart, dhash: HashPart, name: Name) -> RRef:
+    """Print an RRef from its parts (validated).
+
+    >>> mkrref(HashPart("1" * 32), HashPart("2" * 32), Name("x"))[:10]
+    'rref:11111'
+    """
+    if not is_hashpart(rhash):
+        raise RefError(f"invalid hash part {rhash!r}", ref=rhash)
+    if not is_hashpart(dhash):
+        raise RefError(f"invalid hash part {dhash!r}", ref=dhash)
+    return RRef(f"{RREF_PREFIX}{rhash}-{dhash}-{parse_name(name)}")
+
+
+def rref2dref(rref: RRef) -> DRef:
+    """The DRef an RRef realizes.
+
+    >>> rref2dref(RRef("rref:" + "1" * 32 + "-" + "2" * 32 + "-x"))
+    'dref:22222222222222222222222222222222-x'
+    """
+    _, dhash, name = parse_rref(rref)
+    return DRef(f"{DREF_PREFIX}{dhash}-{name}")
+
+
+def dref_dirname(dref: DRef) -> str:
+    """Folder name of a derivation in the store: ``<dhash>-<name>``."""
+    dhash, name = parse_dref(dref)
+    return f"{dhash}-{name}"
+
+
+def maybe_parse_dref_dirname(s: str) -> DRef | None:
+    """The DRef of a store folder name ``<dhash>-<name>``, or ``None``."""
+    m = _DREF_DIR_RE.match(s)
+    return DRef(f"{DREF_PREFIX}{s}") if m else None
+
+
+def dref_name(dref: DRef) -> Name:
+    """The name part of a DRef."""
+    return parse_dref(dref)[1]
+
+
+def dref_hash(dref: DRef) -> HashPart:
+    """The hash part of a DRef."""
+    return parse_dref(dref)[0]
+
+
+def rref_hash(rref: RRef) -> HashPart:
+    """The realization hash part of an RRef."""
+    return parse_rref(rref)[0]
+
+
+def rref_name(rref: RRef) -> Name:
+    """The name part of an RRef."""
+    return parse_rref(rref)[2]

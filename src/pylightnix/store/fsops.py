@@ -1,0 +1,160 @@
+"""Low-level filesystem operations with the crash-safety rules of the store.
+
+Every object becomes visible by one ``rename`` of a complete temporary
+folder or file that lives on the same filesystem, under a name unique to the
+process, so a crash leaves at most leftovers that never block anything.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tempfile
+
+_RO_FILE_MASK = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def unique_suffix() -> str:
+    """A name part unique to this process and call."""
+    return f"{os.getpid()}-{os.urandom(6).hex()}"
+
+
+def fsync_path(path: str) -> None:
+    """Flush a file or folder to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, *, mode: int = 0o444, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` so that readers see either nothing or all of it."""
+    d = os.path.dirname(path)
+    tmp = os.path.join(d, f".tmp-{unique_suffix()}-{os.path.basename(path)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_missing():
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_path(d)
+
+
+class _suppress_missing:  # noqa: N801 (a tiny context manager used like a function)
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: object, ev: object, tb: object) -> bool:
+        return isinstance(ev, FileNotFoundError)
+
+
+def make_readonly(path: str, *, durable: bool = False, skip_top: bool = False) -> None:
+    """Remove write bits from a tree (executable bits kept); optionally fsync it.
+
+    Folders are made read-only after their contents. ``skip_top`` leaves the
+    top folder writable (a folder must stay writable to be renamed into
+    another parent by a non-root user).
+    """
+    for dirpath, dirnames, filenames in os.walk(path, topdown=False):
+        for n in filenames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            if durable:
+                fsync_path(p)
+            os.chmod(p, stat.S_IMODE(st.st_mode) & _RO_FILE_MASK)
+        for n in dirnames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            if durable:
+                fsync_path(p)
+            os.chmod(p, stat.S_IMODE(st.st_mode) & _RO_FILE_MASK)
+    if durable:
+        fsync_path(path)
+    if not skip_top:
+        os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) & _RO_FILE_MASK)
+
+
+def make_writable(path: str) -> None:
+    """Give the owner write permission on a whole tree (to edit or delete it)."""
+    if not os.path.lexists(path):
+        return
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return
+    os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+
+
+def remove_tree(path: str) -> None:
+    """Delete a (possibly read-only) tree or file; a missing path is fine."""
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.unlink(path)
+        return
+    make_writable(path)
+    shutil.rmtree(path)
+
+
+def remove_via_trash(path: str, trashdir: str) -> None:
+    """Delete a tree so that it disappears at once: rename it away, then remove.
+
+    ``trashdir`` must be on the same filesystem; a crash leaves the renamed
+    tree in ``trashdir``, which garbage collection sweeps.
+    """
+    os.makedirs(trashdir, exist_ok=True)
+    dst = os.path.join(trashdir, f"trash-{unique_suffix()}-{os.path.basename(path)}")
+    try:
+        os.chmod(os.path.dirname(path), os.stat(os.path.dirname(path)).st_mode | stat.S_IWUSR)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IWUSR)
+        os.rename(path, dst)
+    except FileNotFoundError:
+        return
+    remove_tree(dst)
+
+
+def mkdtemp_in(parent: str, prefix: str) -> str:
+    """A fresh private folder in ``parent`` (created if missing)."""
+    os.makedirs(parent, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent)
+
+
+def rename_noreplace(src: str, dst: str) -> bool:
+    """Rename a folder to ``dst`` unless ``dst`` exists; return whether it moved.
+
+    Linux refuses to rename a folder onto a non-empty folder (``ENOTEMPTY`` or
+    ``EEXIST``); that is how two processes inserting the same object race
+    safely: exactly one rename wins and the other sees the object in place.
+    """
+    try:
+        os.rename(src, dst)
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST) or (
+            e.errno == errno.EISDIR and os.path.isdir(dst)
+        ):
+            return False
+        raise
+    return True

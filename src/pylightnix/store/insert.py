@@ -1,0 +1,147 @@
+"""Atomic insertion of derivations and realizations into the store.
+
+Crash windows (each is safe):
+
+* a derivation folder is assembled in ``tmpdir`` and renamed into place: a
+  crash leaves a temp folder, never a derivation without ``config.json``;
+* a realization's index marker is created *before* the realization is
+  renamed into place; queries check that the realization exists, so a
+  marker left by a crash is harmless and GC removes it;
+* the realization folder is complete and read-only (but for its top
+  folder, which must stay writable to be renamed) before the rename, and
+  the top folder is made read-only right after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Any
+
+from pylightnix.config import Config, canonical_json, config_serialize
+from pylightnix.errors import StoreError
+from pylightnix.hashing import context_hash, hash_tree, realization_hash
+from pylightnix.refs import mkrref, parse_dref
+from pylightnix.store.fsops import (
+    atomic_write,
+    fsync_path,
+    make_readonly,
+    mkdtemp_in,
+    remove_tree,
+    rename_noreplace,
+)
+from pylightnix.store.layout import (
+    CONFIG_FILE,
+    CONTEXT_FILE,
+    META_FILE,
+    RESERVED,
+    dref2path,
+    index_dir,
+)
+from pylightnix.store.settings import StorageSettings
+from pylightnix.types import Context, DRef, RRef
+
+
+def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
+    """Make sure the derivation ``dref`` with ``config`` is in the store.
+
+    Returns whether this call created it. Two processes may race: one rename
+    wins, the other finds the folder in place.
+    """
+    d = dref2path(dref, S)
+    cfg_path = os.path.join(d, CONFIG_FILE)
+    if os.path.exists(cfg_path):
+        return False
+    data = config_serialize(config)
+    if os.path.isdir(d):
+        # The folder exists without its config (damaged store): restore it in place.
+        atomic_write(cfg_path, data, durable=S.durable)
+        return True
+    tmp = mkdtemp_in(S.tmpdir, "drv")
+    try:
+        atomic_write(os.path.join(tmp, CONFIG_FILE), data, durable=S.durable)
+        os.chmod(tmp, 0o755)
+        moved = rename_noreplace(tmp, d)
+        if moved and S.durable:
+            fsync_path(S.storage)
+        return moved
+    finally:
+        remove_tree(tmp)
+
+
+def _meta(build_start: float, build_stop: float, extra: dict[str, Any] | None) -> bytes:
+    m: dict[str, Any] = {
+        "build_start": build_start,
+        "build_stop": build_stop,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    if extra:
+        m.update(extra)
+    return json.dumps(m, sort_keys=True, indent=1).encode()
+
+
+def store_realization(
+    S: StorageSettings,
+    dref: DRef,
+    config: Config,
+    context: Context,
+    outpath: str,
+    *,
+    build_start: float,
+    build_stop: float | None = None,
+    meta: dict[str, Any] | None = None,
+) -> RRef:
+    """Move a finished output folder into the store and return its RRef.
+
+    The folder is hashed (with the context), given its reserved files, made
+    read-only and renamed into place; ``outpath`` no longer exists afterwards.
+    If an identical realization is already stored, that one is kept.
+
+    Raises:
+        StoreError: the output is not a folder or uses the reserved name.
+    """
+    if not os.path.isdir(outpath) or os.path.islink(outpath):
+        raise StoreError(
+            f"output {outpath!r} of {dref} is not a folder: a realizer must return folders",
+            path=outpath,
+        )
+    reserved = os.path.join(outpath, RESERVED)
+    if os.path.lexists(reserved):
+        raise StoreError(
+            f"output {outpath!r} of {dref} contains {RESERVED!r}, a name reserved for "
+            "the store's own files: rename that artifact",
+            path=reserved,
+        )
+    chash = context_hash(context)
+    tree = hash_tree(outpath)
+    rhash = realization_hash(chash, tree)
+    dhash, name = parse_dref(dref)
+    rref = mkrref(rhash, dhash, name)
+    stop = time.time() if build_stop is None else build_stop
+
+    os.mkdir(reserved)
+    ctx_json = canonical_json({str(k): sorted(v) for k, v in sorted(context.items())})
+    atomic_write(os.path.join(reserved, CONTEXT_FILE), ctx_json, durable=S.durable)
+    atomic_write(
+        os.path.join(reserved, META_FILE), _meta(build_start, stop, meta), durable=S.durable
+    )
+    make_readonly(outpath, durable=S.durable, skip_top=True)
+
+    store_derivation(S, dref, config)
+    ddir = dref2path(dref, S)
+    idx = index_dir(dref, chash, S)
+    os.makedirs(idx, exist_ok=True)
+    marker = os.path.join(idx, rhash)
+    if not os.path.exists(marker):
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
+    dst = os.path.join(ddir, rhash)
+    if rename_noreplace(outpath, dst):
+        os.chmod(dst, 0o555)
+        if S.durable:
+            fsync_path(ddir)
+    else:
+        remove_tree(outpath)  # the same realization is already stored
+    return rref

@@ -1,0 +1,119 @@
+"""The on-disk layout of a ``store-v1`` store (documented in ``docs/store-format.md``).
+
+::
+
+    <storage>/FORMAT                                   "pylightnix store-v1"
+    <storage>/<dhash>-<name>/config.json               a derivation
+    <storage>/<dhash>-<name>/<rhash>/...               a realization (read-only)
+    <storage>/<dhash>-<name>/<rhash>/__pylightnix__/   its reserved files:
+        context.json   the direct context {dref: [rref...]} (hashed into rhash)
+        meta.json      build times and host (not hashed)
+    <storage>/<dhash>-<name>/by-context/<chash>/<rhash>   index marker (empty)
+    <storage>/.locks/  <storage>/.roots/                  locks, GC roots
+"""
+
+from __future__ import annotations
+
+import os
+
+from pylightnix.errors import StoreError, StoreVersionError
+from pylightnix.refs import dref_dirname, parse_rref
+from pylightnix.store.settings import (
+    FORMAT_FILE,
+    FORMAT_TEXT,
+    STORE_VERSION,
+    StorageSettings,
+)
+from pylightnix.types import DRef, Path, RRef
+
+RESERVED = "__pylightnix__"
+"""The one reserved top-level name inside a realization."""
+CONFIG_FILE = "config.json"
+CONTEXT_FILE = "context.json"
+META_FILE = "meta.json"
+INDEX_DIR = "by-context"
+LOCKS_DIR = ".locks"
+ROOTS_DIR = ".roots"
+CHASH_LEN = 32
+
+
+def dref2path(dref: DRef, S: StorageSettings) -> Path:
+    """Folder of a derivation (whether or not it exists)."""
+    return Path(os.path.join(S.storage, dref_dirname(dref)))
+
+
+def rref2path_(rref: RRef, S: StorageSettings) -> Path:
+    """Folder of a realization (whether or not it exists)."""
+    rhash, dhash, name = parse_rref(rref)
+    return Path(os.path.join(S.storage, f"{dhash}-{name}", rhash))
+
+
+def index_dir(dref: DRef, chash: str, S: StorageSettings) -> str:
+    """Folder of the index markers of one context of a derivation."""
+    return os.path.join(S.storage, dref_dirname(dref), INDEX_DIR, chash[:CHASH_LEN])
+
+
+_CHECKED: set[str] = set()
+
+
+def check_store(S: StorageSettings) -> None:
+    """Raise unless ``S`` points at an initialized store of this version (cached per process)."""
+    if S.storage in _CHECKED:
+        return
+    fmt = os.path.join(S.storage, FORMAT_FILE)
+    try:
+        with open(fmt, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        if not os.path.isdir(S.storage):
+            raise StoreError(
+                f"no pylightnix store at {S.storage!r}: initialize it with "
+                "store_initialize() / fsinit(S), or `pylightnix init`",
+                path=S.storage,
+            ) from None
+        raise StoreError(
+            f"{S.storage!r} exists but is not a pylightnix store (no {FORMAT_FILE} file): "
+            "point PYLIGHTNIX_ROOT elsewhere or initialize an empty folder",
+            path=S.storage,
+        ) from None
+    if text != FORMAT_TEXT:
+        raise StoreVersionError(
+            f"store at {S.storage!r} has format {text.strip()!r}, but this pylightnix "
+            f"reads only {FORMAT_TEXT.strip()!r}: use the matching pylightnix version "
+            "or a new store root",
+            path=S.storage,
+            expected=FORMAT_TEXT.strip(),
+            actual=text.strip(),
+        )
+    _CHECKED.add(S.storage)
+
+
+def init_store(S: StorageSettings, *, check_not_exist: bool = False) -> None:
+    """Create the store folders and the FORMAT file (idempotent)."""
+    fmt = os.path.join(S.storage, FORMAT_FILE)
+    if os.path.exists(fmt):
+        if check_not_exist:
+            raise StoreError(
+                f"a store already exists at {S.storage!r} (check_not_exist=True)",
+                path=S.storage,
+            )
+        _CHECKED.discard(S.storage)
+        check_store(S)
+    else:
+        if os.path.isdir(S.storage) and any(not n.startswith(".") for n in os.listdir(S.storage)):
+            raise StoreError(
+                f"{S.storage!r} is not empty and is not a pylightnix {STORE_VERSION} store: "
+                "choose an empty or new folder",
+                path=S.storage,
+            )
+        os.makedirs(S.storage, exist_ok=True)
+        from pylightnix.store.fsops import atomic_write
+
+        try:
+            atomic_write(fmt, FORMAT_TEXT.encode(), mode=0o444)
+        except FileExistsError:
+            pass
+    for d in (S.tmpdir, os.path.join(S.storage, LOCKS_DIR), os.path.join(S.storage, ROOTS_DIR)):
+        os.makedirs(d, exist_ok=True)
+    _CHECKED.discard(S.storage)
+    check_store(S)
