@@ -1,0 +1,89 @@
+"""GC roots: result links registered in ``<storage>/.roots``.
+
+A result link is a user's symlink (``result-hello -> .../store-v1/<d>/<r>``,
+like Nix's ``result``). Registering it puts an entry in ``.roots`` named by
+the hash of the link's absolute path, itself a symlink to that path. The
+collector follows each entry to the user's link, and from it to a
+realization; an entry whose link was removed or now points elsewhere is
+stale and is pruned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from pylightnix.store.fsops import unique_suffix
+from pylightnix.store.layout import ROOTS_DIR
+from pylightnix.store.query import path2rref
+from pylightnix.store.settings import StorageSettings
+from pylightnix.types import Path, RRef
+
+
+@dataclass(frozen=True)
+class Root:
+    """A registered root: the entry in ``.roots``, the user's link and what it keeps alive."""
+
+    entry: Path
+    link: Path
+    rref: RRef | None  # None: the link is gone or no longer points into this store
+
+
+def _entry_path(S: StorageSettings, link: str) -> str:
+    h = hashlib.sha256(os.fsencode(os.path.abspath(link))).hexdigest()[:32]
+    return os.path.join(S.storage, ROOTS_DIR, h)
+
+
+def register_root(S: StorageSettings, link: str) -> Path:
+    """Register the symlink ``link`` as a GC root (idempotent); return the entry path."""
+    entry = _entry_path(S, link)
+    os.makedirs(os.path.dirname(entry), exist_ok=True)
+    tmp = f"{entry}.tmp-{unique_suffix()}"
+    os.symlink(os.path.abspath(link), tmp)
+    os.replace(tmp, entry)
+    return Path(entry)
+
+
+def unregister_root(S: StorageSettings, link: str) -> None:
+    """Remove the root entry of ``link`` (a missing entry is fine)."""
+    try:
+        os.unlink(_entry_path(S, link))
+    except FileNotFoundError:
+        pass
+
+
+def list_roots(S: StorageSettings) -> list[Root]:
+    """Every registered root, resolved to the realization its link points at now."""
+    d = os.path.join(S.storage, ROOTS_DIR)
+    try:
+        names = sorted(os.listdir(d))
+    except FileNotFoundError:
+        return []
+    out: list[Root] = []
+    for n in names:
+        entry = os.path.join(d, n)
+        if ".tmp-" in n or not os.path.islink(entry):
+            continue
+        link = os.readlink(entry)
+        rref: RRef | None = None
+        if os.path.islink(link):
+            target = os.path.realpath(link)
+            r = path2rref(target, S)
+            if r is not None and os.path.realpath(target) == os.path.realpath(
+                os.path.join(S.storage, *os.path.relpath(target, S.storage).split(os.sep)[:2])
+            ):
+                rref = r
+        out.append(Root(Path(entry), Path(link), rref))
+    return out
+
+
+def prune_stale_roots(S: StorageSettings) -> list[Root]:
+    """Remove entries whose link is gone or points outside the store; return them."""
+    stale = [r for r in list_roots(S) if r.rref is None]
+    for r in stale:
+        try:
+            os.unlink(r.entry)
+        except FileNotFoundError:
+            pass
+    return stale
