@@ -123,35 +123,52 @@ def _check_promises(drv: Derivation, outs: Sequence[str]) -> None:
         )
 
 
+def insert_outputs(
+    drv: Derivation, S: StorageSettings, ctx: Context, outs: Sequence[str], build_start: float
+) -> list[RRef]:
+    """Check the promises of finished output folders and insert them into the store.
+
+    Every output is checked before any is inserted, so a failed promise stores nothing.
+    """
+    if not isinstance(outs, list) or not outs or not all(isinstance(o, str) for o in outs):
+        raise BuildError(
+            f"realizer {drv.realizer!r} of {drv.dref} returned {outs!r}: it must return "
+            "a non-empty list of output folder paths",
+            dref=drv.dref,
+            stage=str(dref_name(drv.dref)),
+        )
+    _check_promises(drv, outs)
+    t1 = time.time()
+    return [
+        store_realization(S, drv.dref, drv.config, ctx, o, build_start=build_start, build_stop=t1)
+        for o in outs
+    ]
+
+
+def run_realizer(
+    drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions, tmp: str
+) -> list[str]:
+    """Run the derivation's realizer with ``tmp`` as its private temporary folder."""
+    with build_tmpdir_set(tmp):
+        try:
+            return drv.realizer(S, drv.dref, ctx, opts.realize_args.get(drv.dref, {}))
+        except Exception as e:
+            raise BuildError(
+                f"building stage '{dref_name(drv.dref)}' ({drv.dref}) failed: "
+                f"{type(e).__name__}: {e}",
+                dref=drv.dref,
+                stage=str(dref_name(drv.dref)),
+            ) from e
+
+
 def _build(drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions) -> list[RRef]:
     """Run the realizer and insert its outputs; the build lock is held by the caller."""
     tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
     ok = False
     t0 = time.time()
     try:
-        with build_tmpdir_set(tmp):
-            try:
-                outs = drv.realizer(S, drv.dref, ctx, opts.realize_args.get(drv.dref, {}))
-            except Exception as e:
-                raise BuildError(
-                    f"building stage '{dref_name(drv.dref)}' ({drv.dref}) failed: "
-                    f"{type(e).__name__}: {e}",
-                    dref=drv.dref,
-                    stage=str(dref_name(drv.dref)),
-                ) from e
-        if not isinstance(outs, list) or not outs or not all(isinstance(o, str) for o in outs):
-            raise BuildError(
-                f"realizer {drv.realizer!r} of {drv.dref} returned {outs!r}: it must return "
-                "a non-empty list of output folder paths",
-                dref=drv.dref,
-                stage=str(dref_name(drv.dref)),
-            )
-        _check_promises(drv, outs)
-        t1 = time.time()
-        rrefs = [
-            store_realization(S, drv.dref, drv.config, ctx, o, build_start=t0, build_stop=t1)
-            for o in outs
-        ]
+        outs = run_realizer(drv, S, ctx, opts, tmp)
+        rrefs = insert_outputs(drv, S, ctx, outs, t0)
         ok = True
         return rrefs
     finally:
