@@ -49,7 +49,7 @@ from pylightnix.store.layout import check_store
 from pylightnix.store.locks import build_lock, gc_shared
 from pylightnix.store.query import drefrrefs_chash
 from pylightnix.store.settings import StorageSettings
-from pylightnix.types import Context, DRef, RRef
+from pylightnix.types import Context, DRef, Path, RRef
 
 log = logging.getLogger("pylightnix.realize")
 
@@ -147,7 +147,7 @@ def insert_outputs(
 
 def run_realizer(
     drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions, tmp: str
-) -> list[str]:
+) -> list[Path]:
     """Run the derivation's realizer with ``tmp`` as its private temporary folder."""
     with build_tmpdir_set(tmp):
         try:
