@@ -17,6 +17,10 @@ catch, and carries the offending values as attributes::
     │   ├── MatcherError                 .dref
     │   └── NotRealizedError             .dref
     ├── LockError (RuntimeError)         .path
+    ├── ArchiveError (ValueError)        .archive
+    ├── UnsafeArchiveError (ValueError)  .archive, .member
+    ├── FetchError (OSError)             .url
+    │   └── HashMismatchError            .url, .algo, .expected, .actual
     └── ExtraMissingError (ImportError)  .extra
 
 Every error pickles (it crosses process and Dask boundaries): the message is
@@ -91,6 +95,23 @@ class NotRealizedError(RealizeError):
 
 class LockError(PylightnixError, RuntimeError):
     """A lock could not be taken."""
+
+
+class ArchiveError(PylightnixError, ValueError):
+    """An archive is corrupt, truncated or of an unknown kind; ``.archive`` names it."""
+
+
+class UnsafeArchiveError(PylightnixError, ValueError):
+    """An archive member would land outside the destination (``..``, absolute
+    path, link escaping it) or is a device file; ``.member`` names it."""
+
+
+class FetchError(PylightnixError, OSError):
+    """A download failed (network or HTTP error); ``.url`` names it."""
+
+
+class HashMismatchError(FetchError):
+    """Downloaded bytes do not have the expected hash (``.expected``, ``.actual``)."""
 
 
 class ExtraMissingError(PylightnixError, ImportError):

@@ -1,0 +1,351 @@
+"""Safe extraction of untrusted archives (``.tar[.gz|.bz2|.xz]``, ``.zip``, ``.gz``).
+
+Every member is checked *before* anything is written: a member whose path is
+absolute or climbs out with ``..``, a link whose target lands outside the
+destination, a member written through a link of the same archive, and device
+or FIFO files are refused with :class:`UnsafeArchiveError` naming the member.
+Tar extraction then also runs under :mod:`tarfile`'s ``'data'`` filter, which
+re-checks every path against the real destination while extracting. Corrupt
+or truncated archives raise :class:`ArchiveError`. On any error the top-level
+entries the call created in the destination are removed again.
+
+This is a foundation module: standard library only, no store imports.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterable
+
+from pylightnix.errors import ArchiveError, UnsafeArchiveError
+
+KINDS = ("tar", "zip", "gz")
+"""Archive kinds :func:`safe_extract` knows; tar covers every compression."""
+
+_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
+_KIND_ALIASES = {
+    "tar": "tar",
+    "tar.gz": "tar",
+    "tgz": "tar",
+    "tar.bz2": "tar",
+    "tbz2": "tar",
+    "tar.xz": "tar",
+    "txz": "tar",
+    "zip": "zip",
+    "gz": "gz",
+}
+_COPY_BLOCK = 1 << 20
+_CORRUPT = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    gzip.BadGzipFile,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+def archive_kind(filename: str) -> str | None:
+    """The archive kind a file name suggests, or ``None`` when it suggests none.
+
+    >>> archive_kind("hello-2.10.tar.gz"), archive_kind("data.zip"), archive_kind("a.csv.gz")
+    ('tar', 'zip', 'gz')
+    >>> archive_kind("notes.txt") is None
+    True
+    """
+    low = filename.lower()
+    if low.endswith(_TAR_SUFFIXES):
+        return "tar"
+    if low.endswith(".zip"):
+        return "zip"
+    if low.endswith(".gz"):
+        return "gz"
+    return None
+
+
+def _sniff_kind(archive: str) -> str | None:
+    """Tell the kind of ``archive`` from its contents (for names without a suffix)."""
+    if zipfile.is_zipfile(archive):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(archive):
+            return "tar"
+    except (OSError, *_CORRUPT):
+        pass
+    with open(archive, "rb") as f:
+        if f.read(2) == b"\x1f\x8b":
+            return "gz"
+    return None
+
+
+def member_target(name: str, archive: str = "") -> str:
+    """The normalized relative path an archive member name asks for.
+
+    Raises :class:`UnsafeArchiveError` when the name is absolute or climbs
+    out of the destination.
+
+    >>> member_target("./hello-2.10//src/hello.c")
+    'hello-2.10/src/hello.c'
+    >>> try:
+    ...     member_target("../evil")
+    ... except UnsafeArchiveError as e:
+    ...     print(e.member)
+    ../evil
+    """
+    # Backslashes count as separators: a name like '..\\x' is an attack aimed at
+    # Windows tools and has no honest use in an archive.
+    unified = name.replace("\\", "/")
+    why = None
+    if unified.startswith("/") or (len(unified) > 1 and unified[1] == ":"):
+        why = "has an absolute path"
+    parts = [p for p in unified.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        why = "climbs out of the destination with '..'"
+    if why is not None:
+        raise _unsafe(archive, name, why)
+    return "/".join(parts)
+
+
+def _unsafe(archive: str, member: str, why: str) -> UnsafeArchiveError:
+    where = f"archive {archive!r}: member" if archive else "archive member"
+    return UnsafeArchiveError(
+        f"{where} {member!r} {why}: refusing to extract the archive (nothing was extracted)",
+        archive=archive,
+        member=member,
+    )
+
+
+def _link_stays_inside(member: str, target: str) -> bool:
+    """Tell whether a symlink at ``member`` pointing at ``target`` stays in the root."""
+    if target.startswith("/") or not target:
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(member), target))
+    return resolved != ".." and not resolved.startswith("../") and not resolved.startswith("/")
+
+
+class _Checker:
+    """Checks members in archive order; remembers links so nothing is written through one."""
+
+    def __init__(self, archive: str) -> None:
+        self.archive = archive
+        self.links: set[str] = set()
+        self.seen: set[str] = set()
+
+    def unsafe(self, member: str, why: str) -> UnsafeArchiveError:
+        return _unsafe(self.archive, member, why)
+
+    def path(self, name: str) -> str:
+        rel = member_target(name, self.archive)
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in self.links:
+                raise self.unsafe(name, f"is written through the link {'/'.join(parts[:i])!r}")
+        return rel
+
+    def symlink(self, name: str, rel: str, target: str) -> None:
+        if not _link_stays_inside(rel, target.replace("\\", "/")):
+            raise self.unsafe(name, f"is a link to {target!r}, outside the destination")
+        self.links.add(rel)
+
+    def hardlink(self, name: str, target: str) -> None:
+        try:
+            trel = member_target(target, self.archive)
+        except UnsafeArchiveError:
+            raise self.unsafe(
+                name, f"is a hard link to {target!r}, outside the destination"
+            ) from None
+        if trel not in self.seen or trel in self.links:
+            raise self.unsafe(
+                name, f"is a hard link to {target!r}, which is not a file earlier in the archive"
+            )
+
+
+def _check_tar(tf: tarfile.TarFile, archive: str) -> list[tuple[tarfile.TarInfo, str]]:
+    ck = _Checker(archive)
+    out: list[tuple[tarfile.TarInfo, str]] = []
+    for m in tf.getmembers():
+        rel = ck.path(m.name)
+        if (
+            m.ischr()
+            or m.isblk()
+            or m.isfifo()
+            or not (m.isreg() or m.isdir() or m.issym() or m.islnk())
+        ):
+            raise ck.unsafe(m.name, "is a device, FIFO or other special file")
+        if m.issym():
+            ck.symlink(m.name, rel, m.linkname)
+        elif m.islnk():
+            ck.hardlink(m.name, m.linkname)
+        if rel:
+            ck.seen.add(rel)
+        out.append((m, rel))
+    return out
+
+
+def _extract_tar(archive: str, dest: str) -> list[str]:
+    with tarfile.open(archive, "r:*") as tf:
+        checked = _check_tar(tf, archive)
+        try:
+            tf.extractall(dest, members=[m for m, _ in checked], filter="data")
+        except tarfile.FilterError as e:
+            member = getattr(e, "tarinfo", None)
+            mname = member.name if member is not None else "?"
+            raise UnsafeArchiveError(
+                f"archive {archive!r}: member {mname!r} was refused while extracting ({e}): "
+                "refusing to extract this archive",
+                archive=archive,
+                member=mname,
+            ) from e
+    return [rel for _, rel in checked if rel]
+
+
+def _zip_mode(info: zipfile.ZipInfo) -> int:
+    # Unix modes live in the high 16 bits of external_attr when made on Unix.
+    return (info.external_attr >> 16) & 0xFFFF if info.create_system == 3 else 0
+
+
+def _extract_zip(archive: str, dest: str) -> list[str]:
+    with zipfile.ZipFile(archive) as zf:
+        ck = _Checker(archive)
+        plan: list[tuple[zipfile.ZipInfo, str, int]] = []
+        for info in zf.infolist():
+            rel = ck.path(info.filename)
+            mode = _zip_mode(info)
+            ftype = stat.S_IFMT(mode)
+            if ftype and ftype not in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+                raise ck.unsafe(info.filename, "is a device, FIFO or other special file")
+            if ftype == stat.S_IFLNK:
+                target = zf.read(info).decode("utf-8", "surrogateescape")
+                ck.symlink(info.filename, rel, target)
+            if rel and rel in ck.seen:
+                raise ArchiveError(
+                    f"archive {archive!r} holds {info.filename!r} twice: refusing to guess "
+                    "which one is meant",
+                    archive=archive,
+                )
+            if rel:
+                ck.seen.add(rel)
+            plan.append((info, rel, mode))
+        for info, rel, mode in plan:
+            if not rel:
+                continue
+            path = os.path.join(dest, *rel.split("/"))
+            if info.is_dir() or stat.S_ISDIR(mode):
+                os.makedirs(path, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if stat.S_ISLNK(mode):
+                os.symlink(zf.read(info).decode("utf-8", "surrogateescape"), path)
+                continue
+            exe = 0o111 if mode & stat.S_IXUSR else 0
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644 | exe)
+            with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+                shutil.copyfileobj(src, out, _COPY_BLOCK)
+    return [rel for _, rel, _ in plan if rel]
+
+
+def _gz_output_name(archive: str) -> str:
+    base = os.path.basename(archive)
+    name = base[:-3] if base.lower().endswith(".gz") else base + ".out"
+    if not name or name in (".", ".."):
+        raise ArchiveError(
+            f"cannot name the file unpacked from {archive!r}: rename the archive to '<name>.gz'",
+            archive=archive,
+        )
+    return name
+
+
+def _extract_gz(archive: str, dest: str) -> list[str]:
+    name = _gz_output_name(archive)
+    path = os.path.join(dest, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as out, gzip.open(archive, "rb") as src:
+        shutil.copyfileobj(src, out, _COPY_BLOCK)
+    return [name]
+
+
+def _remove_new(dest: str, before: Iterable[str]) -> None:
+    old = set(before)
+    try:
+        names = os.listdir(dest)
+    except FileNotFoundError:
+        return
+    for n in names:
+        if n in old:
+            continue
+        p = os.path.join(dest, n)
+        if os.path.isdir(p) and not os.path.islink(p):
+            for dirpath, dirnames, _ in os.walk(p):
+                for d in dirnames:
+                    dp = os.path.join(dirpath, d)
+                    if not os.path.islink(dp):
+                        os.chmod(dp, 0o700)
+            os.chmod(p, 0o700)
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+
+
+def safe_extract(archive: str, dest: str, *, kind: str | None = None) -> list[str]:
+    """Extract ``archive`` into the folder ``dest``, refusing anything unsafe.
+
+    Args:
+        archive: path of a ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``,
+            ``.tar.xz``, ``.zip`` or ``.gz`` (a single compressed file).
+        dest: the destination folder (created if missing).
+        kind: ``"tar"`` (any compression), ``"zip"`` or ``"gz"`` (aliases such
+            as ``"tar.gz"`` accepted); default: from the file name, then from
+            the contents.
+
+    Returns:
+        The relative paths (``/``-separated) of the members extracted, in
+        archive order.
+
+    Raises:
+        UnsafeArchiveError: a member would escape ``dest`` or is a special
+            file; nothing is extracted.
+        ArchiveError: the archive is corrupt, truncated, or of an unknown kind.
+    """
+    if not os.path.isfile(archive):
+        raise ArchiveError(f"archive {archive!r} does not exist or is not a file", archive=archive)
+    if kind is not None:
+        k = _KIND_ALIASES.get(kind.lower().lstrip("."))
+        if k is None:
+            raise ArchiveError(
+                f"unknown archive kind {kind!r} for {archive!r}: use one of {', '.join(KINDS)}",
+                archive=archive,
+            )
+    else:
+        k = archive_kind(archive) or _sniff_kind(archive)
+        if k is None:
+            raise ArchiveError(
+                f"cannot tell what kind of archive {archive!r} is: name it with a known "
+                f"suffix or pass kind= (one of {', '.join(KINDS)})",
+                archive=archive,
+            )
+    os.makedirs(dest, exist_ok=True)
+    before = os.listdir(dest)
+    extract = {"tar": _extract_tar, "zip": _extract_zip, "gz": _extract_gz}[k]
+    try:
+        return extract(archive, dest)
+    except (UnsafeArchiveError, ArchiveError):
+        _remove_new(dest, before)
+        raise
+    except _CORRUPT as e:
+        _remove_new(dest, before)
+        raise ArchiveError(
+            f"archive {archive!r} is corrupt or truncated ({type(e).__name__}: {e}): "
+            "get a good copy of it",
+            archive=archive,
+        ) from e
+    except OSError as e:
+        _remove_new(dest, before)
+        raise ArchiveError(f"cannot extract {archive!r} into {dest!r}: {e}", archive=archive) from e
