@@ -1,0 +1,381 @@
+"""``@autostage``: a plain Python function becomes a stage.
+
+The function's parameters with defaults form the config::
+
+    @autostage(nouts=3)
+    def train(data=dataset, lr=0.1, out=[selfref, "model.txt"], rindex=0, build=None):
+        ...
+
+* a default that is another autostage (or a DRef) is a dependency: at
+  instantiate time the dependency's stage is instantiated into the same
+  registry and its DRef goes into the config; at build time the parameter
+  receives a :class:`StageAttrs` (the dependency's resolved config plus
+  ``.dref``, ``.rref`` and ``.syspath``), or a list of them when its matcher
+  chose several realizations;
+* ``[selfref, "file"]`` arrives as the concrete path of that file in the
+  output being built (its parent folder exists);
+* ``[dref, "file"]`` (a file of a dependency) arrives as its system path;
+* ``rindex`` (if the function has it) is the index of the output being built:
+  with ``nouts=N`` the function is called once per output;
+* ``build`` (if the function has it) receives the :class:`Build`.
+
+Calling the stage with keyword overrides (``train(lr=0.01)``) makes another
+derivation. The stage works with ``instantiate(train)``,
+``realize1(instantiate(train))`` and ``instantiate_inplace(train)``.
+
+Source hashing: the config holds ``"__source__"``, a sha256 over the
+function's source normalized by :mod:`ast` (``ast.unparse`` of the function
+with its decorators, docstring and parameter defaults removed) and over the
+normalized sources of every ``sourcedeps`` entry. Comments, blank lines,
+formatting and docstrings do not change it; any edit of the body does.
+Defaults are left out because their values are already in the config. The
+hash is the same in every interpreter run (no salted ``hash()``); a new
+Python version whose ``ast.unparse`` prints code differently may change it,
+which only causes a rebuild.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import inspect
+import os
+import textwrap
+import types
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pylightnix.config import is_refpath
+from pylightnix.errors import InstantiateError, RefError
+from pylightnix.realize.build import Build, build_paths, mkbuild
+from pylightnix.realize.matchers import match_latest
+from pylightnix.realize.registry import Registry, mkdrv
+from pylightnix.refs import is_dref, is_name
+from pylightnix.store.query import drefcfg, rref2path, rrefctx
+from pylightnix.store.settings import StorageSettings
+from pylightnix.types import Context, DRef, Matcher, Path, RRef
+
+SOURCE_KEY = "__source__"
+"""The config key holding the hash of the stage function's source."""
+
+_SPECIAL = ("build", "rindex")
+_FORBIDDEN = ("r", "name", SOURCE_KEY)
+_TAG = b"pylightnix-autostage-source-v1\0"
+
+
+def _strip_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        return body[1:] or [ast.Pass()]
+    return body
+
+
+def _normalized_function(f: Callable[..., Any]) -> str:
+    """The normalized source of a function (see the module docstring)."""
+    try:
+        src = textwrap.dedent(inspect.getsource(f))
+    except (OSError, TypeError) as e:
+        raise InstantiateError(
+            f"@autostage cannot read the source of {f!r} ({e}): define the function "
+            "in a file (a module or a script), not in an interactive prompt or exec()"
+        ) from e
+    tree = ast.parse(src)
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        raise InstantiateError(f"@autostage expects a function defined with def, got {f!r}")
+    node.decorator_list = []
+    node.body = _strip_docstring(node.body)
+    node.args.defaults = []
+    node.args.kw_defaults = [None for _ in node.args.kw_defaults]
+    return ast.unparse(node)
+
+
+def _normalized_source(x: Any) -> str:
+    if isinstance(x, AutoStage):
+        return _normalized_function(x.f)
+    if inspect.isfunction(x) or inspect.ismethod(x):
+        return _normalized_function(x)
+    if inspect.ismodule(x) or inspect.isclass(x):
+        try:
+            src = textwrap.dedent(inspect.getsource(x))
+        except (OSError, TypeError) as e:
+            raise InstantiateError(
+                f"@autostage(sourcedeps=...) cannot read the source of {x!r} ({e})"
+            ) from e
+        # ast.unparse drops comments and formatting, like for the stage function.
+        return ast.unparse(ast.parse(src))
+    raise InstantiateError(
+        f"@autostage(sourcedeps=...) got {x!r}: list functions, classes, modules or "
+        "autostages whose source the stage depends on"
+    )
+
+
+def source_hash(f: Callable[..., Any], sourcedeps: Iterable[Any] = ()) -> str:
+    """The stable source hash of a stage function and its source dependencies.
+
+    Args:
+        f: the stage function.
+        sourcedeps: functions, classes, modules or autostages also hashed.
+
+    Returns:
+        32 hex characters of sha256 over the normalized sources.
+
+    Raises:
+        InstantiateError: a source cannot be read.
+    """
+    h = hashlib.sha256(_TAG)
+    for part in [_normalized_function(f), *(_normalized_source(x) for x in sourcedeps)]:
+        b = part.encode("utf-8")
+        h.update(str(len(b)).encode() + b"\0" + b)
+    return h.hexdigest()[:32]
+
+
+class StageAttrs(types.SimpleNamespace):
+    """A dependency as an autostage function sees it.
+
+    Attributes are the dependency's resolved config keys (a nested dependency
+    is again a :class:`StageAttrs`; a file of a realization is its system
+    path), plus ``dref``, ``rref`` and ``syspath`` (the realization folder).
+    These three win over config keys of the same name.
+    """
+
+
+def _dep_value(v: Any, S: StorageSettings, owner: DRef, rref: RRef, ctx: Context) -> Any:
+    if isinstance(v, dict):
+        return {k: _dep_value(x, S, owner, rref, ctx) for k, x in v.items()}
+    if is_dref(v) and v != owner:
+        return _attrs_list(DRef(v), ctx.get(DRef(v), []), S)
+    if is_dref(v) or is_refpath(v):
+        d, items = (DRef(v), []) if is_dref(v) else (DRef(v[0]), v[1:])
+        rrefs = [rref] if d == owner else ctx.get(d, [])
+        ps = [Path(os.path.join(rref2path(r, S), *items)) for r in rrefs]
+        return ps[0] if len(ps) == 1 else ps
+    if isinstance(v, list):
+        return [_dep_value(x, S, owner, rref, ctx) for x in v]
+    return v
+
+
+def stage_attrs(rref: RRef, S: StorageSettings) -> StageAttrs:
+    """The :class:`StageAttrs` of one realization.
+
+    Raises:
+        RefError: ``rref`` is not in the store.
+    """
+    from pylightnix.refs import rref2dref
+
+    dref = rref2dref(rref)
+    ctx = rrefctx(rref, S)
+    cfg = drefcfg(dref, S)
+    vals = {k: _dep_value(v, S, dref, rref, ctx) for k, v in cfg.items() if k != SOURCE_KEY}
+    vals.update(dref=dref, rref=rref, syspath=rref2path(rref, S))
+    return StageAttrs(**vals)
+
+
+def _attrs_list(dref: DRef, rrefs: list[RRef], S: StorageSettings) -> Any:
+    if not rrefs:
+        raise RefError(f"{dref} has no realization in this build's context", ref=dref)
+    out = [stage_attrs(r, S) for r in rrefs]
+    return out[0] if len(out) == 1 else out
+
+
+@dataclass(frozen=True)
+class AutoRealizer:
+    """The realizer of an autostage: calls the function once per output (picklable)."""
+
+    stage: AutoStage
+
+    def __call__(
+        self, S: StorageSettings, dref: DRef, context: Context, realize_args: Mapping[str, Any]
+    ) -> list[Path]:
+        st = self.stage
+        b: Build = mkbuild(S, dref, context, realize_args, nouts=st.nouts)
+        cfg: dict[str, Any] = dict(b.config)
+        base: dict[str, Any] = {}
+        for p in st.config_params:
+            v = cfg[p]
+            if is_dref(v):
+                base[p] = _attrs_list(DRef(v), list(context.get(DRef(v), [])), S)
+            elif is_refpath(v) and v[0] != dref:
+                ps = build_paths(b, v)
+                base[p] = ps[0] if len(ps) == 1 else ps
+            else:
+                base[p] = v
+        for i, out in enumerate(b.outpaths):
+            kw = dict(base)
+            for p in st.config_params:
+                v = cfg[p]
+                if is_refpath(v) and v[0] == dref:
+                    path = os.path.join(out, *v[1:])
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    kw[p] = path
+            if "rindex" in st.params:
+                kw["rindex"] = i
+            if "build" in st.params:
+                kw["build"] = b
+            st.f(**kw)
+        return list(b.outpaths)
+
+    def __repr__(self) -> str:
+        return f"AutoRealizer({self.stage.name})"
+
+
+def _load_stage(module: str, qualname: str) -> AutoStage:
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, AutoStage):
+        raise InstantiateError(f"{module}.{qualname} is not an autostage")
+    return obj
+
+
+@dataclass(frozen=True, eq=False)
+class AutoStage:
+    """A stage made from a function by :func:`autostage`; call it to register it.
+
+    Attributes:
+        f: the function.
+        name: the derivation name.
+        nouts: outputs per build.
+        matcher: the matcher (default ``match_latest(nouts)``).
+        source: the source hash stored in the config.
+        defaults: the config parameters' default values.
+        params: every parameter name of ``f``.
+    """
+
+    f: Callable[..., Any]
+    name: str
+    nouts: int
+    matcher: Matcher
+    source: str
+    defaults: Mapping[str, Any]
+    params: tuple[str, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_params(self) -> tuple[str, ...]:
+        """Names of the parameters that are config keys."""
+        return tuple(self.defaults)
+
+    def __call__(self, r: Registry | None = None, **overrides: Any) -> DRef:
+        """Register the derivation (and its dependencies); return its DRef.
+
+        Args:
+            r: the registry (default: the one of the enclosing instantiate).
+            overrides: new values for config parameters (a new derivation).
+
+        Raises:
+            InstantiateError: an override names no parameter, or called outside instantiate.
+            ConfigError: a value is not JSON data.
+        """
+        unknown = sorted(set(overrides) - set(self.defaults))
+        if unknown:
+            raise InstantiateError(
+                f"autostage '{self.name}' has no config parameter {unknown[0]!r} "
+                f"(its parameters with defaults: {', '.join(self.defaults) or 'none'})"
+            )
+        cfg: dict[str, Any] = {"name": self.name, SOURCE_KEY: self.source, **self.extra}
+        for p, default in self.defaults.items():
+            v = overrides.get(p, default)
+            cfg[p] = v.__call__(r) if isinstance(v, AutoStage) else v
+        return mkdrv(cfg, self.matcher, AutoRealizer(self), r)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The module attribute is the stage itself, not ``f``: pickle by reference to it.
+        return (_load_stage, (self.f.__module__, self.f.__qualname__))
+
+    def __repr__(self) -> str:
+        return f"autostage({self.f.__qualname__}, name={self.name!r}, nouts={self.nouts})"
+
+
+def _make(
+    f: Callable[..., Any],
+    name: str | None,
+    nouts: int,
+    matcher: Matcher | None,
+    sourcedeps: Iterable[Any],
+    extra: Mapping[str, Any],
+) -> AutoStage:
+    if not callable(f):
+        raise InstantiateError(f"@autostage decorates functions, got {f!r}")
+    nm = name if name is not None else f.__name__.replace(".", "_")
+    if not is_name(nm):
+        raise InstantiateError(
+            f"autostage name {nm!r} is not a valid name: use letters, digits, '-' and '_' "
+            "(pass name=... to the decorator)"
+        )
+    if type(nouts) is not int or nouts < 1:
+        raise InstantiateError(f"@autostage(nouts={nouts!r}): nouts must be a positive int")
+    sig = inspect.signature(f)
+    defaults: dict[str, Any] = {}
+    for p in sig.parameters.values():
+        if p.name in _FORBIDDEN:
+            raise InstantiateError(
+                f"autostage {f.__qualname__} has a parameter {p.name!r}, a name reserved by "
+                "autostage (use the decorator's name=... for the name): rename it"
+            )
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise InstantiateError(
+                f"autostage {f.__qualname__} has *{p.name}: every config parameter needs a "
+                "name and a default"
+            )
+        if p.name in _SPECIAL:
+            continue
+        if p.default is p.empty:
+            raise InstantiateError(
+                f"parameter {p.name!r} of autostage {f.__qualname__} has no default: every "
+                "parameter but 'build' and 'rindex' is a config value and needs one"
+            )
+        defaults[p.name] = p.default
+    clash = sorted(set(extra) & (set(defaults) | {"name", SOURCE_KEY}))
+    if clash:
+        raise InstantiateError(
+            f"@autostage config keyword {clash[0]!r} clashes with a parameter or reserved key"
+        )
+    m: Matcher = matcher if matcher is not None else match_latest(nouts)
+    return AutoStage(
+        f, nm, nouts, m, source_hash(f, sourcedeps), defaults, tuple(sig.parameters), dict(extra)
+    )
+
+
+def autostage(
+    f: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    nouts: int = 1,
+    matcher: Matcher | None = None,
+    sourcedeps: Iterable[Any] = (),
+    **config: Any,
+) -> Any:
+    """Make a stage of a function: ``@autostage`` or ``@autostage(name=..., nouts=...)``.
+
+    Args:
+        f: the function (when used without parentheses).
+        name: the derivation name (default: the function's name).
+        nouts: outputs per build; the function is called once per output with ``rindex``.
+        matcher: the matcher (default ``match_latest(nouts)``).
+        sourcedeps: functions, classes, modules or autostages whose sources are also
+            hashed into the config (so editing a helper rebuilds).
+        config: extra constant config keys.
+
+    Returns:
+        an :class:`AutoStage` (or a decorator making one).
+
+    Raises:
+        InstantiateError: a parameter has no default or a reserved name, or the
+            source cannot be read.
+    """
+    sd = tuple(sourcedeps)
+    if f is not None:
+        return _make(f, name, nouts, matcher, sd, config)
+
+    def deco(g: Callable[..., Any]) -> AutoStage:
+        return _make(g, name, nouts, matcher, sd, config)
+
+    return deco
