@@ -6,6 +6,7 @@ catch, and carries the offending values as attributes::
 
     PylightnixError (Exception)
     ├── RefError (ValueError)            .ref
+    │   └── LensError                    .ref
     ├── ConfigError (ValueError)         .key_path
     ├── StoreError (OSError)             .path
     │   ├── StoreVersionError            .expected, .actual
@@ -15,7 +16,8 @@ catch, and carries the offending values as attributes::
     │   ├── BuildError                   .dref, .stage
     │   ├── PromiseError                 .dref, .missing
     │   ├── MatcherError                 .dref
-    │   └── NotRealizedError             .dref
+    │   ├── NotRealizedError             .dref
+    │   └── ReplError                    .dref
     ├── LockError (RuntimeError)         .path
     ├── ArchiveError (ValueError)        .archive
     ├── UnsafeArchiveError (ValueError)  .archive, .member
@@ -51,6 +53,10 @@ def _rebuild(cls: type[PylightnixError], message: str, attrs: dict[str, Any]) ->
 
 class RefError(PylightnixError, ValueError):
     """A string is not a valid DRef/RRef/name, or a ref is unknown."""
+
+
+class LensError(RefError):
+    """A lens walk or terminal failed; the message shows the path walked."""
 
 
 class ConfigError(PylightnixError, ValueError):
@@ -91,6 +97,10 @@ class MatcherError(RealizeError):
 
 class NotRealizedError(RealizeError):
     """A derivation would need a build, but the caller asserted it is realized."""
+
+
+class ReplError(RealizeError):
+    """A REPL session call does not fit its state (nothing paused, already done...)."""
 
 
 class LockError(PylightnixError, RuntimeError):
