@@ -53,8 +53,22 @@ def check_json(value: Any, path: tuple[Any, ...] = ()) -> None:
     ...
     pylightnix.errors.ConfigError: config['a'] is a tuple, not JSON data: use a list ...
     """
+    copy_json(value, path)
+
+
+def copy_json(value: Any, path: tuple[Any, ...] = ()) -> Any:
+    """A deep copy of plain JSON data, validated on the way (one walk instead of two).
+
+    >>> copy_json({"a": [1, {"b": None}]})
+    {'a': [1, {'b': None}]}
+
+    Raises:
+        ConfigError: ``value`` holds something that is not plain JSON data; the
+            message names its key path.
+    """
     t = type(value)
     if t is dict:
+        out: dict[str, Any] = {}
         for k, v in value.items():
             if type(k) is not str:
                 raise ConfigError(
@@ -62,12 +76,10 @@ def check_json(value: Any, path: tuple[Any, ...] = ()) -> None:
                     "config keys must be str",
                     key_path=(*path, k),
                 )
-            check_json(v, (*path, k))
-        return
+            out[k] = copy_json(v, (*path, k))
+        return out
     if t is list:
-        for i, v in enumerate(value):
-            check_json(v, (*path, i))
-        return
+        return [copy_json(v, (*path, i)) for i, v in enumerate(value)]
     if t is float:
         if not math.isfinite(value):
             raise ConfigError(
@@ -75,9 +87,9 @@ def check_json(value: Any, path: tuple[Any, ...] = ()) -> None:
                 "(use None or a string)",
                 key_path=path,
             )
-        return
+        return value
     if t in _SCALARS:
-        return
+        return value
     hint = _HINTS.get(t, "convert it to str, int, float, bool, None, list or dict")
     raise ConfigError(
         f"{_fmt_path(path)} is a {t.__name__}, not JSON data: {hint}",
@@ -129,13 +141,13 @@ def mkconfig(d: dict[str, Any]) -> Config:
             f"a config must be a dict, got {type(d).__name__} (wrap it: {{'value': ...}})",
             key_path=(),
         )
-    check_json(d)
-    if "name" in d and not is_name(d["name"]):
+    val = copy_json(d)
+    if "name" in val and not is_name(val["name"]):
         raise ConfigError(
             f"config['name'] is {d['name']!r}: names may use only letters, digits, '-' and '_'",
             key_path=("name",),
         )
-    return Config(copy.deepcopy(d))
+    return Config(val)
 
 
 def config_dict(c: Config) -> dict[str, JSON]:

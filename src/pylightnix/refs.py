@@ -131,6 +131,24 @@ def mkrref(rhash: HashPart, dhash: HashPart, name: Name) -> RRef:
     return RRef(f"{RREF_PREFIX}{rhash}-{dhash}-{parse_name(name)}")
 
 
+def mkrrefs(rhashes: list[str], dhash: HashPart, name: Name) -> list[RRef]:
+    """RRefs of one derivation from candidate hash parts; non-hash strings are skipped.
+
+    The derivation's parts are validated once, not once per RRef (this runs on
+    the hot path of every realize).
+
+    >>> mkrrefs(["1" * 32, "tmp-x"], HashPart("2" * 32), Name("x")) == [
+    ...     "rref:" + "1" * 32 + "-" + "2" * 32 + "-x"
+    ... ]
+    True
+    """
+    if not is_hashpart(dhash):
+        raise RefError(f"invalid hash part {dhash!r}", ref=dhash)
+    tail = f"-{dhash}-{parse_name(name)}"
+    m = _HASH_RE.match
+    return [RRef(f"{RREF_PREFIX}{h}{tail}") for h in rhashes if m(h) is not None]
+
+
 def rref2dref(rref: RRef) -> DRef:
     """The DRef an RRef realizes.
 

@@ -20,6 +20,7 @@ from pylightnix.refs import (
     is_hashpart,
     maybe_parse_dref_dirname,
     mkrref,
+    mkrrefs,
     parse_dref,
     parse_rref,
     rref2dref,
@@ -185,11 +186,8 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
         return []
     dhash, name = parse_dref(dref)
     base = dref2path(dref, S)
-    return sorted(
-        mkrref(n, dhash, name)  # type: ignore[arg-type]
-        for n in names
-        if is_hashpart(n) and os.path.isdir(os.path.join(base, n))
-    )
+    # A marker is made before its realization is renamed in: check the folder exists.
+    return sorted(mkrrefs([n for n in names if os.path.isdir(os.path.join(base, n))], dhash, name))
 
 
 def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
