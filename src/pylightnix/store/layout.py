@@ -8,7 +8,10 @@
     <storage>/<dhash>-<name>/<rhash>/__pylightnix__/   its reserved files:
         context.json   the direct context {dref: [rref...]} (hashed into rhash)
         meta.json      build times and host (not hashed)
+        build.log      what the realizer printed (not hashed)
+        failure.json   only in a failed realization (realize/failures.py)
     <storage>/<dhash>-<name>/by-context/<chash>/<rhash>   index marker (empty)
+    <storage>/<dhash>-<name>/by-context-failed/<chash>/<rhash>   marker of a failed one
     <storage>/.locks/  <storage>/.roots/                  locks, GC roots
 """
 
@@ -31,7 +34,10 @@ RESERVED = "__pylightnix__"
 CONFIG_FILE = "config.json"
 CONTEXT_FILE = "context.json"
 META_FILE = "meta.json"
+LOG_FILE = "build.log"
 INDEX_DIR = "by-context"
+FAILURE_FILE = "failure.json"
+FAILED_INDEX_DIR = "by-context-failed"
 LOCKS_DIR = ".locks"
 ROOTS_DIR = ".roots"
 CHASH_LEN = 32
@@ -51,6 +57,11 @@ def rref2path_(rref: RRef, S: StorageSettings) -> Path:
 def index_dir(dref: DRef, chash: str, S: StorageSettings) -> str:
     """Folder of the index markers of one context of a derivation."""
     return os.path.join(S.storage, dref_dirname(dref), INDEX_DIR, chash[:CHASH_LEN])
+
+
+def failed_index_dir(dref: DRef, chash: str, S: StorageSettings) -> str:
+    """Folder of the markers of failed realizations of one context (never candidates)."""
+    return os.path.join(S.storage, dref_dirname(dref), FAILED_INDEX_DIR, chash[:CHASH_LEN])
 
 
 _CHECKED: set[str] = set()

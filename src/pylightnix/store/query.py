@@ -28,10 +28,12 @@ from pylightnix.refs import (
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
+    FAILURE_FILE,
     META_FILE,
     RESERVED,
     check_store,
     dref2path,
+    failed_index_dir,
     index_dir,
     rref2path_,
 )
@@ -294,7 +296,10 @@ def store_reindex(S: StorageSettings | None = None) -> int:
     made = 0
     for r in allrrefs(s):
         rhash, _, _ = parse_rref(r)
-        idx = index_dir(rref2dref(r), context_hash(rrefctx(r, s)), s)
+        chash = context_hash(rrefctx(r, s))
+        # A failed realization (failures.py) must never become a matcher candidate.
+        failed = os.path.exists(os.path.join(rref2path_(r, s), RESERVED, FAILURE_FILE))
+        idx = (failed_index_dir if failed else index_dir)(rref2dref(r), chash, s)
         m = os.path.join(idx, rhash)
         if not os.path.exists(m):
             os.makedirs(idx, exist_ok=True)

@@ -1,0 +1,387 @@
+"""Failure capture: record failed builds as realizations marked failed.
+
+For long non-deterministic sweeps (100 seeds of a training stage) a failure
+should be recorded and the sweep should go on. Two opt-ins:
+
+* ``realizeE(closure, ...)`` realizes a closure without stopping at failed
+  builds. A failed build becomes a *failed realization*; every stage that
+  depends on a failed one is recorded as failed too, without running. It
+  returns ``(result, closure, context, failures)``.
+* ``mkdrvE(config, matcher, realizer)`` registers a derivation whose failed
+  builds are recorded even under a plain :func:`realize` (which still raises
+  the :class:`BuildError`, with a note naming the failed realization).
+
+A failed realization is an ordinary read-only realization folder holding
+whatever the build left in its private temporary folder (the partial
+outputs, e.g. ``out0-.../``) plus ``__pylightnix__/failure.json``: the
+exception type, message and traceback (and, for a stage that did not run,
+the failed dependency's RRef). Its hash covers the failure record under
+another domain tag than a successful realization's hash, so a failed
+realization never shares an RRef with a successful one::
+
+    rhash = sha256("pylightnix-rref-failed-v1\\0" + chash + NUL + tree + NUL
+                   + sha256(failure.json))[:32]
+
+Its index marker lives in ``by-context-failed/<chash>/``, which the normal
+candidate query never lists: matchers never see failed realizations, and the
+no-op path of a normal realize does not read a single extra file.
+
+Retrying: by default a failed realization does not block a retry: the next
+``realizeE`` (or ``realize``) builds the stage again. With
+``retry_failed=False`` a stage whose context already has a failed realization
+(and no successful one) reuses the failure until ``force_rebuild``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from pylightnix.config import Config, canonical_json, short_hash
+from pylightnix.errors import BuildError, MatcherError, PromiseError
+from pylightnix.hashing import context_hash, hash_tree
+from pylightnix.realize.build import _BUILD_TMP
+from pylightnix.realize.engine import (
+    RealizeOptions,
+    _as_closure,
+    _ask,
+    _context_of,
+    _mkopts,
+    insert_outputs,
+    run_realizer,
+)
+from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
+from pylightnix.refs import dref_name, is_hashpart, mkrref, parse_dref, rref2dref
+from pylightnix.store.fsops import (
+    atomic_write,
+    fsync_path,
+    make_readonly,
+    mkdtemp_in,
+    remove_tree,
+    rename_noreplace,
+)
+from pylightnix.store.layout import (
+    CONTEXT_FILE,
+    FAILURE_FILE,
+    META_FILE,
+    RESERVED,
+    check_store,
+    dref2path,
+    failed_index_dir,
+    rref2path_,
+)
+from pylightnix.store.locks import build_lock, gc_shared
+from pylightnix.store.query import drefrrefs_chash
+from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.types import Context, DRef, HashPart, Matcher, Path, Realizer, RRef
+
+_FAILED_TAG = b"pylightnix-rref-failed-v1\0"
+_IN_REALIZE_E: ContextVar[bool] = ContextVar("pylightnix_in_realizeE", default=False)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a derivation failed (the contents of ``failure.json`` plus refs).
+
+    Attributes:
+        dref: the derivation.
+        rref: its failed realization.
+        error: the exception type name (``"DependencyFailed"`` for a stage that
+            did not run because a dependency failed).
+        message: the exception text.
+        traceback: the formatted traceback ('' for a dependency failure).
+        dependency: the failed realization of a dependency that stopped this one.
+    """
+
+    dref: DRef
+    rref: RRef
+    error: str
+    message: str
+    traceback: str
+    dependency: RRef | None = None
+
+
+def failed_realization_hash(chash: str, tree: str, failure_json: bytes) -> HashPart:
+    """The RRef hash of a failed realization (another domain than a successful one).
+
+    >>> failed_realization_hash("c", "t", b"{}") != failed_realization_hash("c", "t", b"[]")
+    True
+    """
+    digest = short_hash(failure_json)
+    return short_hash(
+        _FAILED_TAG + chash.encode() + b"\0" + tree.encode() + b"\0" + digest.encode()
+    )
+
+
+def _record(error: str, message: str, tb: str, dependency: RRef | None) -> dict[str, Any]:
+    return {"error": error, "message": message, "traceback": tb, "dependency": dependency}
+
+
+def _record_of(e: BaseException) -> dict[str, Any]:
+    cause = e.__cause__ if isinstance(e, BuildError) and e.__cause__ is not None else e
+    tb = "".join(traceback.format_exception(cause))
+    return _record(type(cause).__name__, str(cause), tb, None)
+
+
+def store_failed_realization(
+    S: StorageSettings,
+    dref: DRef,
+    context: Context,
+    folder: str,
+    record: Mapping[str, Any],
+    *,
+    build_start: float,
+) -> RRef:
+    """Move ``folder`` (partial outputs) into the store as a failed realization.
+
+    The derivation must be stored already. ``folder`` no longer exists afterwards.
+
+    Returns:
+        the failed realization's RRef (an identical one already stored is kept).
+    """
+    reserved = os.path.join(folder, RESERVED)
+    if os.path.lexists(reserved):
+        # The build itself wrote the reserved name: keep its bytes under another name.
+        os.rename(reserved, os.path.join(folder, RESERVED + ".partial"))
+    chash = context_hash(context)
+    tree = hash_tree(folder)
+    fjson = canonical_json(dict(record))
+    rhash = failed_realization_hash(chash, tree, fjson)
+    dhash, name = parse_dref(dref)
+    rref = mkrref(rhash, dhash, name)
+    os.mkdir(reserved)
+    ctx_json = canonical_json({str(k): sorted(v) for k, v in sorted(context.items())})
+    atomic_write(os.path.join(reserved, CONTEXT_FILE), ctx_json, durable=S.durable)
+    atomic_write(os.path.join(reserved, FAILURE_FILE), fjson, durable=S.durable)
+    meta = {
+        "build_start": build_start,
+        "build_stop": time.time(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "failed": True,
+    }
+    atomic_write(
+        os.path.join(reserved, META_FILE),
+        json.dumps(meta, sort_keys=True, indent=1).encode(),
+        durable=S.durable,
+    )
+    make_readonly(folder, durable=S.durable, skip_top=True)
+    idx = failed_index_dir(dref, chash, S)
+    os.makedirs(idx, exist_ok=True)
+    marker = os.path.join(idx, rhash)
+    if not os.path.exists(marker):
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
+    ddir = dref2path(dref, S)
+    dst = os.path.join(ddir, rhash)
+    if rename_noreplace(folder, dst):
+        os.chmod(dst, 0o555)
+        if S.durable:
+            fsync_path(ddir)
+    else:
+        remove_tree(folder)
+    return rref
+
+
+def rref_failure(rref: RRef, S: StorageSettings | None = None) -> Failure | None:
+    """The :class:`Failure` of a failed realization, or ``None`` for a successful one."""
+    s = fsS(S)
+    p = os.path.join(rref2path_(rref, s), RESERVED, FAILURE_FILE)
+    try:
+        with open(p, "rb") as f:
+            d = json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    dep = d.get("dependency")
+    return Failure(
+        rref2dref(rref),
+        rref,
+        str(d["error"]),
+        str(d["message"]),
+        str(d["traceback"]),
+        RRef(dep) if dep else None,
+    )
+
+
+def is_failed(rref: RRef, S: StorageSettings | None = None) -> bool:
+    """Tell whether a realization is a failed one."""
+    return os.path.exists(os.path.join(rref2path_(rref, fsS(S)), RESERVED, FAILURE_FILE))
+
+
+def drefrrefs_failed(dref: DRef, context: Context, S: StorageSettings | None = None) -> list[RRef]:
+    """The failed realizations of ``dref`` in ``context``, sorted."""
+    s = fsS(S)
+    try:
+        names = os.listdir(failed_index_dir(dref, context_hash(context), s))
+    except FileNotFoundError:
+        return []
+    dhash, name = parse_dref(dref)
+    base = dref2path(dref, s)
+    return sorted(
+        mkrref(n, dhash, name)  # type: ignore[arg-type]
+        for n in names
+        if is_hashpart(n) and os.path.isdir(os.path.join(base, n))
+    )
+
+
+@dataclass(frozen=True)
+class CaptureFailures:
+    """A realizer wrapper recording failed builds as failed realizations (picklable).
+
+    Under :func:`realizeE` it only re-raises (``realizeE`` records the failure).
+    """
+
+    realizer: Realizer
+
+    def __call__(
+        self, S: StorageSettings, dref: DRef, context: Context, realize_args: Mapping[str, Any]
+    ) -> list[Path]:
+        t0 = time.time()
+        try:
+            return self.realizer(S, dref, context, realize_args)
+        except Exception as e:
+            tmp = _BUILD_TMP.get()
+            if _IN_REALIZE_E.get() or tmp is None:
+                raise
+            # The engine removes its temp folder on failure: move the partial outputs out first.
+            folder = mkdtemp_in(S.tmpdir, "failed")
+            for n in os.listdir(tmp):
+                os.rename(os.path.join(tmp, n), os.path.join(folder, n))
+            rref = store_failed_realization(S, dref, context, folder, _record_of(e), build_start=t0)
+            e.add_note(f"pylightnix: the failed build is recorded as {rref}")
+            raise
+
+    def __repr__(self) -> str:
+        return f"CaptureFailures({self.realizer!r})"
+
+
+def mkdrvE(
+    config: Config | dict[str, Any],
+    matcher: Matcher,
+    realizer: Realizer,
+    r: Registry | None = None,
+) -> DRef:
+    """:func:`mkdrv` whose failed builds are recorded as failed realizations.
+
+    Args:
+        config, matcher, realizer, r: as for :func:`mkdrv`.
+
+    Returns:
+        the DRef.
+    """
+    return mkdrv(config, matcher, CaptureFailures(realizer), r)
+
+
+def _realize_one_e(
+    drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions, retry_failed: bool
+) -> tuple[list[RRef], Failure | None]:
+    chash = context_hash(ctx)
+    forced = opts.forced(drv.dref)
+    if not forced:
+        m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        if m is not None:
+            return m, None
+        if not retry_failed:
+            old = drefrrefs_failed(drv.dref, ctx, S)
+            if old:
+                f = rref_failure(old[-1], S)
+                if f is not None:
+                    return [old[-1]], f
+    with build_lock(S, drv.dref):
+        if not forced:
+            m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
+            if m is not None:
+                return m, None
+        tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
+        t0 = time.time()
+        try:
+            outs = run_realizer(drv, S, ctx, opts, tmp)
+            insert_outputs(drv, S, ctx, outs, t0)
+        except (BuildError, PromiseError) as e:
+            rec = _record_of(e)
+            rref = store_failed_realization(S, drv.dref, ctx, tmp, rec, build_start=t0)
+            return [rref], Failure(drv.dref, rref, rec["error"], rec["message"], rec["traceback"])
+        finally:
+            if os.path.lexists(tmp):
+                remove_tree(tmp)
+        m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
+    if m is None:
+        raise MatcherError(
+            f"matcher {drv.matcher!r} of {drv.dref} is still unsatisfied after a build: "
+            "it rejects what the realizer produced",
+            dref=drv.dref,
+        )
+    return m, None
+
+
+def _dependency_failure(drv: Derivation, S: StorageSettings, ctx: Context, bad: RRef) -> Failure:
+    msg = (
+        f"not built: its dependency {rref2dref(bad)} failed (see {bad}); fix that stage "
+        "and realize again"
+    )
+    rec = _record("DependencyFailed", msg, "", bad)
+    folder = mkdtemp_in(S.tmpdir, "failed")
+    rref = store_failed_realization(S, drv.dref, ctx, folder, rec, build_start=time.time())
+    return Failure(drv.dref, rref, "DependencyFailed", msg, "", bad)
+
+
+def realizeE(
+    closure: Closure | tuple[Any, Closure],
+    *,
+    force_rebuild: Iterable[DRef] | bool = (),
+    realize_args: Mapping[DRef, Mapping[str, Any]] | None = None,
+    retry_failed: bool = True,
+) -> tuple[Any, Closure, Context, dict[DRef, Failure]]:
+    """Realize a closure, recording failed builds instead of stopping at them.
+
+    Derivations are realized in order (one at a time). A realizer that raises
+    (or misses a promised file) gives a failed realization; every derivation
+    depending on a failed one gets a failed realization without running.
+
+    Args:
+        closure: what :func:`instantiate` returned.
+        force_rebuild: DRefs to build anew, or ``True`` for all.
+        realize_args: per-DRef extra arguments handed to realizers.
+        retry_failed: build again a stage whose only realizations in its
+            context are failed ones (default); ``False`` reuses the failure.
+
+    Returns:
+        ``(result, closure, context, failures)``: ``context`` holds the chosen
+        realizations, failed ones included; ``failures`` maps every failed
+        derivation to its :class:`Failure`.
+
+    Raises:
+        MatcherError: a matcher misbehaves (not a build failure: not captured).
+    """
+    c = _as_closure(closure)
+    opts = _mkopts(force_rebuild, (), False, realize_args, False)
+    S = c.S
+    check_store(S)
+    chosen: Context = {}
+    failures: dict[DRef, Failure] = {}
+    failed: set[RRef] = set()
+    tok = _IN_REALIZE_E.set(True)
+    try:
+        with gc_shared(S):
+            for drv in c.derivations:
+                ctx = _context_of(drv, chosen) or {}
+                bad = next((r for rs in ctx.values() for r in rs if r in failed), None)
+                f: Failure | None
+                if bad is not None:
+                    f = _dependency_failure(drv, S, ctx, bad)
+                    rrefs = [f.rref]
+                else:
+                    rrefs, f = _realize_one_e(drv, S, ctx, opts, retry_failed)
+                chosen[drv.dref] = list(rrefs)
+                if f is not None:
+                    failures[drv.dref] = f
+                    failed.add(f.rref)
+    finally:
+        _IN_REALIZE_E.reset(tok)
+    return c.result, c, chosen, failures
