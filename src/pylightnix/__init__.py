@@ -3,6 +3,9 @@
 The public API is re-exported here explicitly; ``__all__`` is checked by a test.
 """
 
+from pylightnix.autostage import AutoStage as AutoStage
+from pylightnix.autostage import StageAttrs as StageAttrs
+from pylightnix.autostage import autostage as autostage
 from pylightnix.config import Config as Config
 from pylightnix.config import RConfig as RConfig
 from pylightnix.config import canonical_json as canonical_json
@@ -18,6 +21,7 @@ from pylightnix.errors import ConfigError as ConfigError
 from pylightnix.errors import ExtraMissingError as ExtraMissingError
 from pylightnix.errors import InstantiateError as InstantiateError
 from pylightnix.errors import IntegrityError as IntegrityError
+from pylightnix.errors import LensError as LensError
 from pylightnix.errors import LockError as LockError
 from pylightnix.errors import MatcherError as MatcherError
 from pylightnix.errors import NotRealizedError as NotRealizedError
@@ -25,6 +29,7 @@ from pylightnix.errors import PromiseError as PromiseError
 from pylightnix.errors import PylightnixError as PylightnixError
 from pylightnix.errors import RealizeError as RealizeError
 from pylightnix.errors import RefError as RefError
+from pylightnix.errors import ReplError as ReplError
 from pylightnix.errors import StoreError as StoreError
 from pylightnix.errors import StoreVersionError as StoreVersionError
 from pylightnix.hashing import hash_tree as hash_tree
@@ -33,6 +38,8 @@ from pylightnix.inplace import inplace_reset as inplace_reset
 from pylightnix.inplace import instantiate_inplace as instantiate_inplace
 from pylightnix.inplace import realize_inplace as realize_inplace
 from pylightnix.inplace import realizeMany_inplace as realizeMany_inplace
+from pylightnix.lens import Lens as Lens
+from pylightnix.lens import mklens as mklens
 from pylightnix.progress import ProgressEvent as ProgressEvent
 from pylightnix.progress import progress_hook as progress_hook
 from pylightnix.progress import set_progress_hook as set_progress_hook
@@ -55,6 +62,12 @@ from pylightnix.realize.engine import evaluate as evaluate
 from pylightnix.realize.engine import realize as realize
 from pylightnix.realize.engine import realize1 as realize1
 from pylightnix.realize.engine import realizeMany as realizeMany
+from pylightnix.realize.failures import Failure as Failure
+from pylightnix.realize.failures import drefrrefs_failed as drefrrefs_failed
+from pylightnix.realize.failures import is_failed as is_failed
+from pylightnix.realize.failures import mkdrvE as mkdrvE
+from pylightnix.realize.failures import realizeE as realizeE
+from pylightnix.realize.failures import rref_failure as rref_failure
 from pylightnix.realize.matchers import match as match
 from pylightnix.realize.matchers import match_all as match_all
 from pylightnix.realize.matchers import match_best as match_best
@@ -73,6 +86,15 @@ from pylightnix.refs import is_rref as is_rref
 from pylightnix.refs import parse_dref as parse_dref
 from pylightnix.refs import parse_rref as parse_rref
 from pylightnix.refs import rref2dref as rref2dref
+from pylightnix.repl import ReplSession as ReplSession
+from pylightnix.repl import repl_build as repl_build
+from pylightnix.repl import repl_cancel as repl_cancel
+from pylightnix.repl import repl_continue as repl_continue
+from pylightnix.repl import repl_continueBuild as repl_continueBuild
+from pylightnix.repl import repl_realize as repl_realize
+from pylightnix.repl import repl_result as repl_result
+from pylightnix.repl import repl_rref as repl_rref
+from pylightnix.repl import repl_rrefs as repl_rrefs
 from pylightnix.store.init import fsinit as fsinit
 from pylightnix.store.init import store_initialize as store_initialize
 from pylightnix.store.query import alldrefs as alldrefs
@@ -114,6 +136,7 @@ from pylightnix.types import RRef as RRef
 __version__ = "0.3.0"
 
 __all__ = [
+    "AutoStage",
     "Build",
     "BuildError",
     "Closure",
@@ -123,8 +146,11 @@ __all__ = [
     "DRef",
     "Derivation",
     "ExtraMissingError",
+    "Failure",
     "InstantiateError",
     "IntegrityError",
+    "Lens",
+    "LensError",
     "LockError",
     "MatcherError",
     "Name",
@@ -139,11 +165,15 @@ __all__ = [
     "RefError",
     "RefPath",
     "Registry",
+    "ReplError",
+    "ReplSession",
+    "StageAttrs",
     "StorageSettings",
     "StoreError",
     "StoreVersionError",
     "alldrefs",
     "allrrefs",
+    "autostage",
     "build_cattrs",
     "build_config",
     "build_context",
@@ -173,6 +203,7 @@ __all__ = [
     "drefdeps1",
     "drefrrefs",
     "drefrrefsC",
+    "drefrrefs_failed",
     "evaluate",
     "fsinit",
     "fsroot",
@@ -184,6 +215,7 @@ __all__ = [
     "instantiate",
     "instantiate_inplace",
     "is_dref",
+    "is_failed",
     "is_rref",
     "match",
     "match_all",
@@ -195,6 +227,8 @@ __all__ = [
     "mkSS",
     "mkconfig",
     "mkdrv",
+    "mkdrvE",
+    "mklens",
     "mkrefpath",
     "parse_dref",
     "parse_rref",
@@ -203,13 +237,23 @@ __all__ = [
     "progress_hook",
     "realize",
     "realize1",
+    "realizeE",
     "realizeMany",
     "realizeMany_inplace",
     "realize_inplace",
+    "repl_build",
+    "repl_cancel",
+    "repl_continue",
+    "repl_continueBuild",
+    "repl_realize",
+    "repl_result",
+    "repl_rref",
+    "repl_rrefs",
     "rootdrefs",
     "rootrrefs",
     "rref2dref",
     "rref2path",
+    "rref_failure",
     "rrefattrs",
     "rrefbstart",
     "rrefctx",
