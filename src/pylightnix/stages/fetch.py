@@ -1,0 +1,456 @@
+"""Stages that bring outside files into the store: ``fetchurl``, ``fetchlocal``, ``unpack``.
+
+A fetch is content-addressed: its config names the expected ``sha256`` (or
+``sha1``) and the realizer refuses bytes of any other hash *before* anything
+enters the store. Bytes go to a private temporary file inside the build's own
+temporary folder, so two processes fetching the same URL never mix bytes and
+a failed download leaves nothing behind. Archives are unpacked with
+:func:`pylightnix.unpack.safe_extract`, which refuses members escaping the
+output folder.
+
+``mode`` (as in the seed):
+
+* ``"unpack,remove"`` (default): unpack the archive into the output, drop it;
+* ``"unpack"``: unpack it and keep the archive next to its contents;
+* ``"as-is"``: keep the downloaded file as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Protocol
+
+from pylightnix.errors import ConfigError, FetchError, HashMismatchError, UnsafeArchiveError
+from pylightnix.progress import ProgressEvent, current_hook, report
+from pylightnix.realize.build import (
+    Build,
+    build_cattrs,
+    build_outpath,
+    build_path,
+    build_wrapper,
+)
+from pylightnix.realize.matchers import match_only
+from pylightnix.realize.registry import Registry, mkdrv
+from pylightnix.refs import dref_name
+from pylightnix.unpack import archive_kind, member_target, safe_extract
+
+MODES = ("unpack,remove", "unpack", "as-is")
+"""The values of a fetch stage's ``mode``."""
+
+SCHEMES = ("http", "https", "file")
+"""URL schemes :func:`fetchurl` downloads from."""
+
+BLOCK = 1 << 20
+"""Bytes read, hashed and written per step of a download."""
+
+STDERR_AFTER = 1.0
+"""Seconds after which a download without a progress hook shows a stderr line."""
+
+TIMEOUT = 60.0
+"""Seconds without a byte from the server before a download is abandoned."""
+
+_HEX = {"sha256": 64, "sha1": 40}
+
+
+def _check_hash(sha256: str | None, sha1: str | None, who: str) -> tuple[str, str]:
+    """The (algorithm, lowercase hex digest) a fetch stage was given; exactly one is required."""
+    given = [(a, h) for a, h in (("sha256", sha256), ("sha1", sha1)) if h is not None]
+    if len(given) != 1:
+        raise ConfigError(
+            f"{who} needs exactly one of sha256= or sha1= (got {len(given)}): the hash is "
+            "how the download is checked; compute it with `sha256sum <file>`",
+            key_path=("sha256",),
+        )
+    algo, h = given[0]
+    if not isinstance(h, str) or not re.fullmatch(rf"[0-9a-fA-F]{{{_HEX[algo]}}}", h):
+        raise ConfigError(
+            f"{who}: {algo}={h!r} is not {_HEX[algo]} hexadecimal characters",
+            key_path=(algo,),
+        )
+    return algo, h.lower()
+
+
+def _check_mode(mode: str, who: str) -> None:
+    if mode not in MODES:
+        raise ConfigError(
+            f"{who}: mode={mode!r} is not one of {', '.join(map(repr, MODES))}",
+            key_path=("mode",),
+        )
+
+
+def _check_filename(filename: str, who: str) -> str:
+    if not isinstance(filename, str) or "/" in filename or "\\" in filename:
+        raise ConfigError(
+            f"{who}: filename={filename!r} must be a plain file name (no folders)",
+            key_path=("filename",),
+        )
+    try:
+        if member_target(filename) != filename:
+            raise UnsafeArchiveError("", archive="", member=filename)
+    except UnsafeArchiveError:
+        raise ConfigError(
+            f"{who}: filename={filename!r} must be a plain file name", key_path=("filename",)
+        ) from None
+    return filename
+
+
+def name_from_filename(filename: str) -> str:
+    """A valid stage name made from a file name (archive suffixes dropped).
+
+    >>> name_from_filename("hello-2.10.tar.gz")
+    'hello-2_10'
+    >>> name_from_filename("data set.zip")
+    'data_set'
+    """
+    base = filename
+    for suf in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip", ".gz"):
+        if base.lower().endswith(suf):
+            base = base[: -len(suf)]
+            break
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", base).strip("_")
+    return name or "fetched"
+
+
+def url_filename(url: str) -> str:
+    """The file name a URL's path ends with (``'download'`` when it has none).
+
+    >>> url_filename("http://ftp.gnu.org/gnu/hello/hello-2.10.tar.gz?x=1")
+    'hello-2.10.tar.gz'
+    """
+    path = urllib.parse.urlsplit(url).path
+    base = urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1])
+    return base if base not in ("", ".", "..") else "download"
+
+
+def fetchurl(
+    url: str,
+    *,
+    sha256: str | None = None,
+    sha1: str | None = None,
+    mode: str = "unpack,remove",
+    name: str | None = None,
+    filename: str | None = None,
+    r: Registry | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Register a download of ``url`` checked against its hash (the seed's ``fetchurl``).
+
+    Args:
+        url: an ``http://``, ``https://`` or ``file://`` URL.
+        sha256: the expected sha256 of the file (or give ``sha1``).
+        sha1: the expected sha1, for old sources that publish only that.
+        mode: ``"unpack,remove"``, ``"unpack"`` or ``"as-is"`` (module doc).
+        name: the stage name (default: from the file name).
+        filename: the name of the downloaded file (default: from the URL).
+        r: the registry (passed by ``instantiate``).
+        **kwargs: more config entries (they change the DRef, not the download).
+
+    Returns:
+        The DRef of the download.
+
+    Raises:
+        ConfigError: a missing or malformed hash, an unknown mode or scheme.
+    """
+    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in SCHEMES:
+        raise ConfigError(
+            f"fetchurl: url={url!r} is not an {'/'.join(SCHEMES)} URL", key_path=("url",)
+        )
+    algo, digest = _check_hash(sha256, sha1, f"fetchurl({url!r})")
+    _check_mode(mode, f"fetchurl({url!r})")
+    fname = _check_filename(filename or url_filename(url), f"fetchurl({url!r})")
+    config = {
+        **kwargs,
+        "name": name or name_from_filename(fname),
+        "url": url,
+        algo: digest,
+        "mode": mode,
+        "filename": fname,
+    }
+    return mkdrv(config, match_only(), build_wrapper(_fetchurl_realize), r=r)
+
+
+def fetchlocal(
+    path: str | None = None,
+    *,
+    envname: str | None = None,
+    sha256: str | None = None,
+    sha1: str | None = None,
+    mode: str = "unpack,remove",
+    name: str | None = None,
+    filename: str | None = None,
+    r: Registry | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Register a copy of a local file checked against its hash (the seed's ``fetchlocal``).
+
+    Args:
+        path: the file to copy; or
+        envname: the name of an environment variable holding the path, read at
+            build time (the DRef then does not depend on where the file is).
+        sha256: the expected sha256 (or give ``sha1``).
+        sha1: the expected sha1.
+        mode: ``"unpack,remove"``, ``"unpack"`` or ``"as-is"``.
+        name: the stage name (default: from the file name).
+        filename: the name of the copied file (default: the source's name).
+        r: the registry (passed by ``instantiate``).
+        **kwargs: more config entries.
+
+    Returns:
+        The DRef of the copy.
+
+    Raises:
+        ConfigError: neither or both of ``path``/``envname``, a bad hash or mode.
+    """
+    who = f"fetchlocal({path or envname!r})"
+    if (path is None) == (envname is None):
+        raise ConfigError(f"{who} needs exactly one of path= or envname=", key_path=("path",))
+    algo, digest = _check_hash(sha256, sha1, who)
+    _check_mode(mode, who)
+    if filename is None and path is None:
+        raise ConfigError(
+            f"{who}: with envname= also give filename= (the path is only known at build time)",
+            key_path=("filename",),
+        )
+    fname = _check_filename(filename or os.path.basename(str(path)), who)
+    src: dict[str, str] = {"path": os.path.abspath(path)} if path else {"envname": str(envname)}
+    config = {
+        **kwargs,
+        "name": name or name_from_filename(fname),
+        **src,
+        algo: digest,
+        "mode": mode,
+        "filename": fname,
+    }
+    return mkdrv(config, match_only(), build_wrapper(_fetchlocal_realize), r=r)
+
+
+def unpack(
+    src: list[Any],
+    *,
+    name: str = "unpack",
+    kind: str | None = None,
+    sha256: str | None = None,
+    r: Registry | None = None,
+) -> Any:
+    """Register the unpacking of an archive that is a file of another stage.
+
+    Args:
+        src: a RefPath ``[dref, "file.tar.gz"]`` to the archive.
+        name: the stage name.
+        kind: ``"tar"``, ``"zip"`` or ``"gz"`` (default: from the file name).
+        sha256: optionally, the expected hash of the archive.
+        r: the registry (passed by ``instantiate``).
+
+    Returns:
+        The DRef of the unpacked tree.
+    """
+    config: dict[str, Any] = {"name": name, "src": src}
+    if kind is not None:
+        config["kind"] = kind
+    if sha256 is not None:
+        config["sha256"] = _check_hash(sha256, None, f"unpack({src!r})")[1]
+    return mkdrv(config, match_only(), build_wrapper(_unpack_realize), r=r)
+
+
+class _Readable(Protocol):
+    def readinto(self, buf: bytearray, /) -> int | None: ...
+
+
+class _Progress:
+    """Throttled byte progress of one download: the hook, or a stderr line when slow."""
+
+    def __init__(self, b: Build, url: str, total: int) -> None:
+        self.b, self.url, self.total = b, url, total
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.printed = False
+        self.hook = current_hook() is not None
+
+    def __call__(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < 0.2:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if self.hook:
+            report(
+                ProgressEvent(
+                    "download",
+                    dref=self.b.dref,
+                    name=str(dref_name(self.b.dref)),
+                    done=done,
+                    total=self.total,
+                    elapsed=elapsed,
+                    extra={"url": self.url, "rate": rate},
+                )
+            )
+        elif elapsed > STDERR_AFTER or (final and self.printed):
+            of = f" / {self.total / 2**20:.1f} MiB" if self.total else ""
+            sys.stderr.write(
+                f"\rfetch {dref_name(self.b.dref)}: {done / 2**20:.1f} MiB{of} "
+                f"at {rate / 2**20:.1f} MiB/s"
+            )
+            self.printed = True
+            if final:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _stream(src: _Readable, dst: str, algo: str, progress: _Progress) -> tuple[str, int]:
+    """Copy ``src`` into the new file ``dst``, hashing on the way; return (hexdigest, bytes)."""
+    h = hashlib.new(algo)
+    buf = bytearray(BLOCK)
+    view = memoryview(buf)
+    done = 0
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            n = src.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+            out.write(view[:n])
+            done += n
+            progress(done)
+    progress(done, final=True)
+    return h.hexdigest(), done
+
+
+def _download_dir(b: Build) -> str:
+    # The build's private temporary folder holds the output folder; a sibling
+    # folder there is private to this build and removed with it.
+    d = os.path.join(os.path.dirname(build_outpath(b)), f"download-{os.urandom(6).hex()}")
+    os.mkdir(d)
+    return d
+
+
+def _expected(c: Any) -> tuple[str, str]:
+    return ("sha256", c.sha256) if hasattr(c, "sha256") else ("sha1", c.sha1)
+
+
+def _finish(b: Build, src: str, path: str, mode: str, fname: str) -> None:
+    """Put the checked file ``path`` into the output according to ``mode``."""
+    out = build_outpath(b)
+    if mode == "as-is":
+        os.rename(path, os.path.join(out, fname))
+        return
+    safe_extract(path, out, kind=archive_kind(fname))
+    if mode == "unpack":
+        dst = os.path.join(out, fname)
+        if os.path.lexists(dst):
+            raise FetchError(
+                f"{src}: the archive holds a member named {fname!r}, like the archive itself; "
+                "use mode='unpack,remove' or another filename=",
+                url=src,
+            )
+        os.rename(path, dst)
+    else:
+        os.unlink(path)
+
+
+def _verify(src: str, algo: str, expected: str, actual: str, path: str) -> None:
+    if actual != expected:
+        os.unlink(path)
+        raise HashMismatchError(
+            f"{algo} mismatch for {src}: expected {expected}, got {actual} (the file differs "
+            f"from the one the stage names; if the new file is right, put {algo}='{actual}' "
+            "in the stage; nothing was stored)",
+            url=src,
+            algo=algo,
+            expected=expected,
+            actual=actual,
+        )
+
+
+def _download(url: str, dst: str, algo: str, progress: _Progress) -> tuple[str, int]:
+    """Download ``url`` into the new file ``dst``; return (hexdigest, bytes).
+
+    Raises:
+        FetchError: HTTP errors, network errors and short reads, naming the URL.
+    """
+    req = urllib.request.Request(url, headers={"User-Agent": "pylightnix"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:  # noqa: S310
+            total = int(resp.headers.get("Content-Length") or 0)
+            progress.total = total
+            digest, n = _stream(resp, dst, algo, progress)
+    except urllib.error.HTTPError as e:
+        e.close()  # the error carries the open response; drop the connection now
+        raise FetchError(
+            f"cannot download {url}: the server answered HTTP {e.code} {e.reason} "
+            "(check the URL, or use a mirror)",
+            url=url,
+            status=e.code,
+        ) from e
+    except urllib.error.URLError as e:
+        raise FetchError(
+            f"cannot download {url}: {e.reason} (check the URL and the network)", url=url
+        ) from e
+    except (OSError, ValueError) as e:
+        if isinstance(e, FetchError):
+            raise
+        raise FetchError(f"download of {url} failed: {type(e).__name__}: {e}", url=url) from e
+    if total and n != total:
+        raise FetchError(
+            f"download of {url} stopped after {n} of {total} bytes: try again", url=url
+        )
+    return digest, n
+
+
+def _fetchurl_realize(b: Build) -> None:
+    c = build_cattrs(b)
+    algo, expected = _expected(c)
+    path = os.path.join(_download_dir(b), c.filename)
+    digest, _ = _download(c.url, path, algo, _Progress(b, c.url, 0))
+    _verify(c.url, algo, expected, digest, path)
+    _finish(b, c.url, path, c.mode, c.filename)
+
+
+def _fetchlocal_realize(b: Build) -> None:
+    c = build_cattrs(b)
+    algo, expected = _expected(c)
+    src = getattr(c, "path", None)
+    if src is None:
+        src = os.environ.get(c.envname)
+        if not src:
+            raise FetchError(
+                f"fetchlocal: the environment variable {c.envname} is not set: set it to "
+                "the path of the file",
+                url=c.envname,
+            )
+    path = os.path.join(_download_dir(b), c.filename)
+    try:
+        f = open(src, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise FetchError(f"cannot read {src!r}: {e.strerror}", url=src) from e
+    with f:
+        digest, _ = _stream(f, path, algo, _Progress(b, src, os.fstat(f.fileno()).st_size))
+    _verify(src, algo, expected, digest, path)
+    _finish(b, src, path, c.mode, c.filename)
+
+
+def _unpack_realize(b: Build) -> None:
+    c = build_cattrs(b)
+    path = build_path(b, c.src)
+    if hasattr(c, "sha256"):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(BLOCK), b""):
+                h.update(block)
+        if h.hexdigest() != c.sha256:
+            raise HashMismatchError(
+                f"sha256 mismatch for {path}: expected {c.sha256}, got {h.hexdigest()}",
+                url=path,
+                algo="sha256",
+                expected=c.sha256,
+                actual=h.hexdigest(),
+            )
+    safe_extract(path, build_outpath(b), kind=getattr(c, "kind", None) or archive_kind(path))
