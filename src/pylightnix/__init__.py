@@ -58,10 +58,13 @@ from pylightnix.realize.build import build_wrapper as build_wrapper
 from pylightnix.realize.build import build_wrapper_ as build_wrapper_
 from pylightnix.realize.build import dirro as dirro
 from pylightnix.realize.build import dirrw as dirrw
+from pylightnix.realize.buildlog import rreflog as rreflog
 from pylightnix.realize.engine import evaluate as evaluate
 from pylightnix.realize.engine import realize as realize
 from pylightnix.realize.engine import realize1 as realize1
 from pylightnix.realize.engine import realizeMany as realizeMany
+from pylightnix.realize.explain import Explanation as Explanation
+from pylightnix.realize.explain import explain as explain
 from pylightnix.realize.failures import Failure as Failure
 from pylightnix.realize.failures import drefrrefs_failed as drefrrefs_failed
 from pylightnix.realize.failures import is_failed as is_failed
@@ -145,6 +148,7 @@ __all__ = [
     "Context",
     "DRef",
     "Derivation",
+    "Explanation",
     "ExtraMissingError",
     "Failure",
     "InstantiateError",
@@ -205,6 +209,7 @@ __all__ = [
     "drefrrefsC",
     "drefrrefs_failed",
     "evaluate",
+    "explain",
     "fsinit",
     "fsroot",
     "fsstorage",
@@ -260,6 +265,7 @@ __all__ = [
     "rrefdata",
     "rrefdeps",
     "rrefdeps1",
+    "rreflog",
     "rrefmeta",
     "selfref",
     "set_progress_hook",

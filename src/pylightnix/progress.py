@@ -22,8 +22,11 @@ class ProgressEvent:
     """One progress record.
 
     Attributes:
-        kind: ``"plan"``, ``"reuse"``, ``"build"``, ``"built"``, ``"fail"``,
-            ``"done"`` (realize) or ``"download"`` (byte progress of a fetch).
+        kind: ``"plan"``, ``"check"``, ``"reuse"``, ``"build"`` (a realizer
+            starts, under the build lock), ``"built"``, ``"plan-build"`` (dry
+            run: would build), ``"fail"``, ``"done"`` (realize), ``"explain"``
+            (``realize(explain=True)``: ``extra`` holds decision and reason) or
+            ``"download"`` (byte progress of a fetch).
         dref: the derivation concerned, if any.
         name: its name.
         done: stages finished so far (realize) or bytes so far (download).

@@ -22,13 +22,14 @@ REPL and distributed layers reuse.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pylightnix.errors import (
@@ -41,6 +42,12 @@ from pylightnix.errors import (
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, current_hook, progress_hook, report
 from pylightnix.realize.build import build_tmpdir_set
+from pylightnix.realize.buildlog import (
+    TMP_LOG_NAME,
+    add_log_note,
+    capture_build_log,
+    show_log_default,
+)
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
@@ -64,6 +71,10 @@ class RealizeOptions:
     dry_run: bool = False
     realize_args: Mapping[DRef, Mapping[str, Any]] = field(default_factory=dict)
     keep_failed: bool = False
+    show_log: bool = False
+    # fd-level log capture (subprocesses too) is process-global: only when builds
+    # run one at a time; concurrent builds capture Python-level writes per thread.
+    log_fd: bool = True
 
     def forced(self, dref: DRef) -> bool:
         return self.force_all or dref in self.force
@@ -124,7 +135,12 @@ def _check_promises(drv: Derivation, outs: Sequence[str]) -> None:
 
 
 def insert_outputs(
-    drv: Derivation, S: StorageSettings, ctx: Context, outs: Sequence[str], build_start: float
+    drv: Derivation,
+    S: StorageSettings,
+    ctx: Context,
+    outs: Sequence[str],
+    build_start: float,
+    log_path: str | None = None,
 ) -> list[RRef]:
     """Check the promises of finished output folders and insert them into the store.
 
@@ -140,7 +156,16 @@ def insert_outputs(
     _check_promises(drv, outs)
     t1 = time.time()
     return [
-        store_realization(S, drv.dref, drv.config, ctx, o, build_start=build_start, build_stop=t1)
+        store_realization(
+            S,
+            drv.dref,
+            drv.config,
+            ctx,
+            o,
+            build_start=build_start,
+            build_stop=t1,
+            log_path=log_path,
+        )
         for o in outs
     ]
 
@@ -166,11 +191,16 @@ def _build(drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptio
     tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
     ok = False
     t0 = time.time()
+    log_path = os.path.join(tmp, TMP_LOG_NAME)
     try:
-        outs = run_realizer(drv, S, ctx, opts, tmp)
-        rrefs = insert_outputs(drv, S, ctx, outs, t0)
+        with capture_build_log(log_path, tee=opts.show_log, fd_level=opts.log_fd):
+            outs = run_realizer(drv, S, ctx, opts, tmp)
+        rrefs = insert_outputs(drv, S, ctx, outs, t0, log_path)
         ok = True
         return rrefs
+    except RealizeError as e:
+        add_log_note(e, log_path)
+        raise
     finally:
         if ok or not opts.keep_failed:
             remove_tree(tmp)
@@ -202,6 +232,7 @@ def realize_one(
             m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
             if m is not None:
                 return StepResult(drv.dref, tuple(m), False, "built by another process")
+        report(ProgressEvent("build", drv.dref, dref_name(drv.dref)))
         _build(drv, S, ctx, opts)
         m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
     if m is None:
@@ -264,6 +295,8 @@ def realize(
     jobs: int = 1,
     executor: Executor | None = None,
     progress: Any = None,
+    show_log: bool | None = None,
+    explain: bool = False,
 ) -> tuple[Any, Closure, Context]:
     """Realize a closure; return ``(result, closure, context)``.
 
@@ -278,6 +311,11 @@ def realize(
         jobs: how many derivations to realize at once (threads).
         executor: a ``concurrent.futures.Executor`` to run derivations on instead.
         progress: a callback receiving :class:`ProgressEvent` records.
+        show_log: show what realizers print live, besides capturing it into
+            each realization's ``build.log`` (default: ``$PYLIGHTNIX_SHOW_LOG``).
+        explain: first log (logger ``pylightnix.realize``, level INFO) and report
+            (``ProgressEvent("explain")``) why each stage will be reused or built;
+            see :func:`pylightnix.realize.explain.explain`.
 
     Returns:
         the stage result, the closure, and the chosen realizations of every
@@ -289,8 +327,19 @@ def realize(
     """
     c = _as_closure(closure)
     opts = _mkopts(force_rebuild, assert_realized, dry_run, realize_args, keep_failed)
+    opts = replace(
+        opts,
+        show_log=show_log_default() if show_log is None else show_log,
+        log_fd=executor is None and jobs <= 1,
+    )
     S = c.S
     check_store(S)
+    if explain:
+        from pylightnix.realize.explain import explain as _explain
+        from pylightnix.realize.explain import report_explanations
+
+        with progress_hook(progress) if progress is not None else contextlib.nullcontext():
+            report_explanations(_explain(c, force_rebuild=force_rebuild))
     if progress is not None:
         with progress_hook(progress):
             ctx = _run(c, S, opts, jobs, executor)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from typing import Any
@@ -35,6 +36,7 @@ from pylightnix.store.fsops import (
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
+    LOG_FILE,
     META_FILE,
     RESERVED,
     dref2path,
@@ -93,12 +95,14 @@ def store_realization(
     build_start: float,
     build_stop: float | None = None,
     meta: dict[str, Any] | None = None,
+    log_path: str | None = None,
 ) -> RRef:
     """Move a finished output folder into the store and return its RRef.
 
     The folder is hashed (with the context), given its reserved files, made
     read-only and renamed into place; ``outpath`` no longer exists afterwards.
     If an identical realization is already stored, that one is kept.
+    ``log_path`` (the build's captured output) is copied in as ``build.log``.
 
     Raises:
         StoreError: the output is not a folder or uses the reserved name.
@@ -128,6 +132,8 @@ def store_realization(
     atomic_write(
         os.path.join(reserved, META_FILE), _meta(build_start, stop, meta), durable=S.durable
     )
+    if log_path is not None:
+        shutil.copyfile(log_path, os.path.join(reserved, LOG_FILE))
     make_readonly(outpath, durable=S.durable, skip_top=True)
 
     store_derivation(S, dref, config)
