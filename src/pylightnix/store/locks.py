@@ -147,11 +147,28 @@ def _take_shared(S: StorageSettings) -> int:
 
 @contextlib.contextmanager
 def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterator[None]:
-    """Hold the GC lock exclusively: no instantiate or realize runs meanwhile."""
+    """Hold the GC lock exclusively: no instantiate or realize runs meanwhile.
+
+    Raises:
+        LockError: this process itself holds the lock in shared mode (a realize
+            or instantiate runs in it, maybe in another thread): waiting would
+            deadlock; or ``timeout`` seconds passed.
+    """
+    with _shared_lock:
+        if S.storage in _shared_count:
+            raise LockError(
+                f"cannot take the GC lock of {S.storage!r} exclusively: this process holds "
+                "it in shared mode (a realize or instantiate is running in it), so waiting "
+                "would deadlock; collect garbage outside of realize/instantiate",
+                path=S.storage,
+            )
     tfd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.turnstile"))
     fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.lock"))
     try:
         _acquire(tfd, fcntl.LOCK_EX, "the GC turnstile", timeout)
+        # Realizes queued on the turnstile log this text when they wait long.
+        os.ftruncate(tfd, 0)
+        os.pwrite(tfd, _holder_text(), 0)
         _acquire(fd, fcntl.LOCK_EX, "the GC lock (realizations are running)", timeout)
         os.ftruncate(fd, 0)
         os.pwrite(fd, _holder_text(), 0)

@@ -14,9 +14,9 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from pylightnix.refs import is_hashpart, maybe_parse_dref_dirname, mkrref, parse_dref
 from pylightnix.store.fsops import unique_suffix
 from pylightnix.store.layout import ROOTS_DIR
-from pylightnix.store.query import path2rref
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Path, RRef
 
@@ -60,6 +60,9 @@ def list_roots(S: StorageSettings) -> list[Root]:
         names = sorted(os.listdir(d))
     except FileNotFoundError:
         return []
+    # Resolve the store itself once: it may sit behind a symlink, and a user's
+    # link resolves to the real path.
+    real_storage = os.path.realpath(S.storage)
     out: list[Root] = []
     for n in names:
         entry = os.path.join(d, n)
@@ -68,14 +71,22 @@ def list_roots(S: StorageSettings) -> list[Root]:
         link = os.readlink(entry)
         rref: RRef | None = None
         if os.path.islink(link):
-            target = os.path.realpath(link)
-            r = path2rref(target, S)
-            if r is not None and os.path.realpath(target) == os.path.realpath(
-                os.path.join(S.storage, *os.path.relpath(target, S.storage).split(os.sep)[:2])
-            ):
-                rref = r
+            rref = _realization_under(os.path.realpath(link), real_storage)
         out.append(Root(Path(entry), Path(link), rref))
     return out
+
+
+def _realization_under(target: str, real_storage: str) -> RRef | None:
+    """The realization that holds the resolved path ``target`` (itself or a file in it)."""
+    rel = os.path.relpath(target, real_storage)
+    parts = rel.split(os.sep)
+    if rel.startswith("..") or len(parts) < 2:
+        return None
+    d = maybe_parse_dref_dirname(parts[0])
+    if d is None or not is_hashpart(parts[1]):
+        return None
+    dhash, name = parse_dref(d)
+    return mkrref(parts[1], dhash, name)  # type: ignore[arg-type]
 
 
 def prune_stale_roots(S: StorageSettings) -> list[Root]:

@@ -1,0 +1,431 @@
+"""Garbage collection: delete what no root keeps alive (semantics in ``docs/gc.md``).
+
+Roots are the registered result links (``.roots``), the caller's
+``keep_rrefs`` and ``keep_drefs``, and every realize in progress: the
+collector holds the store's GC lock exclusively, so it runs only while no
+instantiate or realize does, and none starts until it is done.
+
+* live realizations = root realizations + everything they were built from
+  (transitively, through their stored contexts);
+* live derivations = ``keep_drefs`` + the derivations of live realizations
+  + everything their configs depend on (transitively).
+
+Everything else is garbage: realizations (renamed into the temporary space,
+then removed, so that none is ever seen half-deleted), whole derivation
+folders, index markers of removed or missing realizations, lock files of
+removed derivations, stale root entries and every leftover in the store's
+temporary space. The graph is read once and reachability is computed once
+over it (:func:`compute_live`), so a collection is linear in the store size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pylightnix.config import config_deps, mkconfig
+from pylightnix.refs import (
+    dref_dirname,
+    is_hashpart,
+    maybe_parse_dref_dirname,
+    maybe_parse_rref,
+    mkrref,
+    parse_dref,
+    parse_rref,
+    rref2dref,
+)
+from pylightnix.store.fsops import remove_tree, remove_via_trash
+from pylightnix.store.layout import (
+    CONFIG_FILE,
+    CONTEXT_FILE,
+    INDEX_DIR,
+    LOCKS_DIR,
+    RESERVED,
+    ROOTS_DIR,
+    check_store,
+)
+from pylightnix.store.locks import gc_exclusive
+from pylightnix.store.roots import list_roots
+from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.types import DRef, Path, RRef
+
+T = TypeVar("T")
+_STORE_LOCKS = frozenset({"gc.lock", "gc.turnstile"})
+
+
+@dataclass(frozen=True)
+class GCRoot:
+    """One reason something was kept alive.
+
+    Attributes:
+        ref: the DRef or RRef kept.
+        why: ``"link <path>"`` (a registered result link), ``"keep_rrefs"`` or ``"keep_drefs"``.
+    """
+
+    ref: str
+    why: str
+
+
+@dataclass(frozen=True)
+class GCResult:
+    """What a collection deleted (or, in a dry run, would delete).
+
+    Attributes:
+        deleted_drefs: derivations removed whole (config, index, realizations), sorted.
+        deleted_rrefs: realizations removed, sorted.
+        bytes_freed: apparent size of everything removed (files, links and folders).
+        roots: the roots that kept things alive, and why.
+        stale_roots: root entries whose link is gone or points outside the store.
+        tmp_removed: leftovers removed from the temporary space and the store
+            (temporary folders of killed builds, trash, half-written files,
+            dangling index markers, lock files of removed derivations).
+        dry_run: whether this was only a report.
+    """
+
+    deleted_drefs: tuple[DRef, ...] = ()
+    deleted_rrefs: tuple[RRef, ...] = ()
+    bytes_freed: int = 0
+    roots: tuple[GCRoot, ...] = ()
+    stale_roots: tuple[Path, ...] = ()
+    tmp_removed: tuple[Path, ...] = field(default=())
+    dry_run: bool = False
+
+
+def reachable(roots: Iterable[T], edges: Mapping[T, Iterable[T]]) -> set[T]:
+    """Every node of ``edges`` reachable from ``roots`` (roots included); one visit per node.
+
+    Roots and targets missing from ``edges`` are not part of the graph and are left out.
+
+    >>> sorted(reachable(["c", "x"], {"c": ["b"], "b": ["a"], "a": [], "d": ["a"]}))
+    ['a', 'b', 'c']
+    """
+    seen: set[T] = set()
+    stack = [r for r in roots if r in edges]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.extend(x for x in edges[n] if x in edges and x not in seen)
+    return seen
+
+
+def compute_live(
+    root_rrefs: Iterable[RRef],
+    root_drefs: Iterable[DRef],
+    rref_deps: Mapping[RRef, Iterable[RRef]],
+    dref_deps: Mapping[DRef, Iterable[DRef]],
+) -> tuple[set[RRef], set[DRef]]:
+    """Live realizations and derivations of a store graph (linear in its size).
+
+    Args:
+        root_rrefs: realizations kept by roots.
+        root_drefs: derivations kept by roots.
+        rref_deps: every stored realization -> the realizations of its direct context.
+        dref_deps: every stored derivation -> the derivations its config mentions.
+
+    Returns:
+        ``(live_rrefs, live_drefs)``: the realizations reachable from the root
+        realizations, and the derivations reachable from the root derivations
+        and from the derivations of live realizations.
+    """
+    live_r = reachable(root_rrefs, rref_deps)
+    live_d = reachable([*root_drefs, *(rref2dref(r) for r in live_r)], dref_deps)
+    return live_r, live_d
+
+
+@dataclass
+class _Graph:
+    rref_deps: dict[RRef, list[RRef]] = field(default_factory=dict)
+    dref_deps: dict[DRef, list[DRef]] = field(default_factory=dict)
+    drv_rrefs: dict[DRef, list[RRef]] = field(default_factory=dict)
+
+
+def _read_context(path: str) -> list[RRef]:
+    """The RRefs of a stored context file; an unreadable one counts as empty."""
+    try:
+        with open(path, "rb") as f:
+            raw = json.loads(f.read())
+    except (OSError, ValueError):
+        return []
+    out: list[RRef] = []
+    if isinstance(raw, dict):
+        for v in raw.values():
+            if isinstance(v, list):
+                out.extend(RRef(x) for x in v if maybe_parse_rref(x) is not None)
+    return out
+
+
+def _read_config_deps(path: str) -> list[DRef]:
+    try:
+        with open(path, "rb") as f:
+            return list(config_deps(mkconfig(json.loads(f.read()))))
+    except (OSError, ValueError):
+        return []
+
+
+def scan_graph(S: StorageSettings) -> _Graph:
+    """Read the whole dependency graph of a store: one pass over its folders."""
+    g = _Graph()
+    for n in sorted(os.listdir(S.storage)):
+        dref = maybe_parse_dref_dirname(n)
+        if dref is None:
+            continue
+        ddir = os.path.join(S.storage, n)
+        try:
+            names = os.listdir(ddir)
+        except (NotADirectoryError, FileNotFoundError):
+            continue
+        dhash, name = parse_dref(dref)
+        g.dref_deps[dref] = (
+            _read_config_deps(os.path.join(ddir, CONFIG_FILE)) if CONFIG_FILE in names else []
+        )
+        rs: list[RRef] = []
+        for h in sorted(names):
+            if is_hashpart(h) and os.path.isdir(os.path.join(ddir, h)):
+                r = mkrref(h, dhash, name)  # type: ignore[arg-type]
+                rs.append(r)
+                g.rref_deps[r] = _read_context(os.path.join(ddir, h, RESERVED, CONTEXT_FILE))
+        g.drv_rrefs[dref] = rs
+    return g
+
+
+def tree_size(path: str) -> int:
+    """Apparent size in bytes of a file, link or folder tree (links not followed)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    total = st.st_size
+    if not stat.S_ISDIR(st.st_mode):
+        return total
+    for dirpath, dirnames, filenames in os.walk(path):
+        for x in dirnames + filenames:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(dirpath, x)).st_size
+    return total
+
+
+def _leftovers(S: StorageSettings, g: _Graph, dead_drefs: set[DRef]) -> list[str]:
+    """Paths that hold no object: temp space contents, half-written files, dangling markers."""
+    out: list[str] = []
+    with contextlib.suppress(FileNotFoundError):
+        out.extend(os.path.join(S.tmpdir, n) for n in sorted(os.listdir(S.tmpdir)))
+    for dref, rs in g.drv_rrefs.items():
+        if dref in dead_drefs:
+            continue
+        ddir = os.path.join(S.storage, dref_dirname(dref))
+        with contextlib.suppress(FileNotFoundError):
+            out.extend(os.path.join(ddir, n) for n in sorted(os.listdir(ddir)) if ".tmp-" in n)
+        present = {parse_rref(r)[0] for r in rs}
+        out.extend(p for p, m in _index_markers(ddir) if m not in present)
+    rdir = os.path.join(S.storage, ROOTS_DIR)
+    with contextlib.suppress(FileNotFoundError):
+        out.extend(os.path.join(rdir, n) for n in sorted(os.listdir(rdir)) if ".tmp-" in n)
+    out.extend(
+        os.path.join(S.storage, n) for n in sorted(os.listdir(S.storage)) if n.startswith(".tmp-")
+    )
+    return out
+
+
+def _dead_lockfiles(S: StorageSettings, live_dirs: set[str]) -> list[str]:
+    d = os.path.join(S.storage, LOCKS_DIR)
+    try:
+        names = sorted(os.listdir(d))
+    except FileNotFoundError:
+        return []
+    return [
+        os.path.join(d, n)
+        for n in names
+        if n not in _STORE_LOCKS and n.endswith(".lock") and n[: -len(".lock")] not in live_dirs
+    ]
+
+
+def _unlink_lockfile(path: str) -> bool:
+    """Remove a build lock file unless some process holds it (then it is kept)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _index_dirs(ddir: str) -> list[str]:
+    """Index folders of a derivation: ``by-context`` and its siblings (``by-context-*``)."""
+    try:
+        return [os.path.join(ddir, n) for n in sorted(os.listdir(ddir)) if n.startswith(INDEX_DIR)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _index_markers(ddir: str) -> Iterator[tuple[str, str]]:
+    """Every index marker of a derivation folder: ``(path, realization hash)``."""
+    for idx in _index_dirs(ddir):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for ch in sorted(os.listdir(idx)):
+                cdir = os.path.join(idx, ch)
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    for m in sorted(os.listdir(cdir)):
+                        yield os.path.join(cdir, m), m
+
+
+def _remove_empty_index_dirs(ddir: str) -> None:
+    for idx in _index_dirs(ddir):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for ch in os.listdir(idx):
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(idx, ch))  # only succeeds when empty
+
+
+def gc(
+    S: StorageSettings | None = None,
+    *,
+    keep_drefs: Iterable[DRef] = (),
+    keep_rrefs: Iterable[RRef] = (),
+    dry_run: bool = False,
+    timeout: float | None = None,
+) -> GCResult:
+    """Delete every derivation and realization no root keeps alive.
+
+    Args:
+        S: the store (default: the current one).
+        keep_drefs: derivations to keep (with the derivations they depend on);
+            their realizations are kept only if a root keeps them.
+        keep_rrefs: realizations to keep (with everything they were built from).
+        dry_run: only report what would be deleted.
+        timeout: give up waiting for running realizes after this many seconds.
+
+    Returns:
+        a :class:`GCResult`.
+
+    Raises:
+        LockError: called inside a realize/instantiate of this process, or timed out.
+        RefError: an entry of ``keep_drefs``/``keep_rrefs`` is not a valid ref.
+    """
+    s = fsS(S)
+    check_store(s)
+    kd = [DRef(d) for d in keep_drefs]
+    kr = [RRef(r) for r in keep_rrefs]
+    for d in kd:
+        parse_dref(d)
+    for r in kr:
+        parse_rref(r)
+    with gc_exclusive(s, timeout=timeout):
+        return _collect(s, kd, kr, dry_run)
+
+
+def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) -> GCResult:
+    g = scan_graph(S)
+    roots: list[GCRoot] = []
+    stale: list[Path] = []
+    root_rrefs: list[RRef] = []
+    for rt in list_roots(S):
+        if rt.rref is None:
+            stale.append(rt.entry)
+        else:
+            roots.append(GCRoot(rt.rref, f"link {rt.link}"))
+            root_rrefs.append(rt.rref)
+    roots.extend(GCRoot(r, "keep_rrefs") for r in kr)
+    roots.extend(GCRoot(d, "keep_drefs") for d in kd)
+    live_r, live_d = compute_live([*root_rrefs, *kr], kd, g.rref_deps, g.dref_deps)
+    dead_d = {d for d in g.drv_rrefs if d not in live_d}
+    dead_r = sorted(
+        r for d, rs in g.drv_rrefs.items() if d not in dead_d for r in rs if r not in live_r
+    )
+    whole = sorted(dead_d)
+    all_dead_r = sorted({*dead_r, *(r for d in whole for r in g.drv_rrefs[d])})
+    live_dirs = {dref_dirname(d) for d in live_d}
+    leftovers = _leftovers(S, g, dead_d)
+    # Markers of realizations deleted now count as dangling too.
+    leftovers.extend(_markers_of(S, dead_r))
+    locks = _dead_lockfiles(S, live_dirs)
+
+    freed = sum(tree_size(os.path.join(S.storage, dref_dirname(d))) for d in whole)
+    freed += sum(tree_size(_rpath(S, r)) for r in dead_r)
+    freed += sum(tree_size(p) for p in leftovers)
+    if dry_run:
+        return GCResult(
+            tuple(whole),
+            tuple(all_dead_r),
+            freed,
+            tuple(roots),
+            tuple(stale),
+            tuple(Path(p) for p in [*leftovers, *locks]),
+            True,
+        )
+
+    trash = os.path.join(S.tmpdir, "gc-trash")
+    for r in dead_r:
+        remove_via_trash(_rpath(S, r), trash)
+    for d in whole:
+        remove_via_trash(os.path.join(S.storage, dref_dirname(d)), trash)
+    removed: list[Path] = []
+    for p in leftovers:
+        remove_tree(p)
+        removed.append(Path(p))
+    for d in g.drv_rrefs:
+        if d not in dead_d:
+            _remove_empty_index_dirs(os.path.join(S.storage, dref_dirname(d)))
+    removed.extend(Path(p) for p in locks if _unlink_lockfile(p))
+    for e in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(e)
+    remove_tree(trash)
+    return GCResult(
+        tuple(whole),
+        tuple(all_dead_r),
+        freed,
+        tuple(roots),
+        tuple(stale),
+        tuple(removed),
+        False,
+    )
+
+
+def _rpath(S: StorageSettings, r: RRef) -> str:
+    rhash, dhash, name = parse_rref(r)
+    return os.path.join(S.storage, f"{dhash}-{name}", rhash)
+
+
+def _markers_of(S: StorageSettings, rrefs: list[RRef]) -> list[str]:
+    """Index markers of the given realizations (their derivations survive)."""
+    by_drv: dict[DRef, set[str]] = {}
+    for r in rrefs:
+        by_drv.setdefault(rref2dref(r), set()).add(parse_rref(r)[0])
+    out: list[str] = []
+    for d, rhashes in by_drv.items():
+        ddir = os.path.join(S.storage, dref_dirname(d))
+        out.extend(p for p, m in _index_markers(ddir) if m in rhashes)
+    return sorted(out)
+
+
+def store_gc(
+    keep_drefs: Iterable[DRef],
+    keep_rrefs: Iterable[RRef],
+    S: StorageSettings | None = None,
+) -> tuple[set[DRef], set[RRef]]:
+    """The seed's ``store_gc``: what a collection keeping these refs would delete.
+
+    Like the seed, it only computes (a dry run of :func:`gc`); delete with
+    ``gc(keep_drefs=..., keep_rrefs=...)``. Registered result links are roots
+    here too.
+
+    Returns:
+        ``(drefs, rrefs)`` that are not kept alive and may be removed.
+    """
+    r = gc(S, keep_drefs=keep_drefs, keep_rrefs=keep_rrefs, dry_run=True)
+    return set(r.deleted_drefs), set(r.deleted_rrefs)

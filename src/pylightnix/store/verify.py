@@ -1,0 +1,244 @@
+"""Verification: re-hash realizations and report those that no longer match their RRef.
+
+A realization is sound when its reserved files are present and readable,
+its artifacts hash (with :func:`~pylightnix.hashing.hash_tree`, the reserved
+folder left out) together with its stored context (with
+:func:`~pylightnix.hashing.context_hash`) to its own RRef hash, and no file or
+folder in it is writable. Its derivation's ``config.json`` must also hash to
+the DRef. Damage comes from editing the store by hand, as root, or from the
+disk; the realize engine never produces it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from pylightnix.config import config_hash, config_name, mkconfig
+from pylightnix.errors import StoreError
+from pylightnix.hashing import context_hash, hash_tree, realization_hash
+from pylightnix.refs import parse_dref, parse_rref, rref2dref
+from pylightnix.store.fsops import remove_tree, remove_via_trash
+from pylightnix.store.layout import (
+    CONFIG_FILE,
+    CONTEXT_FILE,
+    META_FILE,
+    RESERVED,
+    dref2path,
+    rref2path_,
+)
+from pylightnix.store.locks import gc_exclusive, gc_shared
+from pylightnix.store.query import allrrefs
+from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.types import Context, DRef, Path, RRef
+
+Repair = Literal["remove", "quarantine"]
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+@dataclass(frozen=True)
+class DamagedRealization:
+    """One damaged realization.
+
+    Attributes:
+        rref: the realization.
+        reason: what is wrong, in words.
+        action: ``"removed"``, ``"quarantined to <path>"`` or ``""`` (reported only).
+    """
+
+    rref: RRef
+    reason: str
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :func:`verify`.
+
+    Attributes:
+        checked: every realization that was checked, sorted.
+        damaged: the damaged ones (a subset of ``checked``), sorted by RRef.
+    """
+
+    checked: tuple[RRef, ...]
+    damaged: tuple[DamagedRealization, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing was damaged."""
+        return not self.damaged
+
+
+def read_context_file(path: str) -> Context:
+    """Parse a stored ``context.json``.
+
+    Raises:
+        ValueError: it is not a JSON object of DRef -> list of RRefs.
+    """
+    with open(path, "rb") as f:
+        raw = json.loads(f.read())
+    if not isinstance(raw, dict):
+        raise ValueError("context.json is not a JSON object")
+    out: Context = {}
+    for k, v in raw.items():
+        if not isinstance(v, list):
+            raise ValueError(f"context entry {k!r} is not a list")
+        for x in v:
+            parse_rref(x)
+        out[DRef(k)] = [RRef(x) for x in v]
+    return out
+
+
+def config_problem(ddir: str, dref: DRef) -> str | None:
+    """Why the derivation folder's ``config.json`` does not belong to ``dref`` (or ``None``)."""
+    try:
+        with open(os.path.join(ddir, CONFIG_FILE), "rb") as f:
+            cfg = mkconfig(json.loads(f.read()))
+    except FileNotFoundError:
+        return f"the config.json of its derivation {dref} is missing"
+    except (OSError, ValueError) as e:
+        return f"the config.json of its derivation {dref} is unreadable ({e})"
+    dhash, name = parse_dref(dref)
+    if config_hash(cfg) != dhash or config_name(cfg) != name:
+        return f"the config.json of its derivation {dref} does not hash to {dref}"
+    return None
+
+
+def writable_entry(path: str) -> str | None:
+    """The first file or folder under ``path`` (itself included) with a write bit, if any."""
+    st = os.lstat(path)
+    if st.st_mode & _WRITE_BITS:
+        return path
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, n)
+            m = os.lstat(p).st_mode
+            if not stat.S_ISLNK(m) and m & _WRITE_BITS:
+                return p
+    return None
+
+
+def _reserved_context(path: str) -> Context | str:
+    """The stored context of a realization folder, or why its reserved files are bad."""
+    res = os.path.join(path, RESERVED)
+    for name in (CONTEXT_FILE, META_FILE):
+        if not os.path.isfile(os.path.join(res, name)):
+            return f"its reserved file {RESERVED}/{name} is missing"
+    try:
+        ctx = read_context_file(os.path.join(res, CONTEXT_FILE))
+        with open(os.path.join(res, META_FILE), "rb") as fm:
+            meta = json.loads(fm.read())
+    except (OSError, ValueError) as e:
+        return f"its reserved files are unreadable ({e})"
+    if not isinstance(meta, dict):
+        return f"its {RESERVED}/{META_FILE} is not a JSON object"
+    return ctx
+
+
+def realization_problem(path: str, rref: RRef) -> str | None:
+    """Why the folder ``path`` is not a sound realization ``rref`` (or ``None``)."""
+    why = content_problem(path, rref)
+    if why is not None:
+        return why
+    w = writable_entry(path)
+    if w is not None:
+        return f"{os.path.relpath(w, path)!r} in it is writable (realizations are read-only)"
+    return None
+
+
+def content_problem(path: str, rref: RRef) -> str | None:
+    """Why the folder ``path`` does not hold the content of ``rref`` (modes not checked)."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return "its folder is missing"
+    ctx = _reserved_context(path)
+    if isinstance(ctx, str):
+        return ctx
+    try:
+        tree = hash_tree(path, exclude=[RESERVED])
+    except (StoreError, OSError) as e:
+        return f"its content cannot be hashed ({e})"
+    rhash = parse_rref(rref)[0]
+    actual = realization_hash(context_hash(ctx), tree)
+    if actual != rhash:
+        return f"its content hashes to {actual}, not {rhash} (edited or corrupted)"
+    return None
+
+
+def verify(
+    rrefs: Iterable[RRef] | None = None,
+    S: StorageSettings | None = None,
+    *,
+    repair: Repair | None = None,
+) -> VerifyResult:
+    """Re-hash realizations and report every one whose content no longer matches its RRef.
+
+    Args:
+        rrefs: the realizations to check (default: every one in the store).
+        S: the store (default: the current one).
+        repair: ``None`` to only report; ``"remove"`` to delete damaged
+            realizations; ``"quarantine"`` to move them to ``<root>/quarantine/``
+            for inspection. Repairing waits until no realize runs.
+
+    Returns:
+        a :class:`VerifyResult`.
+
+    Raises:
+        ValueError: ``repair`` is not one of the above.
+        RefError: an entry of ``rrefs`` is not a valid RRef.
+        LockError: repairing inside a realize of this process.
+    """
+    if repair not in (None, "remove", "quarantine"):
+        raise ValueError(f"repair={repair!r}: expected None, 'remove' or 'quarantine'")
+    s = fsS(S)
+    chosen = None if rrefs is None else [RRef(r) for r in rrefs]
+    for r in chosen or []:
+        parse_rref(r)
+    # Checking only reads: realizes may go on. Repair deletes, as GC does.
+    lock = gc_shared(s) if repair is None else gc_exclusive(s)
+    with lock:
+        todo = sorted(set(allrrefs(s) if chosen is None else chosen))
+        cfg_problems: dict[DRef, str | None] = {}
+        damaged: list[DamagedRealization] = []
+        for r in todo:
+            d = rref2dref(r)
+            if d not in cfg_problems:
+                cfg_problems[d] = config_problem(dref2path(d, s), d)
+            why = realization_problem(rref2path_(r, s), r) or cfg_problems[d]
+            if why is None:
+                continue
+            damaged.append(DamagedRealization(r, why, _repair(s, r, repair) if repair else ""))
+    return VerifyResult(tuple(todo), tuple(damaged))
+
+
+def _repair(S: StorageSettings, rref: RRef, how: Repair) -> str:
+    p = rref2path_(rref, S)
+    if not os.path.lexists(p):
+        return ""
+    if how == "remove":
+        remove_via_trash(p, os.path.join(S.tmpdir, "verify-trash"))
+        remove_tree(os.path.join(S.tmpdir, "verify-trash"))
+        return "removed"
+    rhash, dhash, name = parse_rref(rref)
+    qdir = os.path.join(S.root, "quarantine", f"{dhash}-{name}")
+    os.makedirs(qdir, exist_ok=True)
+    dst = os.path.join(qdir, rhash)
+    n = 1
+    while os.path.lexists(dst):
+        dst = os.path.join(qdir, f"{rhash}.{n}")
+        n += 1
+    os.chmod(p, stat.S_IMODE(os.lstat(p).st_mode) | stat.S_IWUSR)
+    try:
+        os.rename(p, dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        # The root is on another filesystem than a custom storage folder.
+        shutil.copytree(p, dst, symlinks=True)
+        remove_tree(p)
+    return f"quarantined to {Path(dst)}"

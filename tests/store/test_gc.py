@@ -1,0 +1,246 @@
+"""Garbage collection: roots, keep-lists, dry runs, leftovers, locks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from pylightnix import (
+    Build,
+    GCResult,
+    GCRoot,
+    LockError,
+    RefError,
+    StorageSettings,
+    alldrefs,
+    allrrefs,
+    build_cattrs,
+    build_outpath,
+    build_wrapper,
+    fsinit,
+    gc,
+    instantiate,
+    match_only,
+    mkdrv,
+    mkSS,
+    realize1,
+    rref2dref,
+    rref2path,
+    rrefdeps,
+    store_gc,
+)
+from pylightnix.refs import mkdref, mkrref, parse_rref
+from pylightnix.store.gc import compute_live, tree_size
+from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR
+from pylightnix.store.locks import gc_shared
+from pylightnix.store.roots import list_roots, register_root
+from pylightnix.types import DRef, RRef
+
+
+def _write(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write(f"{build_cattrs(b).name}:{build_cattrs(b).i}")
+
+
+def _chain(prefix: str, n: int, r: Any = None) -> DRef:
+    d = mkdrv({"name": f"{prefix}0", "i": 0}, match_only(), build_wrapper(_write), r)
+    for i in range(1, n):
+        d = mkdrv(
+            {"name": f"{prefix}{i}", "i": i, "dep": d}, match_only(), build_wrapper(_write), r
+        )
+    return d
+
+
+def _closure(S: StorageSettings, rref: RRef) -> set[RRef]:
+    return {rref, *rrefdeps([rref], S)}
+
+
+def _link(S: StorageSettings, rref: RRef, path: str) -> str:
+    os.symlink(rref2path(rref, S), path)
+    register_root(S, path)
+    return path
+
+
+def test_gc_keeps_rooted_closure_and_deletes_everything_else(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """A registered link keeps its realization and its deps; another chain is deleted whole."""
+    a = realize1(instantiate(_chain, "a", 3, S=S))
+    b = realize1(instantiate(_chain, "b", 2, S=S))
+    link = _link(S, a, str(tmp_path / "result-a"))
+    bset = {b, *rrefdeps([b], S)}
+    res = gc(S)
+    assert res.deleted_rrefs == tuple(sorted(bset))
+    assert res.deleted_drefs == tuple(sorted(rref2dref(r) for r in bset))
+    assert res.roots == (GCRoot(a, f"link {link}"),)
+    assert res.stale_roots == ()
+    assert res.dry_run is False
+    assert set(allrrefs(S)) == _closure(S, a)
+    assert set(alldrefs(S)) == {rref2dref(r) for r in _closure(S, a)}
+
+
+def test_dry_run_reports_exactly_what_a_real_run_deletes(S: StorageSettings) -> None:
+    """A dry run deletes nothing and its report (with sizes) equals the following real run's."""
+    b = realize1(instantiate(_chain, "b", 2, S=S))
+    everything = set(allrrefs(S))
+    size = sum(tree_size(os.path.dirname(rref2path(r, S))) for r in everything)
+    dry = gc(S, dry_run=True)
+    assert set(allrrefs(S)) == everything
+    assert set(dry.deleted_rrefs) == everything == {b, *rrefdeps([b], S)}
+    real = gc(S)
+    assert dry.deleted_drefs == real.deleted_drefs
+    assert dry.deleted_rrefs == real.deleted_rrefs
+    assert dry.bytes_freed == real.bytes_freed
+    assert real.bytes_freed >= size > 0
+    assert list(allrrefs(S)) == []
+    assert list(alldrefs(S)) == []
+
+
+def test_keep_rrefs_keeps_the_realization_and_what_it_was_built_from(
+    S: StorageSettings,
+) -> None:
+    """keep_rrefs protects the transitive closure of each kept realization."""
+    a = realize1(instantiate(_chain, "a", 4, S=S))
+    mid = sorted(rrefdeps([a], S))[0]
+    res = gc(S, keep_rrefs=[mid])
+    kept = {mid, *rrefdeps([mid], S)}
+    assert set(allrrefs(S)) == kept
+    assert set(res.deleted_rrefs) == {a, *rrefdeps([a], S)} - kept
+    assert res.roots == (GCRoot(mid, "keep_rrefs"),)
+
+
+def test_keep_drefs_keeps_configs_but_not_realizations(S: StorageSettings) -> None:
+    """keep_drefs keeps the derivation and its dependency derivations, yet deletes realizations."""
+    a = realize1(instantiate(_chain, "a", 3, S=S))
+    drefs = {rref2dref(r) for r in {a, *rrefdeps([a], S)}}
+    res = gc(S, keep_drefs=[rref2dref(a)])
+    assert set(alldrefs(S)) == drefs
+    assert list(allrrefs(S)) == []
+    assert res.deleted_drefs == ()
+    assert len(res.deleted_rrefs) == 3
+
+
+def test_store_gc_computes_like_the_seed_and_deletes_nothing(S: StorageSettings) -> None:
+    """store_gc(keep_drefs, keep_rrefs) returns the removable sets, deleting nothing."""
+    a = realize1(instantiate(_chain, "a", 2, S=S))
+    b = realize1(instantiate(_chain, "b", 2, S=S))
+    before = set(allrrefs(S))
+    drefs, rrefs = store_gc([], [a], S)
+    bset = {b, *rrefdeps([b], S)}
+    assert rrefs == bset
+    assert drefs == {rref2dref(r) for r in bset}
+    assert set(allrrefs(S)) == before
+
+
+def test_gc_removes_leftovers_dangling_markers_and_stale_roots(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """Temp folders, half-written files, dangling index markers and stale root entries go."""
+    a = realize1(instantiate(_chain, "a", 1, S=S))
+    _link(S, a, str(tmp_path / "result"))
+    gone = _link(S, a, str(tmp_path / "gone"))
+    os.unlink(gone)
+    os.makedirs(os.path.join(S.tmpdir, "build-x-123-abc", "out"))
+    ddir = os.path.dirname(rref2path(a, S))
+    half = os.path.join(ddir, ".tmp-1-ab-config.json")
+    with open(half, "w") as f:
+        f.write("{")
+    chdir = os.path.join(ddir, INDEX_DIR, os.listdir(os.path.join(ddir, INDEX_DIR))[0])
+    dangling = os.path.join(chdir, "0" * 32)
+    open(dangling, "w").close()
+    stale_entry = [r.entry for r in list_roots(S) if r.rref is None]
+    res = gc(S)
+    assert res.deleted_rrefs == ()
+    assert res.stale_roots == tuple(stale_entry)
+    assert set(res.tmp_removed) == {
+        os.path.join(S.tmpdir, "build-x-123-abc"),
+        half,
+        dangling,
+    }
+    assert os.listdir(S.tmpdir) == []
+    assert not os.path.lexists(half)
+    assert os.listdir(chdir) == [parse_rref(a)[0]]
+    assert [r.rref for r in list_roots(S)] == [a]
+
+
+def test_gc_removes_markers_and_lock_files_of_what_it_deletes(S: StorageSettings) -> None:
+    """Markers of deleted realizations and lock files of deleted derivations go too."""
+    a = realize1(instantiate(_chain, "a", 1, S=S))
+    locks = os.path.join(S.storage, LOCKS_DIR)
+    assert f"{os.path.basename(os.path.dirname(rref2path(a, S)))}.lock" in os.listdir(locks)
+    res = gc(S, keep_drefs=[rref2dref(a)])
+    assert res.deleted_rrefs == (a,)
+    ddir = os.path.dirname(rref2path_unchecked(S, a))
+    assert os.listdir(os.path.join(ddir, INDEX_DIR)) == []
+    gc(S)
+    assert sorted(os.listdir(locks)) == ["gc.lock", "gc.turnstile"]
+
+
+def rref2path_unchecked(S: StorageSettings, r: RRef) -> str:
+    rhash, dhash, name = parse_rref(r)
+    return os.path.join(S.storage, f"{dhash}-{name}", rhash)
+
+
+def test_gc_inside_a_running_realize_raises_instead_of_deadlocking(S: StorageSettings) -> None:
+    """Calling gc while this process holds the GC lock shared is a LockError, not a hang."""
+    with gc_shared(S), pytest.raises(LockError) as ei:
+        gc(S)
+    assert str(ei.value) == (
+        f"cannot take the GC lock of {S.storage!r} exclusively: this process holds it in "
+        "shared mode (a realize or instantiate is running in it), so waiting would deadlock; "
+        "collect garbage outside of realize/instantiate"
+    )
+
+
+def test_bad_keep_ref_is_refused_before_anything_is_deleted(S: StorageSettings) -> None:
+    """A malformed keep ref raises RefError and the store keeps everything."""
+    a = realize1(instantiate(_chain, "a", 1, S=S))
+    with pytest.raises(RefError):
+        gc(S, keep_rrefs=[RRef("rref:nope")])
+    assert list(allrrefs(S)) == [a]
+
+
+def test_a_root_through_a_symlinked_store_path_still_counts(tmp_path: Any) -> None:
+    """A result link made through a symlink to the store root keeps its realization."""
+    real = fsinit(mkSS(str(tmp_path / "real")))
+    os.symlink(str(tmp_path / "real"), str(tmp_path / "alias"))
+    S = mkSS(str(tmp_path / "alias"))
+    fsinit(S)
+    a = realize1(instantiate(_chain, "a", 2, S=S))
+    os.symlink(os.path.join(rref2path(a, S), "out.txt"), str(tmp_path / "result-file"))
+    register_root(S, str(tmp_path / "result-file"))
+    res = gc(S)
+    assert res.deleted_rrefs == ()
+    assert set(allrrefs(real)) == {a, *rrefdeps([a], S)}
+
+
+def test_gc_of_an_empty_store_is_an_empty_result(S: StorageSettings) -> None:
+    """Nothing to collect gives an all-empty GCResult."""
+    assert gc(S) == GCResult()
+
+
+def _ref(i: int) -> tuple[RRef, DRef]:
+    h = f"{i:032x}"
+    return mkrref(h, h, "s"), mkdref(h, "s")  # type: ignore[arg-type]
+
+
+def test_compute_live_walks_a_long_chain_without_recursion() -> None:
+    """Reachability over a 5,000-long chain is exact and keeps every derivation on the way."""
+    n = 5000
+    refs = [_ref(i) for i in range(n)]
+    rdeps = {refs[i][0]: [refs[i - 1][0]] if i else [] for i in range(n)}
+    ddeps = {refs[i][1]: [refs[i - 1][1]] if i else [] for i in range(n)}
+    extra_r, extra_d = _ref(n)
+    rdeps[extra_r] = []
+    ddeps[extra_d] = []
+    live_r, live_d = compute_live([refs[-1][0]], [], rdeps, ddeps)
+    assert live_r == {r for r, _ in refs}
+    assert live_d == {d for _, d in refs}
+
+
+def test_compute_live_ignores_roots_that_are_not_stored() -> None:
+    """A root naming a missing realization or derivation keeps nothing."""
+    (r0, d0), (r1, d1) = _ref(0), _ref(1)
+    assert compute_live([r1], [d1], {r0: []}, {d0: []}) == (set(), set())
