@@ -1,0 +1,309 @@
+"""Tests of @autostage: config derivation, dependencies, outputs, stable source hashing."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from pylightnix import (
+    AutoStage,
+    Build,
+    InstantiateError,
+    StageAttrs,
+    StorageSettings,
+    autostage,
+    drefcfg,
+    drefrrefs,
+    instantiate,
+    instantiate_inplace,
+    match_all,
+    realize,
+    realize1,
+    realize_inplace,
+    realizeMany,
+    rref2path,
+    selfref,
+    store_initialize,
+)
+from pylightnix.autostage import SOURCE_KEY, AutoRealizer, source_hash
+
+SEEN: dict[str, Any] = {}
+
+
+def _read(*parts: str) -> str:
+    with open(os.path.join(*parts)) as f:
+        return f.read()
+
+
+@autostage
+def numbers(n: int = 3, out: Any = [selfref, "data.txt"]) -> None:  # noqa: B006
+    with open(out, "w") as f:
+        f.write(" ".join(str(i) for i in range(n)))
+
+
+@autostage(name="trainer", nouts=3)
+def train(
+    data: Any = numbers,
+    lr: float = 0.5,
+    model: Any = [selfref, "sub", "model.txt"],  # noqa: B006
+    rindex: int = 0,
+    build: Build | None = None,
+) -> None:
+    SEEN["data"] = data
+    SEEN["build"] = build
+    with open(os.path.join(data.syspath, "data.txt")) as f:
+        total = sum(int(x) for x in f.read().split())
+    with open(model, "w") as f:
+        f.write(f"{total * lr} {rindex}")
+
+
+@autostage(nouts=2, matcher=match_all())
+def pair(tag: str = "p", out: Any = [selfref, "x.txt"], rindex: int = 0) -> None:  # noqa: B006
+    with open(out, "w") as f:
+        f.write(f"{tag}{rindex}")
+
+
+@autostage
+def use_pair(src: Any = pair, out: Any = [selfref, "y.txt"]) -> None:  # noqa: B006
+    SEEN["src"] = src
+    with open(out, "w") as f:
+        f.write(",".join(sorted(s.rref for s in src)))
+
+
+@autostage
+def nested(t: Any = train, o: Any = [selfref, "o"]) -> None:  # noqa: B006
+    SEEN["t"] = t
+    with open(o, "w") as f:
+        f.write("ok")
+
+
+def test_config_holds_defaults_name_and_source(S: StorageSettings) -> None:
+    """The config is the defaults plus the name and the source hash."""
+    d, _ = instantiate(numbers, S=S)
+    assert drefcfg(d, S) == {
+        "name": "numbers",
+        SOURCE_KEY: numbers.source,
+        "n": 3,
+        "out": [d, "data.txt"],
+    }
+
+
+def test_decorator_name_and_dependency_dref(S: StorageSettings) -> None:
+    """The decorator's name names the derivation; a stage default becomes the dependency's DRef."""
+    d, c = instantiate(train, S=S)
+    cfg = drefcfg(d, S)
+    dep = c.derivations[0].dref
+    assert d.endswith("-trainer")
+    assert cfg["data"] == dep
+    assert dep.endswith("-numbers")
+    assert [x.dref for x in c.derivations] == [dep, d]
+
+
+def test_overrides_make_a_new_derivation(S: StorageSettings) -> None:
+    """Call-time overrides change the DRef; the same overrides give the same DRef."""
+    d0, _ = instantiate(train, S=S)
+    d1, _ = instantiate(train, lr=0.1, S=S)
+    d2, _ = instantiate(train, lr=0.1, S=S)
+    assert d0 != d1
+    assert d1 == d2
+    assert drefcfg(d1, S)["lr"] == 0.1
+
+
+def test_unknown_override_is_an_error(S: StorageSettings) -> None:
+    """An override naming no parameter is refused with the known parameters listed."""
+    with pytest.raises(InstantiateError) as ei:
+        instantiate(train, lrr=0.1, S=S)
+    assert str(ei.value) == (
+        "autostage 'trainer' has no config parameter 'lrr' "
+        "(its parameters with defaults: data, lr, model)"
+    )
+
+
+def test_build_gets_deps_selfrefs_rindex_and_build(S: StorageSettings) -> None:
+    """The function gets the dependency's attrs, concrete output paths, rindex and the Build."""
+    rrefs = realizeMany(instantiate(train, S=S))
+    assert len(rrefs) == 3
+    texts = sorted(_read(rref2path(r, S), "sub", "model.txt") for r in rrefs)
+    assert texts == ["1.5 0", "1.5 1", "1.5 2"]
+    data = SEEN["data"]
+    assert isinstance(data, StageAttrs)
+    assert data.n == 3
+    assert data.rref.endswith("-numbers")
+    assert data.syspath == rref2path(data.rref, S)
+    assert data.out == os.path.join(data.syspath, "data.txt")
+    assert isinstance(SEEN["build"], Build)
+
+
+def test_several_matched_realizations_arrive_as_a_list(S: StorageSettings) -> None:
+    """A dependency whose matcher chose two realizations arrives as a list of two attrs."""
+    r = realize1(instantiate(use_pair, S=S))
+    src = SEEN["src"]
+    assert isinstance(src, list)
+    assert sorted(s.out for s in src) == sorted(
+        os.path.join(rref2path(x, S), "x.txt") for x in drefrrefs(src[0].dref, S)
+    )
+    assert _read(rref2path(r, S), "y.txt") == ",".join(sorted(s.rref for s in src))
+
+
+def test_nested_dependency_attrs(S: StorageSettings) -> None:
+    """A dependency's own dependency is again an attrs object (here: a list of three)."""
+    realize(instantiate(nested, S=S))
+    t = SEEN["t"]
+    assert len(t) == 3
+    assert {x.data.n for x in t} == {3}
+
+
+def test_reuse_does_not_call_the_function(S: StorageSettings) -> None:
+    """A second realize reuses the realizations."""
+    a = realizeMany(instantiate(train, S=S))
+    SEEN.clear()
+    b = realizeMany(instantiate(train, S=S))
+    assert a == b
+    assert SEEN == {}
+
+
+def test_dref_default_is_a_dependency(S: StorageSettings) -> None:
+    """A DRef given as an override is a dependency of the new derivation."""
+
+    def pipeline() -> Any:
+        d = numbers(n=5)
+        return train(data=d)
+
+    rr = realizeMany(instantiate(pipeline, S=S))
+    texts = sorted(_read(rref2path(r, S), "sub", "model.txt") for r in rr)
+    assert texts == ["5.0 0", "5.0 1", "5.0 2"]
+
+
+def test_inplace_api() -> None:
+    """An autostage works with instantiate_inplace / realize_inplace."""
+    store_initialize()
+    d = instantiate_inplace(numbers)
+    r = realize_inplace(d)
+    assert _read(rref2path(r), "data.txt") == "0 1 2"
+
+
+def test_stage_and_realizer_pickle() -> None:
+    """An autostage and its realizer pickle by reference to the module attribute."""
+    assert pickle.loads(pickle.dumps(train)) is train
+    assert pickle.loads(pickle.dumps(AutoRealizer(train))) == AutoRealizer(train)
+
+
+def test_parameter_without_default_is_refused() -> None:
+    """Every config parameter needs a default."""
+
+    def f(x: int, y: int = 1) -> None:
+        pass
+
+    with pytest.raises(InstantiateError) as ei:
+        autostage(f)
+    assert str(ei.value) == (
+        "parameter 'x' of autostage "
+        "test_parameter_without_default_is_refused.<locals>.f has no default: every "
+        "parameter but 'build' and 'rindex' is a config value and needs one"
+    )
+
+
+def test_reserved_parameter_name_is_refused() -> None:
+    """A parameter called 'name' clashes with the config's name."""
+
+    def g(name: str = "x") -> None:
+        pass
+
+    with pytest.raises(InstantiateError, match="parameter 'name', a name reserved"):
+        autostage(g)
+
+
+def test_function_without_source_is_refused() -> None:
+    """A function defined by exec() has no source to hash: the error says where to define it."""
+    ns: dict[str, Any] = {}
+    exec("def h(a=1):\n    return a\n", ns)
+    with pytest.raises(InstantiateError, match="define the function in a file"):
+        autostage(ns["h"])
+
+
+class _V1:
+    @staticmethod
+    def fn(x: int = 1) -> int:
+        """Doc."""
+        return x + 1  # comment
+
+
+class _V2:
+    @staticmethod
+    def fn(x: int = 2) -> int:
+
+        return x + 1
+
+
+class _V3:
+    @staticmethod
+    def fn(x: int = 1) -> int:
+        return x + 2
+
+
+def test_source_hash_ignores_comments_docstrings_defaults() -> None:
+    """Decorators, comments, docstrings, formatting and defaults leave the hash; the body not."""
+    h1 = source_hash(_V1.fn)
+    assert h1 == source_hash(_V2.fn)
+    assert h1 != source_hash(_V3.fn)
+    assert len(h1) == 32
+
+
+def test_sourcedeps_change_the_hash() -> None:
+    """A function listed in sourcedeps is hashed too."""
+    assert source_hash(numbers.f, [train]) != source_hash(numbers.f)
+    assert isinstance(train, AutoStage)
+
+
+SCRIPT = """
+import os, sys
+from pylightnix import autostage, selfref, mkSS, instantiate, realize1, drefrrefs
+
+@autostage
+def step(k=2, out=[selfref, "v.txt"]):
+    # BODY
+    with open(out, "w") as f:
+        f.write(f"{k * FACTOR} {os.getpid()}")  # a rebuild gives another RRef
+
+S = mkSS(sys.argv[1])
+d, clo = instantiate(step, S=S)
+r = realize1(clo)
+print(d, r, len(drefrrefs(d, S)))
+"""
+
+
+def _run(script: str, tmp: str, S: StorageSettings) -> list[str]:
+    path = os.path.join(tmp, "stage_script.py")
+    with open(path, "w") as f:
+        f.write(script)
+    out = subprocess.run(
+        [sys.executable, path, S.root],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "random"},
+    )
+    return out.stdout.split()
+
+
+def test_cache_hits_across_processes_and_misses_after_edit(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """Two Python processes reuse one realization; a changed body rebuilds, a comment does not."""
+    base = textwrap.dedent(SCRIPT).replace("FACTOR", "10")
+    d1, r1, n1 = _run(base, str(tmp_path), S)
+    d2, r2, n2 = _run(base, str(tmp_path), S)
+    assert n1 == "1"
+    assert (d2, r2, n2) == (d1, r1, "1")
+    d3, r3, n3 = _run(base.replace("# BODY", "# another comment"), str(tmp_path), S)
+    assert (d3, r3, n3) == (d1, r1, "1")
+    d4, r4, n4 = _run(base.replace("k * 10", "k * 11"), str(tmp_path), S)
+    assert d4 != d1
+    assert r4 != r1
+    assert n4 == "1"
