@@ -98,6 +98,13 @@ from pylightnix.repl import repl_realize as repl_realize
 from pylightnix.repl import repl_result as repl_result
 from pylightnix.repl import repl_rref as repl_rref
 from pylightnix.repl import repl_rrefs as repl_rrefs
+from pylightnix.store.archive import copyclosure as copyclosure
+from pylightnix.store.archive import export_closure as export_closure
+from pylightnix.store.archive import import_closure as import_closure
+from pylightnix.store.gc import GCResult as GCResult
+from pylightnix.store.gc import GCRoot as GCRoot
+from pylightnix.store.gc import gc as gc
+from pylightnix.store.gc import store_gc as store_gc
 from pylightnix.store.init import fsinit as fsinit
 from pylightnix.store.init import store_initialize as store_initialize
 from pylightnix.store.query import alldrefs as alldrefs
@@ -129,6 +136,9 @@ from pylightnix.store.settings import fsroot as fsroot
 from pylightnix.store.settings import fsstorage as fsstorage
 from pylightnix.store.settings import fstmpdir as fstmpdir
 from pylightnix.store.settings import mkSS as mkSS
+from pylightnix.store.verify import DamagedRealization as DamagedRealization
+from pylightnix.store.verify import VerifyResult as VerifyResult
+from pylightnix.store.verify import verify as verify
 from pylightnix.types import Context as Context
 from pylightnix.types import DRef as DRef
 from pylightnix.types import Name as Name
@@ -147,10 +157,13 @@ __all__ = [
     "ConfigError",
     "Context",
     "DRef",
+    "DamagedRealization",
     "Derivation",
     "Explanation",
     "ExtraMissingError",
     "Failure",
+    "GCResult",
+    "GCRoot",
     "InstantiateError",
     "IntegrityError",
     "Lens",
@@ -175,6 +188,7 @@ __all__ = [
     "StorageSettings",
     "StoreError",
     "StoreVersionError",
+    "VerifyResult",
     "alldrefs",
     "allrrefs",
     "autostage",
@@ -195,6 +209,7 @@ __all__ = [
     "config_dict",
     "config_hash",
     "config_name",
+    "copyclosure",
     "current_registry",
     "current_storage",
     "dirro",
@@ -210,11 +225,14 @@ __all__ = [
     "drefrrefs_failed",
     "evaluate",
     "explain",
+    "export_closure",
     "fsinit",
     "fsroot",
     "fsstorage",
     "fstmpdir",
+    "gc",
     "hash_tree",
+    "import_closure",
     "inplace_registry",
     "inplace_reset",
     "instantiate",
@@ -269,6 +287,8 @@ __all__ = [
     "rrefmeta",
     "selfref",
     "set_progress_hook",
+    "store_gc",
     "store_initialize",
     "store_reindex",
+    "verify",
 ]

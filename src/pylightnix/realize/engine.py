@@ -51,7 +51,7 @@ from pylightnix.realize.buildlog import (
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
-from pylightnix.store.insert import store_realization
+from pylightnix.store.insert import store_derivation, store_realization
 from pylightnix.store.layout import check_store
 from pylightnix.store.locks import build_lock, gc_shared
 from pylightnix.store.query import drefrrefs_chash
@@ -188,6 +188,9 @@ def run_realizer(
 
 def _build(drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions) -> list[RRef]:
     """Run the realizer and insert its outputs; the build lock is held by the caller."""
+    # A garbage collection between instantiate and realize may have removed the
+    # (then unused) derivation; the realizer reads its config from the store.
+    store_derivation(S, drv.dref, drv.config)
     tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
     ok = False
     t0 = time.time()
