@@ -1,0 +1,136 @@
+"""The layer diagram (DESIGN.md section 5) holds: imports point downwards only.
+
+Every module under ``src/pylightnix`` is parsed with ``ast``; each import of a
+pylightnix module must target the same or a lower layer (imports under
+``if TYPE_CHECKING:`` are for type hints only and are not counted), and the core
+imports nothing but the standard library (extras only lazily, inside functions).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+import pylightnix
+
+SRC = Path(pylightnix.__file__).parent
+
+LAYERS: dict[str, int] = {
+    # pure or near-pure foundations
+    "types": 0,
+    "errors": 0,
+    "refs": 0,
+    "config": 0,
+    "hashing": 0,
+    "progress": 0,
+    "unpack": 0,
+    "store": 1,
+    "realize": 2,
+    # convenience APIs on the core
+    "inplace": 3,
+    "autostage": 3,
+    "lens": 3,
+    "repl": 3,
+    "stages": 3,
+    "demo": 3,
+    # the command line and the facade sit on top
+    "cli": 4,
+    "__main__": 4,
+    "__init__": 5,
+}
+EXTRAS = {"click", "rich", "dask", "distributed", "fsspec", "s3fs"}
+"""Third-party packages of the optional extras; the core may import them only lazily."""
+
+
+def _modname(p: Path) -> str:
+    rel = p.relative_to(SRC).with_suffix("")
+    return ".".join(rel.parts)
+
+
+def _layer(mod: str) -> int:
+    """Layer of a module path relative to the package (``store.gc`` -> 1)."""
+    head = mod.split(".", maxsplit=1)[0] if mod else "__init__"
+    if head not in LAYERS:
+        raise AssertionError(
+            f"module pylightnix.{mod} is in no layer: add {head!r} to LAYERS in {__file__}"
+        )
+    return LAYERS[head]
+
+
+def _imports(tree: ast.Module, mod: str, is_pkg: bool) -> list[tuple[str, int, bool]]:
+    """(imported module, line, inside a function) of every import outside TYPE_CHECKING."""
+    out: list[tuple[str, int, bool]] = []
+
+    def visit(node: ast.AST, in_func: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for n in child.orelse:
+                    visit(n, in_func)
+                continue
+            f = in_func or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            if isinstance(child, ast.Import):
+                out.extend((a.name, child.lineno, f) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = mod.split(".")
+                    base = base if is_pkg else base[:-1]
+                    base = base[: len(base) - (child.level - 1)]
+                    name = ".".join(
+                        ["pylightnix", *base, *([child.module] if child.module else [])]
+                    )
+                else:
+                    name = child.module or ""
+                out.append((name, child.lineno, f))
+            visit(child, f)
+
+    visit(tree, False)
+    return out
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_modname)
+def test_imports_point_downwards_and_core_uses_stdlib_only(path: Path) -> None:
+    """Each module imports only its own or lower layers, and only stdlib outside the CLI."""
+    mod = _modname(path)
+    is_pkg = path.name == "__init__.py"
+    if is_pkg:
+        mod = mod.removesuffix(".__init__").removesuffix("__init__")
+    own = LAYERS["__init__"] if mod == "" else _layer(mod)
+    bad: list[str] = []
+    for name, line, in_func in _imports(ast.parse(path.read_text()), mod, is_pkg):
+        top = name.split(".")[0]
+        if top == "pylightnix":
+            target = name.removeprefix("pylightnix").removeprefix(".")
+            if target and _layer(target) > own:
+                bad.append(f"line {line}: imports {name} (layer {_layer(target)} > {own})")
+        elif top == "__future__" or top in sys.stdlib_module_names or own == LAYERS["cli"]:
+            continue
+        elif not (in_func and top in EXTRAS):
+            bad.append(f"line {line}: imports third-party {name} in the core")
+    assert bad == [], f"pylightnix.{mod}: " + "; ".join(bad)
+
+
+def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
+    """The import scanner sees relative, absolute and lazy imports (so the check can fail)."""
+    src = (
+        "from typing import TYPE_CHECKING\n"
+        "from pylightnix.realize.engine import realize\n"
+        "from ..inplace import x\n"
+        "if TYPE_CHECKING:\n"
+        "    from pylightnix.cli import main\n"
+        "def f():\n"
+        "    import dask\n"
+    )
+    got = _imports(ast.parse(src), "store.gc", False)
+    assert got == [
+        ("typing", 1, False),
+        ("pylightnix.realize.engine", 2, False),
+        ("pylightnix.inplace", 3, False),
+        ("dask", 7, True),
+    ]
+    assert _layer("realize.engine") > _layer("store.gc")

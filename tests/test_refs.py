@@ -1,0 +1,147 @@
+"""Tests of refs.py: parsing and printing of DRefs, RRefs and names."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+
+from pylightnix.errors import RefError
+from pylightnix.refs import (
+    dref_dirname,
+    dref_hash,
+    dref_name,
+    is_dref,
+    is_name,
+    is_rref,
+    maybe_parse_dref,
+    maybe_parse_dref_dirname,
+    maybe_parse_rref,
+    mkdref,
+    mkrref,
+    mkrrefs,
+    parse_dref,
+    parse_name,
+    parse_rref,
+    rref2dref,
+    rref_hash,
+    rref_name,
+)
+from pylightnix.types import HashPart, Name
+from tests.strategies import hashparts, names
+
+H1 = HashPart("0123456789abcdef0123456789abcdef")
+H2 = HashPart("fedcba9876543210fedcba9876543210")
+
+
+@given(hashparts, names)
+def test_dref_print_parse_round_trip(h: HashPart, n: Name) -> None:
+    """Printing a DRef from its parts and parsing it gives the parts back."""
+    d = mkdref(h, n)
+    assert d == f"dref:{h}-{n}"
+    assert parse_dref(d) == (h, n)
+    assert is_dref(d) and not is_rref(d)
+    assert (dref_hash(d), dref_name(d)) == (h, n)
+    assert maybe_parse_dref_dirname(dref_dirname(d)) == d
+
+
+@given(hashparts, hashparts, names)
+def test_rref_print_parse_round_trip(r: HashPart, h: HashPart, n: Name) -> None:
+    """Printing an RRef from its parts and parsing it gives the parts back."""
+    rr = mkrref(r, h, n)
+    assert rr == f"rref:{r}-{h}-{n}"
+    assert parse_rref(rr) == (r, h, n)
+    assert is_rref(rr) and not is_dref(rr)
+    assert rref2dref(rr) == mkdref(h, n)
+    assert (rref_hash(rr), rref_name(rr)) == (r, n)
+
+
+@given(names)
+def test_generated_names_are_valid(n: Name) -> None:
+    """Every name over [A-Za-z0-9_-] is accepted as is."""
+    assert is_name(n)
+    assert parse_name(n) == n
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "a b", "a.b", "a/b", "é", "a\n", "x:y", 5, None, ["a"], "名前"]
+)
+def test_invalid_names_are_refused_with_the_value(bad: object) -> None:
+    """A name outside [A-Za-z0-9_-]+ raises RefError naming it and the fix."""
+    assert not is_name(bad)
+    with pytest.raises(RefError) as ei:
+        parse_name(bad)
+    assert str(ei.value) == (
+        f"invalid name {bad!r}: names may use only letters, digits, '-' and '_' "
+        "(rename the stage, e.g. 'hello-2_10')"
+    )
+    assert ei.value.ref == bad  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f"dref:{H1}",
+        f"dref:{H1}-",
+        f"dref:{H1[:-1]}-x",
+        f"dref:{H1.upper()}-x",
+        f"dref:{H1}-x y",
+        f"DREF:{H1}-x",
+        f" dref:{H1}-x",
+        f"dref:{H1}-x\n",
+        f"rref:{H1}-{H2}-x",
+        b"dref:0",
+        None,
+    ],
+)
+def test_malformed_drefs_are_refused_exactly(bad: object) -> None:
+    """A malformed DRef raises RefError with the exact expected-format message."""
+    assert maybe_parse_dref(bad) is None
+    with pytest.raises(RefError) as ei:
+        parse_dref(bad)
+    assert str(ei.value) == f"invalid DRef {bad!r}: expected 'dref:<32 hex>-<name>'"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f"rref:{H1}-x",
+        f"rref:{H1}-{H2}",
+        f"rref:{H1}-{H2[:-1]}-x",
+        f"rref:{H1}-{H2}-a.b",
+        f"dref:{H1}-x",
+        f"rref:{H1}-{H2}-x/",
+        7,
+    ],
+)
+def test_malformed_rrefs_are_refused_exactly(bad: object) -> None:
+    """A malformed RRef raises RefError with the exact expected-format message."""
+    assert maybe_parse_rref(bad) is None
+    with pytest.raises(RefError) as ei:
+        parse_rref(bad)
+    assert str(ei.value) == (f"invalid RRef {bad!r}: expected 'rref:<32 hex>-<32 hex>-<name>'")
+
+
+def test_mkdref_and_mkrref_refuse_bad_parts() -> None:
+    """Building refs from a bad hash part or name fails with a RefError naming it."""
+    with pytest.raises(RefError, match=r"^invalid hash part 'xyz'$"):
+        mkdref(HashPart("xyz"), Name("a"))
+    with pytest.raises(RefError, match=r"^invalid hash part 'ABC'$"):
+        mkrref(HashPart("ABC"), H2, Name("a"))
+    with pytest.raises(RefError, match=r"^invalid name 'a b'"):
+        mkrref(H1, H2, Name("a b"))
+
+
+def test_mkrrefs_skips_non_hash_names_and_validates_the_derivation_once() -> None:
+    """mkrrefs builds RRefs for hash-like names only, and refuses a bad derivation part."""
+    assert mkrrefs([H1, ".tmp-1", H2.upper()], H2, Name("n")) == [f"rref:{H1}-{H2}-n"]
+    with pytest.raises(RefError):
+        mkrrefs([H1], HashPart("nothex"), Name("n"))
+    with pytest.raises(RefError):
+        mkrrefs([H1], H2, Name("bad name"))
+
+
+def test_store_folder_names_parse_only_when_well_formed() -> None:
+    """Only '<32 hex>-<name>' folder names are derivation folders."""
+    assert maybe_parse_dref_dirname(f"{H1}-x") == f"dref:{H1}-x"
+    for bad in ["tmp", f"{H1}", f"{H1}-", ".locks", f"{H1}-x.y"]:
+        assert maybe_parse_dref_dirname(bad) is None
