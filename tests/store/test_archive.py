@@ -1,0 +1,329 @@
+"""Closure export/import/copy: exact round trips, closure-only archives, hostile archives."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from typing import Any
+
+import pytest
+
+from pylightnix import (
+    Build,
+    IntegrityError,
+    RefError,
+    StorageSettings,
+    alldrefs,
+    allrrefs,
+    build_cattrs,
+    build_outpath,
+    build_wrapper,
+    copyclosure,
+    export_closure,
+    fsinit,
+    import_closure,
+    instantiate,
+    match_only,
+    mkdrv,
+    mkSS,
+    realize1,
+    rref2dref,
+    rref2path,
+    rrefdeps,
+    rrefmeta,
+    verify,
+)
+from pylightnix.errors import ArchiveError, UnsafeArchiveError
+from pylightnix.refs import dref_dirname, parse_rref
+from pylightnix.store.archive import MANIFEST
+from pylightnix.types import DRef, RRef
+
+
+def _write(b: Build) -> None:
+    out = build_outpath(b)
+    with open(os.path.join(out, "out.txt"), "w") as f:
+        f.write(f"{build_cattrs(b).name}\n")
+    os.symlink("out.txt", os.path.join(out, "link"))
+    with open(os.path.join(out, "run.sh"), "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(os.path.join(out, "run.sh"), 0o755)
+
+
+def _chain(prefix: str, n: int, r: Any = None) -> DRef:
+    d = mkdrv({"name": f"{prefix}0"}, match_only(), build_wrapper(_write), r)
+    for i in range(1, n):
+        d = mkdrv({"name": f"{prefix}{i}", "dep": d}, match_only(), build_wrapper(_write), r)
+    return d
+
+
+@pytest.fixture
+def S2(tmp_path: Any) -> StorageSettings:
+    """A second, empty store."""
+    return fsinit(mkSS(str(tmp_path / "other")))
+
+
+def _empty(S: StorageSettings) -> bool:
+    return list(allrrefs(S)) == [] and list(alldrefs(S)) == [] and os.listdir(S.tmpdir) == []
+
+
+def _members(path: str) -> list[str]:
+    with tarfile.open(path) as tf:
+        return tf.getnames()
+
+
+@pytest.mark.parametrize("compression", [None, "gz", "xz"])
+def test_round_trip_gives_identical_rrefs_in_a_fresh_store(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any, compression: Any
+) -> None:
+    """Export then import reproduces the same RRefs, contents, links, modes and metadata."""
+    top = realize1(instantiate(_chain, "a", 3, S=S))
+    arch = str(tmp_path / "closure.tar")
+    export_closure([top], arch, S, compression=compression)
+    assert import_closure(arch, S2) == [top]
+    closure = {top, *rrefdeps([top], S)}
+    assert set(allrrefs(S2)) == closure
+    assert set(alldrefs(S2)) == {rref2dref(r) for r in closure}
+    assert verify(S=S2).ok
+    p2 = rref2path(top, S2)
+    assert os.readlink(os.path.join(p2, "link")) == "out.txt"
+    assert os.access(os.path.join(p2, "run.sh"), os.X_OK)
+    assert rrefmeta(top, S2) == rrefmeta(top, S)
+    assert os.listdir(S2.tmpdir) == []
+    assert realize1(instantiate(_chain, "a", 3, S=S2)) == top
+
+
+def test_archive_holds_only_the_closure_and_its_manifest(S: StorageSettings, tmp_path: Any) -> None:
+    """An unrelated realization of the same store is not exported."""
+    top = realize1(instantiate(_chain, "a", 2, S=S))
+    other = realize1(instantiate(_chain, "b", 1, S=S))
+    arch = str(tmp_path / "c.tar")
+    export_closure([top], arch, S)
+    names = _members(arch)
+    assert names[0] == MANIFEST
+    tops = {n.split("/")[0] for n in names[1:]}
+    assert tops == {dref_dirname(rref2dref(r)) for r in {top, *rrefdeps([top], S)}}
+    assert dref_dirname(rref2dref(other)) not in tops
+
+
+def test_export_is_deterministic(S: StorageSettings, tmp_path: Any) -> None:
+    """Two exports of the same closure are byte-identical (no times, owners)."""
+    top = realize1(instantiate(_chain, "a", 2, S=S))
+    a, b = str(tmp_path / "1.tar"), str(tmp_path / "2.tar")
+    export_closure([top], a, S)
+    export_closure([top], b, S)
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        assert fa.read() == fb.read()
+
+
+def test_import_is_idempotent_and_completes_a_partial_store(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """Importing twice, or into a store holding part of the closure, ends with the closure once."""
+    top = realize1(instantiate(_chain, "a", 3, S=S))
+    dep = sorted(rrefdeps([top], S))[0]
+    small, big = str(tmp_path / "s.tar"), str(tmp_path / "b.tar")
+    export_closure([dep], small, S)
+    export_closure([top], big, S)
+    import_closure(small, S2)
+    assert import_closure(big, S2) == [top]
+    assert import_closure(big, S2) == [top]
+    assert set(allrrefs(S2)) == {top, *rrefdeps([top], S)}
+    assert verify(S=S2).ok
+
+
+def test_exporting_an_unknown_rref_is_a_ref_error(S: StorageSettings, tmp_path: Any) -> None:
+    """A realization that is not stored cannot be exported and no archive is written."""
+    bad = RRef(f"rref:{'1' * 32}-{'2' * 32}-x")
+    with pytest.raises(RefError, match="is not in the store"):
+        export_closure([bad], str(tmp_path / "x.tar"), S)
+    assert os.listdir(tmp_path) == ["plx"]
+
+
+def _tar(path: str, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> str:
+    with tarfile.open(path, "w") as tf:
+        for ti, data in members:
+            if data is not None:
+                ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(name), data
+
+
+def test_path_traversal_is_rejected_with_nothing_imported(
+    S2: StorageSettings, tmp_path: Any
+) -> None:
+    """A member climbing out with '..' is refused before anything is written."""
+    arch = _tar(str(tmp_path / "evil.tar"), [_file("../../evil.txt", b"x")])
+    with pytest.raises(UnsafeArchiveError) as ei:
+        import_closure(arch, S2)
+    assert ei.value.member == "../../evil.txt"  # type: ignore[attr-defined]
+    assert _empty(S2)
+    assert not os.path.exists(os.path.join(S2.root, "evil.txt"))
+
+
+def test_links_out_and_devices_are_rejected_with_nothing_imported(
+    S2: StorageSettings, tmp_path: Any
+) -> None:
+    """An absolute symlink and a character device are both refused."""
+    link = tarfile.TarInfo("d/passwd")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    dev = tarfile.TarInfo("d/null")
+    dev.type = tarfile.CHRTYPE
+    for i, m in enumerate([link, dev]):
+        arch = _tar(str(tmp_path / f"evil{i}.tar"), [_file(MANIFEST, b"{}"), (m, None)])
+        with pytest.raises(UnsafeArchiveError):
+            import_closure(arch, S2)
+        assert _empty(S2)
+
+
+def test_a_truncated_archive_is_rejected_with_nothing_imported(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """Cutting a (compressed) archive short is an ArchiveError and imports nothing."""
+    top = realize1(instantiate(_chain, "a", 3, S=S))
+    arch = str(tmp_path / "c.tar.gz")
+    export_closure([top], arch, S, compression="gz")
+    with open(arch, "rb") as f:
+        data = f.read()
+    cut = str(tmp_path / "cut.tar.gz")
+    with open(cut, "wb") as f:
+        f.write(data[: len(data) // 2])
+    with pytest.raises(ArchiveError):
+        import_closure(cut, S2)
+    assert _empty(S2)
+
+
+def _rewrite(src: str, dst: str, edit: Any) -> str:
+    """Copy a tar, passing each (TarInfo, bytes) through ``edit`` (None drops it)."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isreg() else None  # type: ignore[union-attr]
+            out = edit(m, data)
+            if out is None:
+                continue
+            m2, d2 = out
+            if d2 is not None:
+                m2.size = len(d2)
+            tout.addfile(m2, io.BytesIO(d2) if d2 is not None else None)
+    return dst
+
+
+def test_corrupted_content_is_an_integrity_error_with_nothing_imported(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """One changed byte in one artifact of the closure rejects the whole import."""
+    top = realize1(instantiate(_chain, "a", 3, S=S))
+    arch = str(tmp_path / "c.tar")
+    export_closure([top], arch, S)
+    rhash = parse_rref(top)[0]
+
+    def flip(m: tarfile.TarInfo, d: bytes | None) -> Any:
+        if m.name.endswith(f"{rhash}/out.txt") and d is not None:
+            return m, b"X" + d[1:]
+        return m, d
+
+    bad = _rewrite(arch, str(tmp_path / "bad.tar"), flip)
+    with pytest.raises(IntegrityError) as ei:
+        import_closure(bad, S2)
+    assert ei.value.ref == top  # type: ignore[attr-defined]
+    assert _empty(S2)
+
+
+def test_a_forged_config_is_an_integrity_error(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """A config.json that does not hash to its DRef is refused."""
+    top = realize1(instantiate(_chain, "a", 1, S=S))
+    arch = str(tmp_path / "c.tar")
+    export_closure([top], arch, S)
+
+    def forge(m: tarfile.TarInfo, d: bytes | None) -> Any:
+        return (m, b'{"name":"a0","evil":1}') if m.name.endswith("config.json") else (m, d)
+
+    with pytest.raises(IntegrityError, match="does not hash to it"):
+        import_closure(_rewrite(arch, str(tmp_path / "bad.tar"), forge), S2)
+    assert _empty(S2)
+
+
+def test_an_incomplete_closure_is_rejected(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """An archive missing a dependency (manifest edited to match) imports nothing."""
+    top = realize1(instantiate(_chain, "a", 2, S=S))
+    (dep,) = rrefdeps([top], S)
+    arch = str(tmp_path / "c.tar")
+    export_closure([top], arch, S)
+    dep_dir = f"{dref_dirname(rref2dref(dep))}/{parse_rref(dep)[0]}"
+
+    def drop(m: tarfile.TarInfo, d: bytes | None) -> Any:
+        if m.name == MANIFEST and d is not None:
+            man = json.loads(d)
+            man["rrefs"] = [r for r in man["rrefs"] if r != dep]
+            return m, json.dumps(man).encode()
+        return None if m.name.startswith(dep_dir) else (m, d)
+
+    with pytest.raises(ArchiveError) as ei:
+        import_closure(_rewrite(arch, str(tmp_path / "bad.tar"), drop), S2)
+    assert str(ei.value) == (
+        f"{tmp_path / 'bad.tar'}: lacks {dep}, a dependency of {top} (incomplete closure); "
+        "nothing was imported (export it again with export_closure)"
+    )
+    assert _empty(S2)
+
+
+def test_members_the_manifest_does_not_list_are_rejected(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """Anything besides what the manifest lists makes the archive invalid."""
+    top = realize1(instantiate(_chain, "a", 1, S=S))
+    arch = str(tmp_path / "c.tar")
+    export_closure([top], arch, S)
+    with tarfile.open(arch) as tin:
+        members = [(m, tin.extractfile(m).read() if m.isreg() else None) for m in tin]  # type: ignore[union-attr]
+    extra = _tar(str(tmp_path / "x.tar"), [*members, _file("stowaway.txt", b"hi")])
+    with pytest.raises(ArchiveError, match=r"holds 'stowaway\.txt', which its manifest does not"):
+        import_closure(extra, S2)
+    assert _empty(S2)
+
+
+def test_a_tar_that_is_not_a_closure_is_rejected(S2: StorageSettings, tmp_path: Any) -> None:
+    """A harmless tar without a manifest is not a pylightnix closure."""
+    arch = _tar(str(tmp_path / "x.tar"), [_file("readme.txt", b"hi")])
+    with pytest.raises(ArchiveError, match="it is not a pylightnix closure archive"):
+        import_closure(arch, S2)
+    assert _empty(S2)
+
+
+def test_copyclosure_copies_exactly_the_closure_and_skips_what_exists(
+    S: StorageSettings, S2: StorageSettings
+) -> None:
+    """Copying between stores gives the same RRefs; copying again changes nothing."""
+    top = realize1(instantiate(_chain, "a", 3, S=S))
+    realize1(instantiate(_chain, "b", 1, S=S))
+    assert copyclosure([top], S, S2) == [top]
+    closure = {top, *rrefdeps([top], S)}
+    assert set(allrrefs(S2)) == closure
+    assert copyclosure([top], S, S2) == [top]
+    assert set(allrrefs(S2)) == closure
+    assert verify(S=S2).ok
+    assert os.listdir(S2.tmpdir) == []
+    assert copyclosure([top], S, S) == [top]
+
+
+def test_copyclosure_refuses_a_damaged_source(S: StorageSettings, S2: StorageSettings) -> None:
+    """A source realization that no longer matches its RRef is not copied."""
+    top = realize1(instantiate(_chain, "a", 1, S=S))
+    p = rref2path(top, S)
+    os.chmod(p, 0o755)
+    os.chmod(os.path.join(p, "out.txt"), 0o644)
+    with open(os.path.join(p, "out.txt"), "w") as f:
+        f.write("edited")
+    with pytest.raises(IntegrityError):
+        copyclosure([top], S, S2)
+    assert _empty(S2)

@@ -1,0 +1,174 @@
+"""Verification: damaged realizations are found, reported and optionally repaired."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+import pytest
+
+from pylightnix import (
+    Build,
+    DamagedRealization,
+    StorageSettings,
+    VerifyResult,
+    allrrefs,
+    build_cattrs,
+    build_outpath,
+    build_wrapper,
+    instantiate,
+    match_only,
+    mkdrv,
+    realize1,
+    rref2path,
+    rrefctx,
+    rrefdeps,
+    verify,
+)
+from pylightnix.hashing import context_hash, hash_tree, realization_hash
+from pylightnix.store.layout import CONTEXT_FILE, RESERVED
+from pylightnix.types import DRef, RRef
+
+
+def _write(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write(f"value {build_cattrs(b).i}\n")
+    os.mkdir(os.path.join(build_outpath(b), "sub"))
+    with open(os.path.join(build_outpath(b), "sub", "x.bin"), "wb") as f:
+        f.write(bytes(range(256)))
+
+
+def _chain(n: int, r: Any = None) -> DRef:
+    d = mkdrv({"name": "v0", "i": 0}, match_only(), build_wrapper(_write), r)
+    for i in range(1, n):
+        d = mkdrv({"name": f"v{i}", "i": i, "dep": d}, match_only(), build_wrapper(_write), r)
+    return d
+
+
+def _edit(path: str, data: bytes | None) -> None:
+    """Change (or, with None, delete) a file of a read-only realization, as root could."""
+    parent = os.path.dirname(path)
+    os.chmod(parent, 0o755)
+    if data is None:
+        os.unlink(path)
+    else:
+        os.chmod(path, 0o644)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o444)
+    os.chmod(parent, 0o555)
+
+
+def _rehash(S: StorageSettings, r: RRef) -> str:
+    p = rref2path(r, S)
+    return realization_hash(context_hash(rrefctx(r, S)), hash_tree(p, exclude=[RESERVED]))
+
+
+def test_an_untouched_store_verifies(S: StorageSettings) -> None:
+    """Every realization of a fresh store is checked and none is damaged."""
+    top = realize1(instantiate(_chain, 3, S=S))
+    res = verify(S=S)
+    assert res == VerifyResult(tuple(sorted({top, *rrefdeps([top], S)})), ())
+    assert res.ok
+
+
+def test_a_flipped_byte_is_reported_with_both_hashes(S: StorageSettings) -> None:
+    """Flipping one byte of an artifact makes that realization (only) damaged."""
+    top = realize1(instantiate(_chain, 2, S=S))
+    f = os.path.join(rref2path(top, S), "sub", "x.bin")
+    with open(f, "rb") as fh:
+        data = bytearray(fh.read())
+    data[100] ^= 0x01
+    _edit(f, bytes(data))
+    res = verify(S=S)
+    rhash = top.split(":")[1].split("-")[0]
+    assert res.damaged == (
+        DamagedRealization(
+            top, f"its content hashes to {_rehash(S, top)}, not {rhash} (edited or corrupted)"
+        ),
+    )
+    assert not res.ok
+
+
+def test_a_deleted_file_is_reported(S: StorageSettings) -> None:
+    """Removing an artifact changes the hash and is reported."""
+    top = realize1(instantiate(_chain, 1, S=S))
+    _edit(os.path.join(rref2path(top, S), "out.txt"), None)
+    assert [d.rref for d in verify(S=S).damaged] == [top]
+
+
+def test_a_writable_file_is_reported_even_with_intact_content(S: StorageSettings) -> None:
+    """A realization must stay read-only: a write bit is damage."""
+    top = realize1(instantiate(_chain, 1, S=S))
+    os.chmod(os.path.join(rref2path(top, S), "out.txt"), 0o644)
+    assert verify(S=S).damaged == (
+        DamagedRealization(top, "'out.txt' in it is writable (realizations are read-only)"),
+    )
+
+
+def test_a_missing_context_file_is_reported(S: StorageSettings) -> None:
+    """A realization without its reserved context file is damaged."""
+    top = realize1(instantiate(_chain, 1, S=S))
+    _edit(os.path.join(rref2path(top, S), RESERVED, CONTEXT_FILE), None)
+    assert verify(S=S).damaged == (
+        DamagedRealization(top, f"its reserved file {RESERVED}/{CONTEXT_FILE} is missing"),
+    )
+
+
+def test_a_tampered_config_damages_its_realizations(S: StorageSettings) -> None:
+    """A config.json that no longer hashes to its DRef is reported on its realizations."""
+    top = realize1(instantiate(_chain, 1, S=S))
+    cfg = os.path.join(os.path.dirname(rref2path(top, S)), "config.json")
+    os.chmod(cfg, 0o644)
+    with open(cfg, "w") as f:
+        f.write('{"i":1,"name":"v0"}')
+    dref = "dref:" + top.split("-", 1)[1]
+    assert verify(S=S).damaged == (
+        DamagedRealization(
+            top, f"the config.json of its derivation {dref} does not hash to {dref}"
+        ),
+    )
+
+
+def test_only_the_chosen_realizations_are_checked(S: StorageSettings) -> None:
+    """verify(rrefs) re-hashes exactly those; a missing one is reported as missing."""
+    top = realize1(instantiate(_chain, 3, S=S))
+    gone = RRef(top.replace(top[5:9], "0000", 1))
+    res = verify([top, gone], S)
+    assert res.checked == tuple(sorted([top, gone]))
+    assert res.damaged == (DamagedRealization(gone, "its folder is missing"),)
+
+
+def test_repair_remove_deletes_only_the_damaged_one_and_realize_rebuilds_it(
+    S: StorageSettings,
+) -> None:
+    """Removed damage leaves the others; the next realize builds the same RRef again."""
+    top = realize1(instantiate(_chain, 2, S=S))
+    _edit(os.path.join(rref2path(top, S), "out.txt"), b"edited\n")
+    deps = rrefdeps([top], S)
+    res = verify(S=S, repair="remove")
+    assert [(d.rref, d.action) for d in res.damaged] == [(top, "removed")]
+    assert set(allrrefs(S)) == deps
+    assert realize1(instantiate(_chain, 2, S=S)) == top
+    assert verify(S=S).ok
+
+
+def test_repair_quarantine_moves_the_damaged_one_under_the_root(S: StorageSettings) -> None:
+    """Quarantine moves the folder to <root>/quarantine/<dhash>-<name>/<rhash>, content kept."""
+    top = realize1(instantiate(_chain, 1, S=S))
+    p = rref2path(top, S)
+    _edit(os.path.join(p, "out.txt"), b"edited\n")
+    res = verify(S=S, repair="quarantine")
+    q = os.path.join(S.root, "quarantine", *p.split(os.sep)[-2:])
+    assert res.damaged[0].action == f"quarantined to {q}"
+    assert not os.path.exists(p)
+    with open(os.path.join(q, "out.txt"), "rb") as f:
+        assert f.read() == b"edited\n"
+    assert stat.S_IMODE(os.stat(q).st_mode) & stat.S_IWUSR
+
+
+def test_an_unknown_repair_mode_is_refused(S: StorageSettings) -> None:
+    """repair must be None, 'remove' or 'quarantine'."""
+    with pytest.raises(ValueError, match=r"repair='fix': expected None, 'remove' or 'quarantine'"):
+        verify(S=S, repair="fix")  # type: ignore[arg-type]
