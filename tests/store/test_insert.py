@@ -1,0 +1,204 @@
+"""Tests of store/insert.py: atomic, read-only, race-safe insertion of objects."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pylightnix import StorageSettings, fsinit, mkSS
+from pylightnix.config import config_hash, config_name, mkconfig
+from pylightnix.errors import StoreError
+from pylightnix.refs import mkdref, parse_rref
+from pylightnix.store.insert import store_derivation, store_realization
+from pylightnix.store.query import drefrrefs, drefrrefsC, rrefctx, rrefmeta
+from pylightnix.types import Context, DRef, RRef
+
+CFG = mkconfig({"name": "thing", "v": 1})
+DREF = mkdref(config_hash(CFG), config_name(CFG))
+DEP = DRef("dref:" + "d" * 32 + "-dep")
+DEP_R = RRef("rref:" + "e" * 32 + "-" + "d" * 32 + "-dep")
+
+
+def listing(root: str) -> list[tuple[str, int, bytes]]:
+    """Every path under ``root`` with its mode and (for files) bytes: a full store snapshot."""
+    out: list[tuple[str, int, bytes]] = []
+    for d, dirs, files in os.walk(root):
+        for n in sorted(dirs + files):
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            data = b""
+            if stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    data = f.read()
+            elif stat.S_ISLNK(st.st_mode):
+                data = os.fsencode(os.readlink(p))
+            out.append((os.path.relpath(p, root), stat.S_IMODE(st.st_mode), data))
+    return sorted(out)
+
+
+def make_output(parent: str, name: str = "out") -> str:
+    """A small output folder: a file, an executable, a subfolder and a symlink."""
+    o = os.path.join(parent, name)
+    os.makedirs(os.path.join(o, "sub"))
+    with open(os.path.join(o, "data.txt"), "w") as f:
+        f.write("payload")
+    with open(os.path.join(o, "sub", "run.sh"), "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(os.path.join(o, "sub", "run.sh"), 0o775)
+    os.symlink("data.txt", os.path.join(o, "link"))
+    return o
+
+
+def test_store_derivation_writes_the_canonical_config_once(S: StorageSettings) -> None:
+    """The first call stores config.json (canonical bytes, read-only); later calls do nothing."""
+    assert store_derivation(S, DREF, CFG) is True
+    p = os.path.join(S.storage, DREF[5:], "config.json")
+    with open(p, "rb") as f:
+        assert f.read() == b'{"name":"thing","v":1}'
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o444
+    assert store_derivation(S, DREF, CFG) is False
+    assert os.listdir(S.tmpdir) == []
+
+
+def test_store_derivation_repairs_a_folder_without_config(S: StorageSettings) -> None:
+    """A derivation folder that lost its config.json gets it back."""
+    os.makedirs(os.path.join(S.storage, DREF[5:]))
+    assert store_derivation(S, DREF, CFG) is True
+    assert os.path.isfile(os.path.join(S.storage, DREF[5:], "config.json"))
+
+
+def test_realization_is_read_only_with_exec_bits_kept(S: StorageSettings, tmp_path: Path) -> None:
+    """Every file and folder of a stored realization lacks write bits; exec bits survive."""
+    rref = store_realization(S, DREF, CFG, {}, make_output(str(tmp_path)), build_start=1.0)
+    root = os.path.join(S.storage, DREF[5:], parse_rref(rref)[0])
+    modes = {rel: mode for rel, mode, _ in listing(root)}
+    assert modes == {
+        "__pylightnix__": 0o555,
+        "__pylightnix__/context.json": 0o444,
+        "__pylightnix__/meta.json": 0o444,
+        "data.txt": 0o444,
+        "link": 0o777,
+        "sub": 0o555,
+        "sub/run.sh": 0o555,
+    }
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o555
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_reserved_files_hold_context_and_metadata(S: StorageSettings, tmp_path: Path) -> None:
+    """context.json is the canonical direct context; meta.json has times, host and pid."""
+    ctx: Context = {DEP: [DEP_R]}
+    rref = store_realization(
+        S, DREF, CFG, ctx, make_output(str(tmp_path)), build_start=10.0, build_stop=12.5
+    )
+    res = os.path.join(S.storage, DREF[5:], parse_rref(rref)[0], "__pylightnix__")
+    with open(os.path.join(res, "context.json"), "rb") as f:
+        assert f.read() == f'{{"{DEP}":["{DEP_R}"]}}'.encode()
+    with open(os.path.join(res, "meta.json")) as f:
+        meta = json.load(f)
+    assert meta == {
+        "build_start": 10.0,
+        "build_stop": 12.5,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    assert rrefctx(rref, S) == ctx
+    assert rrefmeta(rref, S) == meta
+    assert drefrrefsC(DREF, ctx, S) == [rref]
+    assert drefrrefsC(DREF, {}, S) == []
+
+
+def test_identical_outputs_give_one_realization_whatever_the_times(
+    S: StorageSettings, tmp_path: Path
+) -> None:
+    """Metadata is not hashed: the same content in the same context is one RRef, stored once."""
+    r1 = store_realization(S, DREF, CFG, {}, make_output(str(tmp_path), "a"), build_start=1.0)
+    r2 = store_realization(S, DREF, CFG, {}, make_output(str(tmp_path), "b"), build_start=99.0)
+    assert r1 == r2
+    assert drefrrefs(DREF, S) == [r1]
+    assert rrefmeta(r1, S)["build_start"] == 1.0
+    assert sorted(os.listdir(tmp_path)) == ["plx"]  # both output folders were consumed
+
+
+def test_context_is_part_of_the_rref(S: StorageSettings, tmp_path: Path) -> None:
+    """The same content built in another context is another realization."""
+    r1 = store_realization(S, DREF, CFG, {}, make_output(str(tmp_path), "a"), build_start=1.0)
+    r2 = store_realization(
+        S, DREF, CFG, {DEP: [DEP_R]}, make_output(str(tmp_path), "b"), build_start=1.0
+    )
+    assert r1 != r2
+    assert drefrrefs(DREF, S) == sorted([r1, r2])
+
+
+def test_reserved_name_in_an_output_is_refused(S: StorageSettings, tmp_path: Path) -> None:
+    """An output holding __pylightnix__ raises StoreError and the store is unchanged."""
+    store_derivation(S, DREF, CFG)
+    before = listing(S.storage)
+    o = make_output(str(tmp_path))
+    os.mkdir(os.path.join(o, "__pylightnix__"))
+    with pytest.raises(StoreError) as ei:
+        store_realization(S, DREF, CFG, {}, o, build_start=1.0)
+    assert str(ei.value) == (
+        f"output {o!r} of {DREF} contains '__pylightnix__', a name reserved for "
+        "the store's own files: rename that artifact"
+    )
+    assert listing(S.storage) == before
+
+
+def test_an_output_that_is_not_a_folder_is_refused(S: StorageSettings, tmp_path: Path) -> None:
+    """A file or a symlink to a folder is not an output folder."""
+    f = tmp_path / "file"
+    f.write_text("x")
+    os.symlink(make_output(str(tmp_path)), tmp_path / "ln")
+    for bad in (str(f), str(tmp_path / "ln"), str(tmp_path / "missing")):
+        with pytest.raises(StoreError) as ei:
+            store_realization(S, DREF, CFG, {}, bad, build_start=1.0)
+        assert str(ei.value) == (
+            f"output {bad!r} of {DREF} is not a folder: a realizer must return folders"
+        )
+    assert drefrrefs(DREF, S) == []
+
+
+def _insert_racer(root: str, tag: str, barrier: Any, rounds: int, q: Any) -> None:
+    S = mkSS(root)
+    got = []
+    for i in range(rounds):
+        cfg = mkconfig({"name": "race", "round": i})
+        dref = mkdref(config_hash(cfg), config_name(cfg))
+        o = make_output(os.path.join(S.tmpdir, f"{tag}-{i}"))
+        barrier.wait()
+        got.append(store_realization(S, dref, cfg, {}, o, build_start=float(i)))
+    q.put(got)
+
+
+def test_two_processes_inserting_the_same_realization_both_succeed(tmp_path: Path) -> None:
+    """Concurrent insertion of identical outputs by two processes gives both the same RRef."""
+    S = fsinit(mkSS(str(tmp_path / "r")))
+    ctx = multiprocessing.get_context("spawn")
+    rounds = 20
+    barrier = ctx.Barrier(2)
+    q = ctx.Queue()
+    ps = [
+        ctx.Process(target=_insert_racer, args=(S.root, tag, barrier, rounds, q))
+        for tag in ("p1", "p2")
+    ]
+    for p in ps:
+        p.start()
+    results = [q.get(timeout=60), q.get(timeout=60)]
+    for p in ps:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert results[0] == results[1]
+    assert len(set(results[0])) == rounds
+    for r in results[0]:
+        dref = DRef("dref:" + parse_rref(r)[1] + "-race")
+        assert drefrrefs(dref, S) == [r]
+    leftovers = [n for n in os.listdir(S.tmpdir) if os.listdir(os.path.join(S.tmpdir, n))]
+    assert leftovers == []
