@@ -1,0 +1,292 @@
+"""Tests of store/query.py: every query on a real store built by a small pipeline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pylightnix import (
+    Build,
+    Registry,
+    StorageSettings,
+    build_outpaths,
+    build_path,
+    build_wrapper,
+    instantiate,
+    match_all,
+    match_only,
+    mkdrv,
+    realize,
+    selfref,
+)
+from pylightnix.config import mkrefpath
+from pylightnix.errors import RefError
+from pylightnix.hashing import context_hash
+from pylightnix.refs import parse_rref, rref2dref
+from pylightnix.store.layout import index_dir
+from pylightnix.store.query import (
+    alldrefs,
+    allrrefs,
+    dref2path_checked,
+    dref_exists,
+    drefattrs,
+    drefcfg,
+    drefcfg_,
+    drefdeps,
+    drefdeps1,
+    drefrrefs,
+    drefrrefs_chash,
+    drefrrefsC,
+    path2dref,
+    path2rref,
+    rootdrefs,
+    rootrrefs,
+    rref2path,
+    rrefattrs,
+    rrefbstart,
+    rrefctx,
+    rrefdata,
+    rrefdeps,
+    rrefdeps1,
+    rrefmeta,
+    store_dref2path,
+    store_reindex,
+)
+from pylightnix.types import DRef, RRef
+
+
+def _two(b: Build) -> None:
+    for i, o in enumerate(build_outpaths(b)):
+        with open(os.path.join(o, "n.txt"), "w") as f:
+            f.write(str(i))
+
+
+def _cat(b: Build) -> None:
+    c = b.config
+    text = ""
+    for p in _paths(b, c["src"]):
+        with open(p) as f:
+            text += f.read()
+    with open(build_path(b, c["out"]), "w") as f:
+        f.write(text + "!")
+
+
+def _paths(b: Build, refpath: list[Any]) -> list[str]:
+    from pylightnix.realize.build import build_paths
+
+    return list(build_paths(b, refpath))
+
+
+def _pipeline(r: Registry) -> list[DRef]:
+    a = mkdrv({"name": "a"}, match_all(), build_wrapper(_two, nouts=2), r=r)
+    b = mkdrv(
+        {"name": "b", "src": [a, "n.txt"], "out": [selfref, "b.txt"]},
+        match_only(),
+        build_wrapper(_cat),
+        r=r,
+    )
+    c = mkdrv(
+        {"name": "c", "src": [b, "b.txt"], "out": [selfref, "c.txt"]},
+        match_only(),
+        build_wrapper(_cat),
+        r=r,
+    )
+    lone = mkdrv({"name": "lone"}, match_all(), build_wrapper(_two), r=r)
+    return [a, b, c, lone]
+
+
+@dataclass(frozen=True)
+class Built:
+    """A store holding the realized pipeline a (2 outputs) -> b -> c, and lone."""
+
+    S: StorageSettings
+    a: DRef
+    b: DRef
+    c: DRef
+    lone: DRef
+    ctx: dict[DRef, list[RRef]]
+
+
+@pytest.fixture
+def built(S: StorageSettings) -> Built:
+    """The realized pipeline in a fresh store."""
+    res, clo = instantiate(_pipeline, S=S)
+    _, _, ctx = realize(clo)
+    return Built(S, *res, ctx)
+
+
+def test_paths_of_objects(built: Built) -> None:
+    """rref2path/dref2path give the folders; path2dref/path2rref invert them."""
+    S = built.S
+    b = built.b
+    ctx = built.ctx
+    (rb,) = ctx[b]
+    pb = rref2path(rb, S)
+    assert pb == os.path.join(S.storage, b[5:], parse_rref(rb)[0])
+    assert os.path.isfile(os.path.join(pb, "b.txt"))
+    assert dref2path_checked(b, S) == store_dref2path(b, S) == os.path.join(S.storage, b[5:])
+    assert path2dref(os.path.join(pb, "b.txt"), S) == b
+    assert path2dref(dref2path_checked(b, S), S) == b
+    assert path2rref(os.path.join(pb, "b.txt"), S) == rb
+    assert path2rref(pb, S) == rb
+    assert path2rref(dref2path_checked(b, S), S) is None
+    assert path2dref("/elsewhere", S) is None
+    assert path2rref(os.path.join(S.storage, "FORMAT"), S) is None
+
+
+def test_unknown_refs_are_refused(built: Built) -> None:
+    """Queries on refs not in the store raise RefError naming the ref and the store."""
+    S = built.S
+    a = built.a
+    fake_r = RRef("rref:" + "0" * 32 + "-" + a[5:])
+    fake_d = DRef("dref:" + "0" * 32 + "-a")
+    with pytest.raises(RefError) as ei:
+        rref2path(fake_r, S)
+    assert str(ei.value) == (
+        f"{fake_r} is not in the store at {S.storage!r} (removed, or built in another store?)"
+    )
+    with pytest.raises(RefError) as ei2:
+        drefcfg(fake_d, S)
+    assert str(ei2.value) == (
+        f"{fake_d} is not in the store at {S.storage!r} (instantiate its stage first)"
+    )
+    with pytest.raises(RefError):
+        rrefmeta(fake_r, S)
+    with pytest.raises(RefError):
+        rrefctx(fake_r, S)
+    assert drefrrefs(fake_d, S) == []
+    assert not dref_exists(fake_d, S)
+
+
+def test_configs_and_attributes(built: Built) -> None:
+    """drefcfg_ is the stored Config; drefcfg resolves self-refs; attrs views both."""
+    S = built.S
+    a = built.a
+    b = built.b
+    ctx = built.ctx
+    assert drefcfg_(b, S).val == {"name": "b", "src": [a, "n.txt"], "out": [selfref, "b.txt"]}
+    assert drefcfg(b, S) == {"name": "b", "src": [a, "n.txt"], "out": [b, "b.txt"]}
+    assert drefattrs(b, S).out == [b, "b.txt"]
+    assert rrefattrs(ctx[b][0], S).src == [a, "n.txt"]
+    assert dref_exists(b, S)
+
+
+def test_contexts_and_metadata(built: Built) -> None:
+    """rrefctx is the direct context; a dependency-free stage has the empty context."""
+    S = built.S
+    a = built.a
+    b = built.b
+    c = built.c
+    ctx = built.ctx
+    assert len(ctx[a]) == 2
+    assert rrefctx(ctx[b][0], S) == {a: sorted(ctx[a])}
+    assert rrefctx(ctx[c][0], S) == {b: ctx[b]}
+    assert rrefctx(ctx[a][0], S) == {}
+    m = rrefmeta(ctx[c][0], S)
+    assert m["build_start"] <= m["build_stop"]
+    assert rrefbstart(ctx[c][0], S) == m["build_start"]
+    assert rrefbstart(ctx[b][0], S) <= rrefbstart(ctx[c][0], S)
+
+
+def test_listing_queries(built: Built) -> None:
+    """alldrefs/allrrefs/drefrrefs list everything; drefrrefsC filters by context."""
+    S = built.S
+    a = built.a
+    b = built.b
+    c = built.c
+    lone = built.lone
+    ctx = built.ctx
+    assert sorted(alldrefs(S)) == sorted([a, b, c, lone])
+    assert list(alldrefs(S)) == sorted(alldrefs(S))
+    assert sorted(allrrefs(S)) == sorted(r for rs in ctx.values() for r in rs)
+    assert drefrrefs(a, S) == sorted(ctx[a])
+    assert drefrrefsC(b, {a: ctx[a]}, S) == ctx[b]
+    assert drefrrefsC(b, {a: ctx[a][:1]}, S) == []
+    assert drefrrefsC(a, {}, S) == sorted(ctx[a])
+    assert drefrrefs_chash(b, context_hash({a: ctx[a]}), S) == ctx[b]
+
+
+def test_dependency_queries(built: Built) -> None:
+    """Direct and transitive dependencies of derivations and realizations; roots."""
+    S = built.S
+    a = built.a
+    b = built.b
+    c = built.c
+    lone = built.lone
+    ctx = built.ctx
+    assert drefdeps1([c], S) == {b}
+    assert drefdeps([c], S) == {a, b}
+    assert drefdeps([a, lone], S) == set()
+    assert rrefdeps1(ctx[c], S) == set(ctx[b])
+    assert rrefdeps(ctx[c], S) == set(ctx[b]) | set(ctx[a])
+    assert rootdrefs(S) == {c, lone}
+    assert rootrrefs(S) == set(ctx[c]) | set(ctx[lone])
+
+
+def test_rrefdata_lists_artifacts_without_reserved_files(built: Built) -> None:
+    """rrefdata yields the top-level artifacts, never __pylightnix__."""
+    S = built.S
+    c = built.c
+    ctx = built.ctx
+    p = rref2path(ctx[c][0], S)
+    assert list(rrefdata(ctx[c][0], S)) == [os.path.join(p, "c.txt")]
+    with open(os.path.join(p, "c.txt")) as f:
+        assert f.read() == "01!!"
+
+
+def test_mkrefpath_points_into_dependencies(built: Built) -> None:
+    """mkrefpath builds the RefPath a config uses to name a dependency's file."""
+    b = built.b
+    assert mkrefpath(b, ["b.txt"]) == [b, "b.txt"]
+
+
+def test_store_reindex_rebuilds_lost_markers(built: Built) -> None:
+    """Deleting the context index and reindexing restores exactly the same candidates."""
+    S = built.S
+    a = built.a
+    b = built.b
+    c = built.c
+    lone = built.lone
+    ctx = built.ctx
+    assert store_reindex(S) == 0
+    for d in (a, b, c, lone):
+        shutil.rmtree(os.path.join(S.storage, d[5:], "by-context"))
+    assert drefrrefsC(b, {a: ctx[a]}, S) == []
+    assert store_reindex(S) == 5
+    assert drefrrefsC(b, {a: ctx[a]}, S) == ctx[b]
+    assert drefrrefsC(a, {}, S) == sorted(ctx[a])
+    for r in allrrefs(S):
+        marker = os.path.join(
+            index_dir(rref2dref(r), context_hash(rrefctx(r, S)), S), parse_rref(r)[0]
+        )
+        assert os.path.isfile(marker)
+
+
+def test_a_marker_without_its_realization_is_not_a_candidate(built: Built) -> None:
+    """A crash between marker and rename leaves a marker that queries ignore."""
+    S = built.S
+    a = built.a
+    ctx = built.ctx
+    ghost = "9" * 32
+    open(os.path.join(index_dir(a, context_hash({}), S), ghost), "w").close()
+    assert drefrrefsC(a, {}, S) == sorted(ctx[a])
+
+
+def test_queries_use_the_default_store(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without S, queries read the store of PYLIGHTNIX_ROOT."""
+    S = built.S
+    a = built.a
+    ctx = built.ctx
+    monkeypatch.setenv("PYLIGHTNIX_ROOT", S.root)
+    assert drefrrefs(a) == sorted(ctx[a])
+    assert rref2path(ctx[a][0]) == rref2path(ctx[a][0], S)
+
+
+def test_realizing_leaves_no_temporary_folders(built: Built) -> None:
+    """Realizing leaves the store's temporary folder empty."""
+    S = built.S
+    assert os.listdir(S.tmpdir) == []
