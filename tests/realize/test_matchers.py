@@ -1,0 +1,231 @@
+"""Tests of realize/matchers.py: each matcher alone, in realize, ties, errors, pickling."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pylightnix import (
+    Build,
+    MatcherError,
+    StorageSettings,
+    build_outpaths,
+    build_wrapper,
+    instantiate,
+    match,
+    match_all,
+    match_best,
+    match_exact,
+    match_latest,
+    match_only,
+    match_some,
+    mkdrv,
+    realize,
+    realizeMany,
+)
+from pylightnix.realize.matchers import All, FileKey, NoKey, Only, TopN
+from pylightnix.store.query import drefrrefs, rrefbstart
+from pylightnix.types import RRef
+from tests.strategies import rrefs as rref_strategy
+
+
+def _r(c: str) -> RRef:
+    return RRef(f"rref:{c * 32}-{'d' * 32}-x")
+
+
+A, B, C = _r("a"), _r("b"), _r("c")
+
+
+@given(st.lists(rref_strategy, unique=True, max_size=8), st.randoms(use_true_random=False))
+def test_keyless_matchers_ignore_candidate_order(cands: list[RRef], rnd: Any) -> None:
+    """match_all/match_some/match_only answer the same whatever order candidates come in."""
+    shuffled = list(cands)
+    rnd.shuffle(shuffled)
+    for m in (match_all(), match_some(2)):
+        assert m(None, cands) == m(None, shuffled)  # type: ignore[arg-type]
+    assert match_all()(None, shuffled) == (sorted(cands) or None)  # type: ignore[arg-type]
+    assert (
+        match_some(2)(None, shuffled)
+        == (  # type: ignore[arg-type]
+            sorted(cands)[:2] if len(cands) >= 2 else None
+        )
+    )
+
+
+def test_pure_matchers() -> None:
+    """Keyless matchers: all, some(n), only and exact on fixed candidates."""
+    assert match_all()(None, [C, A, B]) == [A, B, C]  # type: ignore[arg-type]
+    assert match_all()(None, []) is None  # type: ignore[arg-type]
+    assert match_some(2)(None, [C, A, B]) == [A, B]  # type: ignore[arg-type]
+    assert match_some(4)(None, [C, A, B]) is None  # type: ignore[arg-type]
+    assert match_only()(None, [B]) == [B]  # type: ignore[arg-type]
+    assert match_only()(None, []) is None  # type: ignore[arg-type]
+    assert match_exact([B, A])(None, [A, B, C]) == [A, B]  # type: ignore[arg-type]
+    assert match_exact([B, A])(None, [A, C]) is None  # type: ignore[arg-type]
+    assert match(NoKey(), TopN(1))(None, [C, B]) == [B]  # type: ignore[arg-type]
+
+
+def test_match_only_refuses_two_candidates() -> None:
+    """match_only with several candidates raises MatcherError listing them."""
+    with pytest.raises(MatcherError) as ei:
+        match_only()(None, [A, B])  # type: ignore[arg-type]
+    assert str(ei.value) == (
+        f"match_only found 2 realizations ({A}, {B}...) where it expects at most one: "
+        "remove the extra ones with rmref, or use match_latest()"
+    )
+    assert ei.value.rrefs == [A, B]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", None])
+def test_n_must_be_a_positive_int(bad: Any) -> None:
+    """match_latest/match_some/match_best refuse a bad n by name."""
+    for name, f in (("match_latest", match_latest), ("match_some", match_some)):
+        with pytest.raises(MatcherError) as ei:
+            f(bad)
+        assert str(ei.value) == f"{name}(n={bad!r}): n must be a positive int"
+    with pytest.raises(MatcherError, match=r"^match_best\(n="):
+        match_best("a.txt", bad)
+
+
+def test_custom_key_ranks_highest_first_and_skips_none() -> None:
+    """match(key, trim) ranks by key (highest first), drops None keys, ties by RRef text."""
+    scores = {A: 1.0, B: 5.0, C: None}
+    m = match(lambda S, r: scores[r], All())
+    assert m(None, [A, B, C]) == [B, A]  # type: ignore[arg-type]
+    tie = match(lambda S, r: 1, TopN(2))
+    assert tie(None, [C, B, A]) == [A, B]  # type: ignore[arg-type]
+
+
+def _scored(b: Build) -> None:
+    outs = build_outpaths(b)
+    scores = list(b.realize_args.get("scores", [3, 9, 1]))[: len(outs)]
+    for o, s in zip(outs, scores, strict=True):
+        with open(os.path.join(o, "score.txt"), "w") as f:
+            f.write(f"{s}\n")
+        with open(os.path.join(o, "id.txt"), "w") as f:
+            f.write(f"{s}-{os.urandom(4).hex()}")
+
+
+def test_match_all_and_best_on_three_outputs(S: StorageSettings) -> None:
+    """nouts=3: match_all takes all three; match_best('score.txt', n=2) the top two."""
+    d, clo = instantiate(mkdrv, {"name": "n3"}, match_all(), build_wrapper(_scored, nouts=3), S=S)
+    got = realizeMany(clo)
+    assert got == drefrrefs(d, S) and len(got) == 3
+    best = match_best("score.txt", n=2)(S, got)
+    assert best is not None
+    by_score = {}
+    for r in got:
+        with open(os.path.join(S.storage, d[5:], r[5:37], "score.txt")) as f:
+            by_score[float(f.read())] = r
+    assert sorted(best) == sorted([by_score[9.0], by_score[3.0]])
+    assert match_best("score.txt", n=1)(S, got) == [by_score[9.0]]
+    assert match_best("missing.txt")(S, got) is None
+
+
+def test_match_best_in_realize_picks_the_best_build(S: StorageSettings) -> None:
+    """A match_best stage built with nouts=3 chooses the output with the highest score."""
+    d, clo = instantiate(
+        mkdrv, {"name": "b3"}, match_best("score.txt"), build_wrapper(_scored, nouts=3), S=S
+    )
+    (r,) = realizeMany(clo)
+    with open(os.path.join(S.storage, d[5:], r[5:37], "score.txt")) as f:
+        assert f.read() == "9\n"
+
+
+def test_match_best_ties_are_broken_by_rref_text(S: StorageSettings) -> None:
+    """Equal scores: the smaller RRef wins, every time."""
+    d, clo = instantiate(mkdrv, {"name": "t"}, match_all(), build_wrapper(_scored, nouts=3), S=S)
+    realize(clo, realize_args={d: {"scores": [7, 7, 7]}})
+    cands = drefrrefs(d, S)
+    assert match_best("score.txt", 2)(S, cands) == sorted(cands)[:2]
+    assert match_best("score.txt", 2)(S, list(reversed(cands))) == sorted(cands)[:2]
+
+
+def test_match_best_refuses_a_non_number(S: StorageSettings) -> None:
+    """A metric file that is not a number raises MatcherError naming the file."""
+
+    def bad(b: Build) -> None:
+        with open(os.path.join(build_outpaths(b)[0], "score.txt"), "w") as f:
+            f.write("high")
+
+    d, clo = instantiate(mkdrv, {"name": "nan"}, match_all(), build_wrapper(bad), S=S)
+    realize(clo)
+    (r,) = drefrrefs(d, S)
+    p = os.path.join(S.storage, d[5:], r[5:37], "score.txt")
+    with pytest.raises(MatcherError) as ei:
+        match_best("score.txt")(S, [r])
+    assert str(ei.value) == (
+        f"match_best: {p!r} holds 'high', not a number: write the metric as plain text, e.g. '0.93'"
+    )
+
+
+def test_match_latest_prefers_newer_builds(S: StorageSettings) -> None:
+    """After a forced rebuild, match_latest(2) picks the newest two realizations."""
+    d, clo = instantiate(
+        mkdrv, {"name": "l"}, match_latest(2), build_wrapper(_scored, nouts=2), S=S
+    )
+    first = realizeMany(clo)
+    _, _, ctx = realize(clo, force_rebuild=[d])
+    second = ctx[d]
+    assert len(drefrrefs(d, S)) == 4
+    assert set(second).isdisjoint(first)
+    assert min(rrefbstart(r, S) for r in second) >= max(rrefbstart(r, S) for r in first)
+    assert realizeMany(clo) == second
+
+
+def test_match_some_reuses_without_building(S: StorageSettings, tmp_path: Path) -> None:
+    """match_some(2) takes the first two of three existing realizations by RRef text."""
+    d, clo = instantiate(mkdrv, {"name": "s"}, match_all(), build_wrapper(_scored, nouts=3), S=S)
+    realize(clo)
+    _, clo2 = instantiate(mkdrv, {"name": "s"}, match_some(2), build_wrapper(_scored), S=S)
+    assert realizeMany(clo2) == sorted(drefrrefs(d, S))[:2]
+
+
+def test_match_only_in_realize_raises_when_two_exist(S: StorageSettings) -> None:
+    """A forced rebuild of a non-deterministic match_only stage leaves two: MatcherError."""
+    d, clo = instantiate(mkdrv, {"name": "o"}, match_only(), build_wrapper(_scored, nouts=1), S=S)
+    realize(clo, realize_args={d: {"scores": [1]}})
+    with pytest.raises(MatcherError) as ei:
+        realize(clo, force_rebuild=[d], realize_args={d: {"scores": [1]}})
+    assert str(ei.value).startswith("match_only found 2 realizations (")
+    assert ei.value.dref == d  # type: ignore[attr-defined]
+    assert f"while matching {d}" in ei.value.__notes__  # type: ignore[attr-defined]
+
+
+def test_match_exact_pins_realizations(S: StorageSettings) -> None:
+    """match_exact chooses exactly the pinned RRefs, and builds when they are missing."""
+    d, clo = instantiate(mkdrv, {"name": "x"}, match_all(), build_wrapper(_scored, nouts=3), S=S)
+    rr = realizeMany(clo)
+    _, clo2 = instantiate(mkdrv, {"name": "x"}, match_exact([rr[2]]), build_wrapper(_scored), S=S)
+    assert realizeMany(clo2) == [rr[2]]
+    gone = RRef("rref:" + "0" * 32 + "-" + d[5:])
+    _, clo3 = instantiate(mkdrv, {"name": "x"}, match_exact([gone]), build_wrapper(_scored), S=S)
+    with pytest.raises(MatcherError, match="still unsatisfied after a build"):
+        realize(clo3)
+
+
+@pytest.mark.parametrize(
+    "m",
+    [
+        match_latest(3),
+        match_all(),
+        match_some(2),
+        match_only(),
+        match_exact([A, B]),
+        match_best("acc.txt", 2),
+        match(FileKey("x"), Only()),
+    ],
+    ids=repr,
+)
+def test_every_matcher_pickles_and_has_a_readable_repr(m: Any) -> None:
+    """Matchers cross process boundaries: pickle round trip gives an equal matcher."""
+    m2 = pickle.loads(pickle.dumps(m))
+    assert m2 == m
+    assert repr(m2) == repr(m)
+    assert "<function" not in repr(m)
