@@ -1,0 +1,182 @@
+"""Shared pieces of the command line: store selection, ref arguments, output helpers."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from rich.console import Console
+
+from pylightnix.errors import PylightnixError, RefError
+from pylightnix.refs import is_dref, is_rref, parse_dref, parse_rref
+from pylightnix.store.layout import check_store
+from pylightnix.store.query import dref2path_checked, path2dref, path2rref, rref2path
+from pylightnix.store.settings import StorageSettings, fsS, mkSS
+from pylightnix.types import DRef, RRef
+
+_AGE_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])\Z")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+@dataclass(frozen=True)
+class CliState:
+    """Options of the ``pylightnix`` group, handed to every command.
+
+    Attributes:
+        root: ``--store`` (a store root folder), or ``None`` for the default
+            (``$PYLIGHTNIX_ROOT``, else ``~/_pylightnix``).
+        debug: show tracebacks of errors.
+    """
+
+    root: str | None
+    debug: bool
+
+
+def state() -> CliState:
+    """The :class:`CliState` of the running command."""
+    obj = click.get_current_context().find_object(CliState)
+    if obj is None:  # a command run outside the group (only in library use)
+        return CliState(None, False)
+    return obj
+
+
+def store_settings(*, must_exist: bool = True) -> StorageSettings:
+    """The store the command works on.
+
+    Raises:
+        StoreError: ``must_exist`` and there is no store of this version there.
+    """
+    root = state().root
+    S = mkSS(root) if root else fsS(None)
+    if must_exist:
+        check_store(S)
+    return S
+
+
+def parse_ref(text: str, S: StorageSettings) -> DRef | RRef:
+    """A DRef or RRef given on the command line, checked to be in the store.
+
+    Besides ``dref:...`` and ``rref:...``, a path inside the store (or a
+    result link pointing there) names the realization or derivation it is in.
+
+    Raises:
+        RefError: malformed, unknown, or not in this store.
+    """
+    if text.startswith("rref:"):
+        parse_rref(text)
+        rref2path(RRef(text), S)
+        return RRef(text)
+    if text.startswith("dref:"):
+        parse_dref(text)
+        dref2path_checked(DRef(text), S)
+        return DRef(text)
+    if os.path.lexists(text):
+        real = os.path.realpath(text)
+        r = path2rref(real, S)
+        if r is not None and is_rref(r):
+            rref2path(r, S)
+            return r
+        d = path2dref(real, S)
+        if d is not None and is_dref(d):
+            dref2path_checked(d, S)
+            return d
+        raise RefError(
+            f"{text!r} is not inside the store at {S.storage!r}: give a dref:..., an "
+            "rref:..., or a path into that store",
+            ref=text,
+        )
+    raise RefError(
+        f"{text!r} is neither a ref (dref:... or rref:...) nor an existing path: "
+        "copy a ref from `pylightnix ls` or `pylightnix show`",
+        ref=text,
+    )
+
+
+def parse_rref_arg(text: str, S: StorageSettings) -> RRef:
+    """Like :func:`parse_ref`, but a realization is required."""
+    r = parse_ref(text, S)
+    if not is_rref(r):
+        raise RefError(
+            f"{text!r} is a derivation; this command needs a realization (rref:...): "
+            f"list them with `pylightnix show {r}`",
+            ref=text,
+        )
+    return RRef(r)
+
+
+def parse_age(text: str) -> float:
+    """Seconds in an age like ``90s``, ``15m``, ``2h``, ``3d``, ``1w``.
+
+    >>> parse_age("2h")
+    7200.0
+    >>> parse_age("1.5d")
+    129600.0
+
+    Raises:
+        click.BadParameter: not of that form (a usage error, exit code 2).
+    """
+    m = _AGE_RE.match(text.strip())
+    if m is None:
+        raise click.BadParameter(
+            f"{text!r} is not an age: use a number and a unit s/m/h/d/w, e.g. 2h or 3d"
+        )
+    return float(m.group(1)) * _AGE_UNITS[m.group(2)]
+
+
+def human_size(n: int) -> str:
+    """A byte count for people (binary units).
+
+    >>> human_size(0)
+    '0 B'
+    >>> human_size(1536)
+    '1.5 KiB'
+    >>> human_size(5 * 2**30)
+    '5.0 GiB'
+    """
+    size = float(n)
+    for unit in _SIZE_UNITS:
+        if abs(size) < 1024 or unit == _SIZE_UNITS[-1]:
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def fmt_time(t: float | None) -> str:
+    """A timestamp as local ``YYYY-MM-DD HH:MM:SS`` (``-`` for none)."""
+    if not t:
+        return "-"
+    return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def newer_than(t: float | None, age: float | None) -> bool:
+    """Whether ``t`` lies within the last ``age`` seconds (always true without ``age``)."""
+    return age is None or (t is not None and t >= time.time() - age)
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON with sorted keys (for scripts)."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console on stdout (or stderr); wide and plain when not a terminal."""
+    f = sys.stderr if stderr else sys.stdout
+    if f.isatty():
+        return Console(file=f)
+    return Console(file=f, width=250, no_color=True, highlight=False, soft_wrap=True)
+
+
+def not_available(what: str, module: str) -> PylightnixError:
+    """The error of a command whose library function is not part of this installation."""
+    return PylightnixError(
+        f"`pylightnix {what}` is not available: this installation lacks {module} "
+        "(install a pylightnix release that includes it)"
+    )

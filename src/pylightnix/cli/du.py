@@ -1,0 +1,59 @@
+"""``pylightnix du``: disk usage of realizations, largest first, with closure sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from pylightnix.cli.common import console, emit_json, human_size, store_settings
+from pylightnix.refs import rref_name
+from pylightnix.store.inspect import du
+from pylightnix.store.query import rrefdeps
+from pylightnix.store.settings import StorageSettings
+
+
+def usage_rows(S: StorageSettings) -> tuple[int, list[dict[str, Any]]]:
+    """Total bytes and one record per realization (size, closure size), largest first."""
+    u = du(S)
+    rows: list[dict[str, Any]] = []
+    for r, size in u.rrefs.items():
+        deps = rrefdeps([r], S)
+        rows.append(
+            {
+                "rref": r,
+                "name": str(rref_name(r)),
+                "size": size,
+                "closure_size": size + sum(u.rrefs.get(d, 0) for d in deps),
+            }
+        )
+    rows.sort(key=lambda x: (-x["size"], x["rref"]))
+    return u.total, rows
+
+
+@click.command("du")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
+def du_cmd(as_json: bool) -> None:
+    """Disk usage of every realization, largest first; the closure size adds
+    everything it was built from.
+
+    \b
+    Examples:
+      pylightnix du
+      pylightnix du --json
+    """
+    total, rows = usage_rows(store_settings())
+    if as_json:
+        emit_json({"total": total, "realizations": rows})
+        return
+    t = Table(box=None, pad_edge=False)
+    t.add_column("SIZE", justify="right", no_wrap=True)
+    t.add_column("CLOSURE", justify="right", no_wrap=True)
+    t.add_column("NAME", no_wrap=True)
+    t.add_column("RREF", no_wrap=True)
+    for r in rows:
+        t.add_row(human_size(r["size"]), human_size(r["closure_size"]), r["name"], r["rref"])
+    c = console()
+    c.print(t)
+    c.print(f"total: {human_size(total)}", highlight=False)

@@ -1,0 +1,124 @@
+"""``pylightnix realize STAGE``: instantiate and realize a stage, showing progress."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+import click
+
+from pylightnix.cli.common import emit_json, store_settings
+from pylightnix.cli.progress import ProgressView
+from pylightnix.cli.stageref import arg_option, instantiate_ref, stage_argument
+from pylightnix.realize.buildlog import show_log_default
+from pylightnix.realize.engine import realize
+from pylightnix.realize.explain import explain
+from pylightnix.store.links import linkrref
+
+
+@click.command("realize")
+@stage_argument
+@arg_option
+@click.option("--force-rebuild", is_flag=True, help="Build every stage anew.")
+@click.option("--dry-run", is_flag=True, help="Decide only; build nothing.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--keep-failed", is_flag=True, help="Keep the temporary folder of a failed build.")
+@click.option(
+    "--show-log",
+    is_flag=True,
+    default=None,
+    help="Show what builds print, live (default: $PYLIGHTNIX_SHOW_LOG).",
+)
+@click.option(
+    "--explain", "do_explain", is_flag=True, help="First say why each stage is reused or built."
+)
+@click.option("--progress/--no-progress", default=True, help="Show progress on stderr.")
+@click.option(
+    "--out-link",
+    "-o",
+    metavar="PATH",
+    help="Make a result link PATH to the target's realization (a GC root); "
+    "more realizations get PATH-2, PATH-3...",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the chosen RRefs as JSON.")
+def realize_cmd(
+    stage: str,
+    args: tuple[str, ...],
+    force_rebuild: bool,
+    dry_run: bool,
+    jobs: int,
+    keep_failed: bool,
+    show_log: bool | None,
+    do_explain: bool,
+    progress: bool,
+    out_link: str | None,
+    as_json: bool,
+) -> None:
+    """Realize STAGE (module:function or path/to/file.py:function) and print the
+    RRefs of its targets, one per line.
+
+    \b
+    Examples:
+      pylightnix realize pipeline.py:report
+      pylightnix realize mypkg.stages:train --arg lr=0.01 --jobs 2 --json
+      pylightnix realize pipeline.py:report --show-log   # builds' output live
+
+    Progress goes to stderr: a live display on a terminal, plain lines
+    otherwise (and always with --show-log, whose output would garble it).
+    """
+    S = store_settings()
+    clo = instantiate_ref(stage, args, S)
+    show = show_log_default() if show_log is None else show_log
+    view = None
+    if progress:
+        todo = sum(1 for e in explain(clo, force_rebuild=force_rebuild) if e.decision == "build")
+        view = ProgressView(live=False if show else None, to_build=todo)
+    with _results_stdout(), view if view is not None else contextlib.nullcontext():
+        _, c, ctx = realize(
+            clo,
+            force_rebuild=force_rebuild,
+            dry_run=dry_run,
+            jobs=jobs,
+            keep_failed=keep_failed,
+            show_log=show,
+            explain=do_explain,
+            progress=view,
+        )
+    targets = {t: ctx.get(t) for t in c.targets}
+    if out_link is not None:
+        chosen = [r for rs in targets.values() for r in rs or []]
+        for i, r in enumerate(chosen):
+            name = os.path.basename(out_link) + (f"-{i + 1}" if i else "")
+            linkrref(r, os.path.dirname(out_link) or ".", name, S)
+    if as_json:
+        emit_json({"targets": targets, "context": ctx})
+        return
+    for t, rrefs in targets.items():
+        if rrefs is None:
+            click.echo(f"{t} (would be built)")
+        else:
+            for r in rrefs:
+                click.echo(r)
+
+
+@contextlib.contextmanager
+def _results_stdout() -> Iterator[None]:
+    """While realizing, point fd 1 at stderr, so that stdout carries only the results.
+
+    Build output is captured into build logs, but not all of it can be: with
+    ``--jobs`` > 1 the output of subprocesses goes to the inherited
+    descriptors (see :mod:`pylightnix.realize.buildlog`), and ``--show-log``
+    shows it live. Either way it belongs with the progress on stderr, never
+    mixed into the RRefs or JSON a script reads from stdout.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -1,0 +1,92 @@
+"""Stage references on the command line: ``module:function`` or ``path/file.py:function``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from pylightnix.realize.registry import Closure, instantiate
+from pylightnix.store.settings import StorageSettings
+
+
+def load_stage(text: str) -> Callable[..., Any]:
+    """The stage function a reference names.
+
+    A module is imported with the current folder on ``sys.path``; a file is
+    loaded as a module of its own.
+
+    Raises:
+        click.BadParameter: malformed, or the module/file/function is missing.
+    """
+    mod_part, sep, fn_name = text.rpartition(":")
+    if not sep or not mod_part or not fn_name.isidentifier():
+        raise click.BadParameter(
+            f"{text!r} is not a stage reference: use module:function or path/to/file.py:function",
+            param_hint="STAGE",
+        )
+    if mod_part.endswith(".py") or os.sep in mod_part:
+        path = os.path.abspath(mod_part)
+        if not os.path.isfile(path):
+            raise click.BadParameter(f"no such file: {mod_part!r}", param_hint="STAGE")
+        name = "_pylightnix_stage_" + os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:  # pragma: no cover - .py files always have one
+            raise click.BadParameter(f"cannot load {mod_part!r} as Python", param_hint="STAGE")
+        mod = importlib.util.module_from_spec(spec)
+        # Registered before running, so that pickling its functions (jobs, executors) works.
+        sys.modules[name] = mod
+        sys.path.insert(0, os.path.dirname(path))
+        spec.loader.exec_module(mod)
+    else:
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            mod = importlib.import_module(mod_part)
+        except ModuleNotFoundError as e:
+            raise click.BadParameter(
+                f"cannot import {mod_part!r}: {e}", param_hint="STAGE"
+            ) from None
+    fn = getattr(mod, fn_name, None)
+    if not callable(fn):
+        raise click.BadParameter(f"{mod_part!r} has no function {fn_name!r}", param_hint="STAGE")
+    return fn  # type: ignore[no-any-return]
+
+
+def parse_args(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as keyword arguments; values are JSON when they parse, else text.
+
+    >>> parse_args(["lr=0.1", "name=big", "layers=[1, 2]"])
+    {'lr': 0.1, 'name': 'big', 'layers': [1, 2]}
+    """
+    out: dict[str, Any] = {}
+    for it in items:
+        k, eq, v = it.partition("=")
+        if not eq or not k.isidentifier():
+            raise click.BadParameter(f"{it!r} is not KEY=VALUE", param_hint="--arg")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def instantiate_ref(text: str, args: Sequence[str], S: StorageSettings) -> tuple[Any, Closure]:
+    """Load the stage ``text`` and instantiate it with ``--arg`` values into ``S``."""
+    return instantiate(load_stage(text), S=S, **parse_args(args))
+
+
+stage_argument = click.argument("stage", metavar="STAGE")
+arg_option = click.option(
+    "--arg",
+    "args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keyword argument for the stage function (VALUE parsed as JSON if possible).",
+)
