@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import re
+import signal
 import socket
+import threading
 from typing import Any
 
 import pytest
 
-from pylightnix import StorageSettings
+from pylightnix import StorageSettings, gc
 from pylightnix.errors import LockError
+from pylightnix.store import locks
 from pylightnix.store.locks import _shared_count, build_lock, gc_exclusive, gc_shared
 from pylightnix.types import DRef
 
@@ -102,3 +107,101 @@ def test_lock_files_live_in_the_locks_folder(S: StorageSettings) -> None:
     with build_lock(S, D):
         pass
     assert f"{'a' * 32}-locked.lock" in os.listdir(os.path.join(S.storage, ".locks"))
+
+
+def _hold_gc_exclusive(S: StorageSettings, held: Any, release: Any) -> None:
+    with gc_exclusive(S):
+        held.set()
+        release.wait(60)
+
+
+_SINCE = r"since \d\d:\d\d:\d\d"
+
+
+def test_a_long_wait_logs_who_holds_the_build_lock(
+    S: StorageSettings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After WAIT_LOG_AFTER seconds a waiter logs the holder's pid, host and start time once."""
+    p, release, pid = _in_other_process(S, _hold_build_lock)
+    monkeypatch.setattr(locks, "WAIT_LOG_AFTER", 0.0)
+    try:
+        with (
+            caplog.at_level(logging.WARNING, "pylightnix.locks"),
+            pytest.raises(LockError),
+            build_lock(S, D, timeout=0.3),
+        ):
+            pass
+    finally:
+        release.set()
+        p.join(60)
+    host = re.escape(socket.gethostname())
+    assert len(caplog.records) == 1
+    assert re.fullmatch(
+        rf"waiting for build lock on {D} held by pid {pid} on {host} {_SINCE}", caplog.messages[0]
+    )
+
+
+def test_a_build_lock_dies_with_its_killed_holder(S: StorageSettings) -> None:
+    """SIGKILL of the holder frees the lock at once: no stale 'lock file exists' state."""
+    p, _, pid = _in_other_process(S, _hold_build_lock)
+    os.kill(pid, signal.SIGKILL)
+    p.join(60)
+    assert p.exitcode == -signal.SIGKILL
+    with build_lock(S, D, timeout=5):
+        pass
+
+
+def test_a_blocked_waiter_proceeds_when_the_holder_releases(S: StorageSettings) -> None:
+    """A waiter without timeout gets the lock as soon as the other process lets go."""
+    p, release, _ = _in_other_process(S, _hold_build_lock)
+    got = threading.Event()
+
+    def wait() -> None:
+        with build_lock(S, D):
+            got.set()
+
+    t = threading.Thread(target=wait)
+    t.start()
+    try:
+        assert not got.is_set()
+    finally:
+        release.set()
+        t.join(60)
+        p.join(60)
+    assert got.is_set()
+
+
+def test_a_realize_waits_while_another_process_collects(S: StorageSettings) -> None:
+    """Taking the GC lock shared blocks while another process holds it exclusively."""
+    p, release, pid = _in_other_process(S, _hold_gc_exclusive)
+    try:
+        with pytest.raises(LockError) as ei, gc_shared(S, timeout=0.2):
+            pass
+        assert str(ei.value).startswith("timed out after 0s waiting for the GC")
+        assert f"held by pid {pid} on " in str(ei.value)
+    finally:
+        release.set()
+        p.join(60)
+    with gc_shared(S):
+        pass
+
+
+def test_gc_from_another_thread_of_a_realizing_process_raises(S: StorageSettings) -> None:
+    """A thread of a process whose other thread realizes gets a LockError, not a deadlock."""
+    inside, done = threading.Event(), threading.Event()
+
+    def realize_like() -> None:
+        with gc_shared(S):
+            inside.set()
+            done.wait(60)
+
+    t = threading.Thread(target=realize_like)
+    t.start()
+    assert inside.wait(60)
+    try:
+        with pytest.raises(LockError, match="this process holds it in shared mode"):
+            gc(S)
+    finally:
+        done.set()
+        t.join(60)
+    assert gc(S).deleted_rrefs == ()

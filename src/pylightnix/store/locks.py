@@ -106,8 +106,12 @@ _shared_count: dict[str, tuple[int, int]] = {}  # storage -> (fd, holders in thi
 
 
 @contextlib.contextmanager
-def gc_shared(S: StorageSettings) -> Iterator[None]:
-    """Hold the store-wide GC lock in shared mode (re-entrant within the process)."""
+def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[None]:
+    """Hold the store-wide GC lock in shared mode (re-entrant within the process).
+
+    Raises:
+        LockError: a garbage collection held the lock for more than ``timeout`` seconds.
+    """
     key = S.storage
     with _shared_lock:
         ent = _shared_count.get(key)
@@ -115,7 +119,7 @@ def gc_shared(S: StorageSettings) -> Iterator[None]:
             _shared_count[key] = (ent[0], ent[1] + 1)
             fd = -1
         else:
-            fd = _take_shared(S)
+            fd = _take_shared(S, timeout)
             _shared_count[key] = (fd, 1)
     try:
         yield
@@ -130,13 +134,13 @@ def gc_shared(S: StorageSettings) -> Iterator[None]:
                 _shared_count[key] = (fd, n - 1)
 
 
-def _take_shared(S: StorageSettings) -> int:
+def _take_shared(S: StorageSettings, timeout: float | None) -> int:
     tfd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.turnstile"))
     try:
-        _acquire(tfd, fcntl.LOCK_SH, "the GC turnstile (a garbage collection is running)", None)
+        _acquire(tfd, fcntl.LOCK_SH, "the GC turnstile (a garbage collection is running)", timeout)
         fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.lock"))
         try:
-            _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", None)
+            _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", timeout)
         except BaseException:
             os.close(fd)
             raise
