@@ -13,6 +13,7 @@ characters; names match ``[A-Za-z0-9_-]+``.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -73,12 +74,19 @@ def is_rref(s: Any) -> bool:
     return isinstance(s, str) and _RREF_RE.match(s) is not None
 
 
-def maybe_parse_dref(s: Any) -> tuple[HashPart, Name] | None:
-    """Return ``(dhash, name)`` of a DRef string, or ``None`` if it is not one."""
-    if not isinstance(s, str):
-        return None
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_dref_str(s: str) -> tuple[HashPart, Name] | None:
+    # Refs are immutable strings parsed again and again on the realize hot path.
     m = _DREF_RE.match(s)
     return (HashPart(m.group(1)), Name(m.group(2))) if m else None
+
+
+def maybe_parse_dref(s: Any) -> tuple[HashPart, Name] | None:
+    """Return ``(dhash, name)`` of a DRef string, or ``None`` if it is not one."""
+    # type() and not isinstance(): a str subclass could hash unlike its value.
+    if type(s) is not str:
+        return _parse_dref_str(str(s)) if isinstance(s, str) else None
+    return _parse_dref_str(s)
 
 
 def maybe_parse_rref(s: Any) -> tuple[HashPart, HashPart, Name] | None:
