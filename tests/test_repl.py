@@ -116,7 +116,7 @@ def test_pause_is_forced_even_if_realized(S: StorageSettings) -> None:
 
 def test_pause_at_a_dependency(S: StorageSettings) -> None:
     """Pausing at a dependency: the hand-made output feeds the downstream build."""
-    d, clo = instantiate(_stage, S=S)
+    _, clo = instantiate(_stage, S=S)
     dep = clo.derivations[0].dref
     s = repl_realize(clo, force_interrupt=[dep])
     assert s.paused is not None
