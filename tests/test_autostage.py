@@ -307,3 +307,26 @@ def test_cache_hits_across_processes_and_misses_after_edit(
     assert d4 != d1
     assert r4 != r1
     assert n4 == "1"
+
+
+def test_ml_pipeline_doc_runs(tmp_path: Any) -> None:
+    """The python blocks of docs/ml-pipeline.md run as one script, twice, with equal results."""
+    import re
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "docs", "ml-pipeline.md")
+    blocks = re.findall(r"```python\n(.*?)```", _read(doc), re.S)
+    assert len(blocks) == 7
+    script = os.path.join(tmp_path, "ml_pipeline.py")
+    with open(script, "w") as f:
+        f.write("\n".join(blocks))
+    env = {**os.environ, "PYLIGHTNIX_ROOT": os.path.join(tmp_path, "root")}
+    runs = [
+        subprocess.run(
+            [sys.executable, script], check=True, capture_output=True, text=True, env=env
+        ).stdout.splitlines()
+        for _ in range(2)
+    ]
+    assert runs[0][0].startswith("test mse: 0.0")
+    assert runs[0][:4] == runs[1][:4]
+    assert runs[0][4].endswith("-train FloatingPointError training diverged (lr=5.0)")
+    assert " DependencyFailed not built: its dependency " in runs[0][5]
