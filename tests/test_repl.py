@@ -227,3 +227,22 @@ def test_unknown_interrupt_and_no_interrupt(S: StorageSettings) -> None:
     assert s.done
     assert CALLS == ["src", "top"]
     assert _read(rref2path(repl_rref(), S), "b.txt") == "base!"
+
+
+def test_repl_doc_session_runs(tmp_path: Any) -> None:
+    """The session in docs/repl.md runs as a doctest and gives the shown output."""
+    import subprocess
+    import sys
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "docs", "repl.md")
+    code = (
+        "import doctest, sys\n"
+        "r = doctest.testfile(sys.argv[1], module_relative=False, "
+        "optionflags=doctest.ELLIPSIS)\n"
+        "print(r.failed, r.attempted)\n"
+    )
+    env = {**os.environ, "PYLIGHTNIX_ROOT": os.path.join(tmp_path, "root")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, doc], check=True, capture_output=True, text=True, env=env
+    )
+    assert out.stdout.split()[-2:] == ["0", "20"]
