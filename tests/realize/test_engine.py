@@ -51,7 +51,7 @@ from tests.realize.dagkit import (
 from tests.strategies import dags
 
 DAG_SETTINGS = settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -151,7 +151,7 @@ def test_random_dags_realize_reuse_and_force(
         env.close()
 
 
-@DAG_SETTINGS
+@settings(DAG_SETTINGS, max_examples=10)
 @given(dags(max_stages=8))
 def test_jobs_2_gives_the_same_results_as_jobs_1(
     tmp_path: Path, specs: list[dict[str, Any]]
