@@ -67,8 +67,7 @@ def _debug(ctx: click.Context) -> bool:
 
 
 def _one_line(e: BaseException) -> str:
-    msg = str(e).strip() or type(e).__name__
-    msg = " ".join(msg.split("\n")[:1]) if isinstance(e, OSError) else msg
+    msg = " ".join(x.strip() for x in str(e).strip().splitlines()) or type(e).__name__
     # Notes carry what the user needs next (e.g. the tail of a failed build's log).
     notes = getattr(e, "__notes__", None) or []
     return "\n".join([msg, *notes])

@@ -25,10 +25,11 @@ def direct_deps(ref: str, S: StorageSettings) -> list[str]:
 def tree_lines(root: str, deps: dict[str, list[str]]) -> list[str]:
     """Draw the tree of ``root`` over ``deps``; a subtree shown before is elided as ``[...]``.
 
-    >>> print("\\n".join(tree_lines("a", {"a": ["b", "c"], "b": ["c"], "c": []})))
+    >>> print("\\n".join(tree_lines("a", {"a": ["b", "c"], "b": ["c"], "c": ["d"], "d": []})))
     a
     ├───b
     │   └───c
+    │       └───d
     └───c [...]
     """
     lines = [root]

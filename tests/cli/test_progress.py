@@ -1,0 +1,77 @@
+"""Progress display: live on a terminal (a real pseudo-terminal here), plain lines otherwise."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+from pylightnix.progress import ProgressEvent
+from tests.cli.conftest import PIPELINE, Run
+
+
+def _run_on_pty(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal; return exit code, stdout and the terminal's text."""
+    master, slave = pty.openpty()
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=slave, env=env, stdin=subprocess.DEVNULL
+    ) as p:
+        os.close(slave)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not b:
+                break
+            chunks.append(b)
+        assert p.stdout is not None
+        out = p.stdout.read().decode()
+        code = p.wait()
+    os.close(master)
+    return code, out, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_live_display_on_a_terminal(plx: Run, root: str) -> None:
+    """On a terminal, the live display shows the stage counts; stdout still has just the RRef."""
+    plx("init")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")}
+    env["TERM"] = "xterm"
+    code, out, term = _run_on_pty(
+        [sys.executable, "-m", "pylightnix", "--store", root, "realize", f"{PIPELINE}:report"],
+        env,
+    )
+    assert code == 0
+    assert out.endswith("-report\n") and len(out.splitlines()) == 1
+    assert "stages 3/3 · built 3/3 · reused 0" in term
+    assert "built  data" in term
+    assert "generating 100 samples" not in term  # build output stays in the log
+
+
+def test_plain_download_lines_show_bytes_and_rate() -> None:
+    """Download events become throttled plain lines with amounts and rate."""
+    from pylightnix.cli.progress import ProgressView
+
+    r, w = os.pipe()
+    saved = os.dup(2)
+    os.dup2(w, 2)
+    try:
+        with ProgressView(live=False) as view:
+            view(ProgressEvent("download", name="fetch-x", done=2**20, total=2**22,
+                               extra={"rate": 2.0 * 2**20}))  # fmt: skip
+            view(ProgressEvent("download", name="fetch-x", done=2**21, total=2**22,
+                               extra={"rate": 2.0 * 2**20}))  # fmt: skip
+            view(ProgressEvent("download", name="fetch-x", done=2**22, total=2**22,
+                               extra={"rate": 4.0 * 2**20}))  # fmt: skip
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(w)
+    with os.fdopen(r) as f:
+        lines = [x.split("] ", 1)[1] for x in f.read().splitlines()]
+    assert lines == [
+        "fetch  fetch-x  1.0 MiB / 4.0 MiB (25%) at 2.0 MiB/s",
+        "fetch  fetch-x  4.0 MiB / 4.0 MiB (100%) at 4.0 MiB/s",
+    ]

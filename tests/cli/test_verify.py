@@ -1,0 +1,38 @@
+"""``pylightnix verify``."""
+
+from __future__ import annotations
+
+import os
+
+from tests.cli.conftest import Built, Run
+
+
+def test_verify_clean_store(built: Built, plx: Run) -> None:
+    """A healthy store verifies with exit 0."""
+    rec = plx("verify", "--json").json()
+    assert rec["ok"] is True
+    assert sorted(rec["checked"]) == sorted(built.rrefs.values())
+    assert plx("verify", built.rrefs["data"]).out == "checked 1 realizations, 0 damaged\n"
+
+
+def test_verify_damaged_exits_1(built: Built, plx: Run) -> None:
+    """A modified artifact is reported and the exit code is 1."""
+    path = plx("show", built.rrefs["data"], "--json").json()["path"]
+    f = os.path.join(path, "data.csv")
+    os.chmod(f, 0o644)
+    with open(f, "a") as fh:
+        fh.write("tampered\n")
+    os.chmod(f, 0o444)
+    r = plx("verify", code=1)
+    assert r.out.splitlines()[0].startswith(f"DAMAGED {built.rrefs['data']}: ")
+    assert r.out.splitlines()[-1] == "checked 3 realizations, 1 damaged"
+    rec = plx("verify", "--json", code=1).json()
+    assert [d["rref"] for d in rec["damaged"]] == [built.rrefs["data"]]
+
+
+def test_verify_wants_realizations(built: Built, plx: Run) -> None:
+    """A DRef argument is refused with the way to list its realizations."""
+    assert (
+        "is a derivation; this command needs a realization"
+        in plx("verify", built.drefs["data"], code=1).err
+    )
