@@ -1,0 +1,161 @@
+"""SIGKILL at random points of instantiate, realize and GC never leaves an invalid visible object.
+
+A child process instantiates and realizes a 20-stage chain (and, in some
+trials, collects garbage), writing one line per event (a derivation
+registered, a build started, a build finished, a collection started) to a
+pipe. The parent reads a seeded random number of lines, waits a random
+fraction of a millisecond more, and kills the child with SIGKILL. Then every
+object visible in the store must be complete and match its hash, the same
+closure must realize, and a GC must sweep every leftover.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from pylightnix import (
+    Build,
+    StorageSettings,
+    build_cattrs,
+    build_outpath,
+    build_wrapper,
+    gc,
+    instantiate,
+    match_only,
+    mkdrv,
+    mkSS,
+    realize,
+    realize1,
+    verify,
+)
+from pylightnix.refs import is_hashpart, maybe_parse_dref_dirname, mkrref, parse_dref
+from pylightnix.store.layout import INDEX_DIR
+from pylightnix.store.verify import config_problem, realization_problem
+from pylightnix.types import DRef
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N = 20
+TRIALS = 24
+_EVENTS: list[int] = []  # the child's event pipe (empty in the parent)
+
+
+def _event(text: str) -> None:
+    if _EVENTS:
+        os.write(_EVENTS[0], f"{text}\n".encode())
+
+
+def _write_files(b: Build) -> None:
+    """Realizer: several files, one of them large enough to take a while to write and hash."""
+    c = build_cattrs(b)
+    _event(f"build {c.i}")
+    out = build_outpath(b)
+    with open(os.path.join(out, "a.txt"), "w") as f:
+        f.write(f"{c.name} {c.salt}\n")
+    os.mkdir(os.path.join(out, "sub"))
+    with open(os.path.join(out, "sub", "big.bin"), "wb") as f:
+        for j in range(32):
+            f.write(bytes([(c.i + j) % 256]) * 8192)
+    _event(f"built {c.i}")
+
+
+def _chain(salt: str, r: Any = None) -> DRef:
+    d: DRef | None = None
+    for i in range(N):
+        cfg: dict[str, Any] = {"name": f"c{i}", "i": i, "salt": salt}
+        if d is not None:
+            cfg["dep"] = d
+        d = mkdrv(cfg, match_only(), build_wrapper(_write_files), r)
+        _event(f"drv {i}")
+    assert d is not None
+    return d
+
+
+def child_main(argv: list[str]) -> None:
+    """(child) Instantiate and realize the chain; optionally collect garbage afterwards."""
+    root, salt, fd, with_gc = argv[0], argv[1], int(argv[2]), argv[3] == "1"
+    _EVENTS.append(fd)
+    S = mkSS(root)
+    realize(instantiate(_chain, salt, S=S))
+    if with_gc:
+        _event("gc")
+        gc(S)
+    _event("done")
+
+
+def _spawn(S: StorageSettings, salt: str, with_gc: bool) -> tuple[subprocess.Popen[bytes], Any]:
+    r, w = os.pipe()
+    code = "import sys; from tests.test_crash import child_main; child_main(sys.argv[1:])"
+    env = {**os.environ, "PYTHONPATH": REPO}
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, S.root, salt, str(w), "1" if with_gc else "0"],
+        pass_fds=(w,),
+        env=env,
+        cwd=REPO,
+    )
+    os.close(w)
+    return p, os.fdopen(r, "rb")
+
+
+def _assert_store_valid(S: StorageSettings) -> None:
+    """Every visible derivation and realization folder is complete and matches its hash."""
+    for n in os.listdir(S.storage):
+        dref = maybe_parse_dref_dirname(n)
+        if dref is None:
+            continue
+        ddir = os.path.join(S.storage, n)
+        assert config_problem(ddir, dref) is None
+        dhash, name = parse_dref(dref)
+        for h in os.listdir(ddir):
+            if is_hashpart(h):
+                r = mkrref(h, dhash, name)  # type: ignore[arg-type]
+                assert realization_problem(os.path.join(ddir, h), r) is None, r
+
+
+def _assert_no_leftovers(S: StorageSettings) -> None:
+    """No temporary files, no index marker without its realization."""
+    assert os.listdir(S.tmpdir) == []
+    for dirpath, dirnames, filenames in os.walk(S.storage):
+        assert not [x for x in dirnames + filenames if ".tmp-" in x or x.startswith("trash-")]
+        if os.path.basename(os.path.dirname(dirpath)) == INDEX_DIR:
+            ddir = os.path.dirname(os.path.dirname(dirpath))
+            assert all(os.path.isdir(os.path.join(ddir, m)) for m in filenames)
+
+
+def test_sigkill_at_random_points_leaves_a_valid_store(S: StorageSettings) -> None:
+    """Seeded kills during instantiate/realize/GC: valid store, realize and GC succeed after."""
+    rng = random.Random(20261124)
+    events_per_run = 3 * N + 2
+    killed = 0
+    for trial in range(TRIALS):
+        salt = f"t{trial % 8}"  # trials share closures: a kill can land on a half-built one
+        with_gc = trial % 3 == 2
+        p, events = _spawn(S, salt, with_gc)
+        k = rng.randrange(events_per_run)
+        done = False
+        for _ in range(k):
+            line = events.readline()
+            if line in (b"", b"done\n"):
+                done = True
+                break
+        if not done:
+            # The kill point within the step: a random fraction of a millisecond later.
+            time.sleep(rng.random() / 1000)
+            p.send_signal(signal.SIGKILL)
+        p.wait(60)
+        events.close()
+        killed += p.returncode == -signal.SIGKILL
+        _assert_store_valid(S)
+        assert verify(S=S).ok
+        top = realize1(instantiate(_chain, salt, S=S))
+        gc(S, keep_rrefs=[top])
+        _assert_no_leftovers(S)
+        _assert_store_valid(S)
+        clo = instantiate(_chain, salt, S=S)
+        assert realize1(clo, assert_realized=[d.dref for d in clo[1].derivations]) == top
+    assert killed >= TRIALS // 2
