@@ -134,3 +134,11 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
         ("dask", 7, True),
     ]
     assert _layer("realize.engine") > _layer("store.gc")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_modname)
+def test_no_assert_statements_in_src(path: Path) -> None:
+    """Validation never uses assert in the library (it must hold under python -O)."""
+    tree = ast.parse(path.read_text())
+    lines = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Assert)]
+    assert lines == [], f"pylightnix.{_modname(path)} uses assert at lines {lines}"
