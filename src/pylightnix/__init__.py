@@ -16,11 +16,15 @@ from pylightnix.config import config_name as config_name
 from pylightnix.config import mkconfig as mkconfig
 from pylightnix.config import mkrefpath as mkrefpath
 from pylightnix.config import selfref as selfref
+from pylightnix.errors import ArchiveError as ArchiveError
 from pylightnix.errors import BuildError as BuildError
 from pylightnix.errors import ConfigError as ConfigError
 from pylightnix.errors import ExtraMissingError as ExtraMissingError
+from pylightnix.errors import FetchError as FetchError
+from pylightnix.errors import HashMismatchError as HashMismatchError
 from pylightnix.errors import InstantiateError as InstantiateError
 from pylightnix.errors import IntegrityError as IntegrityError
+from pylightnix.errors import InUseError as InUseError
 from pylightnix.errors import LensError as LensError
 from pylightnix.errors import LockError as LockError
 from pylightnix.errors import MatcherError as MatcherError
@@ -32,6 +36,7 @@ from pylightnix.errors import RefError as RefError
 from pylightnix.errors import ReplError as ReplError
 from pylightnix.errors import StoreError as StoreError
 from pylightnix.errors import StoreVersionError as StoreVersionError
+from pylightnix.errors import UnsafeArchiveError as UnsafeArchiveError
 from pylightnix.hashing import hash_tree as hash_tree
 from pylightnix.inplace import inplace_registry as inplace_registry
 from pylightnix.inplace import inplace_reset as inplace_reset
@@ -98,6 +103,14 @@ from pylightnix.repl import repl_realize as repl_realize
 from pylightnix.repl import repl_result as repl_result
 from pylightnix.repl import repl_rref as repl_rref
 from pylightnix.repl import repl_rrefs as repl_rrefs
+from pylightnix.stages.diff import diff as diff
+from pylightnix.stages.fetch import fetchlocal as fetchlocal
+from pylightnix.stages.fetch import fetchurl as fetchurl
+from pylightnix.stages.fetch import unpack as unpack
+from pylightnix.stages.trivial import mkfile as mkfile
+from pylightnix.stages.trivial import mknode as mknode
+from pylightnix.stages.trivial import realized as realized
+from pylightnix.stages.trivial import redefine as redefine
 from pylightnix.store.archive import copyclosure as copyclosure
 from pylightnix.store.archive import export_closure as export_closure
 from pylightnix.store.archive import import_closure as import_closure
@@ -107,6 +120,19 @@ from pylightnix.store.gc import gc as gc
 from pylightnix.store.gc import store_gc as store_gc
 from pylightnix.store.init import fsinit as fsinit
 from pylightnix.store.init import store_initialize as store_initialize
+from pylightnix.store.inspect import ConfigDiff as ConfigDiff
+from pylightnix.store.inspect import DiskUsage as DiskUsage
+from pylightnix.store.inspect import catref as catref
+from pylightnix.store.inspect import config_diff as config_diff
+from pylightnix.store.inspect import du as du
+from pylightnix.store.inspect import find as find
+from pylightnix.store.inspect import lsref as lsref
+from pylightnix.store.inspect import shell as shell
+from pylightnix.store.inspect import shellref as shellref
+from pylightnix.store.links import linkdref as linkdref
+from pylightnix.store.links import linkrref as linkrref
+from pylightnix.store.links import linkrrefs as linkrrefs
+from pylightnix.store.links import unlinkrref as unlinkrref
 from pylightnix.store.query import alldrefs as alldrefs
 from pylightnix.store.query import allrrefs as allrrefs
 from pylightnix.store.query import drefattrs as drefattrs
@@ -130,6 +156,7 @@ from pylightnix.store.query import rrefdeps1 as rrefdeps1
 from pylightnix.store.query import rrefmeta as rrefmeta
 from pylightnix.store.query import store_dref2path as dref2path
 from pylightnix.store.query import store_reindex as store_reindex
+from pylightnix.store.remove import rmref as rmref
 from pylightnix.store.settings import StorageSettings as StorageSettings
 from pylightnix.store.settings import current_storage as current_storage
 from pylightnix.store.settings import fsroot as fsroot
@@ -145,25 +172,32 @@ from pylightnix.types import Name as Name
 from pylightnix.types import Path as Path
 from pylightnix.types import RefPath as RefPath
 from pylightnix.types import RRef as RRef
+from pylightnix.unpack import safe_extract as safe_extract
 
 __version__ = "0.3.0"
 
 __all__ = [
+    "ArchiveError",
     "AutoStage",
     "Build",
     "BuildError",
     "Closure",
     "Config",
+    "ConfigDiff",
     "ConfigError",
     "Context",
     "DRef",
     "DamagedRealization",
     "Derivation",
+    "DiskUsage",
     "Explanation",
     "ExtraMissingError",
     "Failure",
+    "FetchError",
     "GCResult",
     "GCRoot",
+    "HashMismatchError",
+    "InUseError",
     "InstantiateError",
     "IntegrityError",
     "Lens",
@@ -188,6 +222,7 @@ __all__ = [
     "StorageSettings",
     "StoreError",
     "StoreVersionError",
+    "UnsafeArchiveError",
     "VerifyResult",
     "alldrefs",
     "allrrefs",
@@ -205,13 +240,16 @@ __all__ = [
     "build_wrapper",
     "build_wrapper_",
     "canonical_json",
+    "catref",
     "config_deps",
     "config_dict",
+    "config_diff",
     "config_hash",
     "config_name",
     "copyclosure",
     "current_registry",
     "current_storage",
+    "diff",
     "dirro",
     "dirrw",
     "dref2path",
@@ -223,9 +261,13 @@ __all__ = [
     "drefrrefs",
     "drefrrefsC",
     "drefrrefs_failed",
+    "du",
     "evaluate",
     "explain",
     "export_closure",
+    "fetchlocal",
+    "fetchurl",
+    "find",
     "fsinit",
     "fsroot",
     "fsstorage",
@@ -240,6 +282,10 @@ __all__ = [
     "is_dref",
     "is_failed",
     "is_rref",
+    "linkdref",
+    "linkrref",
+    "linkrrefs",
+    "lsref",
     "match",
     "match_all",
     "match_best",
@@ -251,7 +297,9 @@ __all__ = [
     "mkconfig",
     "mkdrv",
     "mkdrvE",
+    "mkfile",
     "mklens",
+    "mknode",
     "mkrefpath",
     "parse_dref",
     "parse_rref",
@@ -264,6 +312,8 @@ __all__ = [
     "realizeMany",
     "realizeMany_inplace",
     "realize_inplace",
+    "realized",
+    "redefine",
     "repl_build",
     "repl_cancel",
     "repl_continue",
@@ -272,6 +322,7 @@ __all__ = [
     "repl_result",
     "repl_rref",
     "repl_rrefs",
+    "rmref",
     "rootdrefs",
     "rootrrefs",
     "rref2dref",
@@ -285,10 +336,15 @@ __all__ = [
     "rrefdeps1",
     "rreflog",
     "rrefmeta",
+    "safe_extract",
     "selfref",
     "set_progress_hook",
+    "shell",
+    "shellref",
     "store_gc",
     "store_initialize",
     "store_reindex",
+    "unlinkrref",
+    "unpack",
     "verify",
 ]

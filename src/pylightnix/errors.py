@@ -19,6 +19,7 @@ catch, and carries the offending values as attributes::
     │   ├── NotRealizedError             .dref
     │   └── ReplError                    .dref
     ├── LockError (RuntimeError)         .path
+    ├── InUseError (RuntimeError)        .ref, .users
     ├── ArchiveError (ValueError)        .archive
     ├── UnsafeArchiveError (ValueError)  .archive, .member
     ├── FetchError (OSError)             .url
@@ -105,6 +106,10 @@ class ReplError(RealizeError):
 
 class LockError(PylightnixError, RuntimeError):
     """A lock could not be taken."""
+
+
+class InUseError(PylightnixError, RuntimeError):
+    """An object cannot be removed: other stored objects or result links use it (``.users``)."""
 
 
 class ArchiveError(PylightnixError, ValueError):

@@ -1,0 +1,325 @@
+"""Bash-like, read-only inspection of the store (the seed's ``lsref``, ``catref``, ``du``...).
+
+Nothing here writes to the store. :func:`shellref` only starts a shell in a
+folder; what the user does there is up to them (realizations are read-only).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pylightnix.config import Config, config_dict
+from pylightnix.errors import RefError
+from pylightnix.refs import dref_name, is_dref, is_rref, rref2dref
+from pylightnix.store.layout import RESERVED, check_store, dref2path
+from pylightnix.store.query import (
+    alldrefs,
+    dref2path_checked,
+    drefcfg_,
+    drefrrefs,
+    rref2path,
+    rrefbstart,
+)
+from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.types import DRef, Path, RRef
+
+
+def _S(S: StorageSettings | None) -> StorageSettings:
+    s = fsS(S)
+    check_store(s)
+    return s
+
+
+def lsref(ref: DRef | RRef, S: StorageSettings | None = None) -> list[str]:
+    """List what a ref holds.
+
+    Args:
+        ref: an RRef (its top-level artifact names, without the store's
+            reserved folder) or a DRef (the RRefs of its realizations).
+        S: the store.
+
+    Returns:
+        Sorted names (RRef) or sorted RRefs (DRef).
+
+    Raises:
+        RefError: ``ref`` is malformed or not stored.
+    """
+    s = _S(S)
+    if is_rref(ref):
+        return sorted(n for n in os.listdir(rref2path(RRef(ref), s)) if n != RESERVED)
+    if is_dref(ref):
+        dref2path_checked(DRef(ref), s)
+        return [str(r) for r in drefrrefs(DRef(ref), s)]
+    raise RefError(f"lsref: {ref!r} is neither a DRef nor an RRef", ref=ref)
+
+
+def _only_rref(dref: DRef, S: StorageSettings, who: str) -> RRef:
+    rrefs = drefrrefs(dref, S)
+    if len(rrefs) != 1:
+        raise RefError(
+            f"{who}: {dref} has {len(rrefs)} realizations; name the one you mean by its RRef "
+            "(see lsref(dref))",
+            ref=dref,
+        )
+    return rrefs[0]
+
+
+def refpath2path(
+    ref_or_refpath: Any,
+    path: list[str] | str | None = None,
+    S: StorageSettings | None = None,
+    *,
+    who: str = "refpath2path",
+) -> Path:
+    """The system path of an RRef/DRef plus items, a RefPath, or a plain path.
+
+    A DRef stands for its only realization (an error when it has several).
+
+    Raises:
+        RefError: malformed ref, not stored, or several realizations of a DRef.
+    """
+    s = _S(S)
+    items = [path] if isinstance(path, str) else list(path or [])
+    x = ref_or_refpath
+    if isinstance(x, list) and x and (is_dref(x[0]) or is_rref(x[0])):
+        x, items = x[0], [*x[1:], *items]
+    if is_rref(x):
+        base = rref2path(RRef(x), s)
+    elif is_dref(x):
+        base = rref2path(_only_rref(DRef(x), s, who), s)
+    elif isinstance(x, str) and not x.startswith(("dref:", "rref:")):
+        base = Path(x)
+    else:
+        raise RefError(f"{who}: {x!r} is not an RRef, DRef, RefPath or path", ref=x)
+    return Path(os.path.join(base, *items))
+
+
+def catref(
+    ref_or_refpath: Any, path: list[str] | str | None = None, S: StorageSettings | None = None
+) -> list[str]:
+    """The lines (without line ends) of a UTF-8 text file of a realization.
+
+    Args:
+        ref_or_refpath: an RRef, a DRef with one realization, a RefPath
+            ``[ref, "sub", "file"]`` or a plain path.
+        path: the file inside the ref (a name, or a list of path items).
+        S: the store.
+
+    Raises:
+        RefError: the ref cannot be resolved, or the file is missing, a folder,
+            or not UTF-8 text (read bytes with ``open(refpath2path(...), 'rb')``).
+    """
+    p = refpath2path(ref_or_refpath, path, S, who="catref")
+    try:
+        with open(p, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+        raise RefError(f"catref: {p!r} is not a file ({e.strerror})", ref=ref_or_refpath) from e
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise RefError(
+            f"catref: {p!r} is not UTF-8 text: read its bytes with open(path, 'rb')",
+            ref=ref_or_refpath,
+        ) from None
+
+
+def shell(path: str | None = None, S: StorageSettings | None = None) -> int:
+    """Run ``$SHELL`` (or ``/bin/sh``) interactively in ``path``; return its exit code.
+
+    Args:
+        path: the folder (default: the store's storage folder); a file means
+            its folder.
+        S: the store (for the default folder).
+    """
+    where = path if path is not None else fsS(S).storage
+    if not os.path.isdir(where):
+        where = os.path.dirname(where) or "."
+    sh = os.environ.get("SHELL") or "/bin/sh"
+    return subprocess.run([sh], cwd=where, check=False).returncode
+
+
+def shellref(ref: Any = None, S: StorageSettings | None = None) -> int:
+    """Open ``$SHELL`` in the folder of a ref (the seed's ``shellref``); return its exit code.
+
+    Args:
+        ref: an RRef, a DRef (its derivation folder), a RefPath, or ``None``
+            (the storage folder).
+        S: the store.
+    """
+    s = _S(S)
+    if ref is None:
+        return shell(s.storage)
+    if is_dref(ref):
+        return shell(dref2path_checked(DRef(ref), s))
+    return shell(refpath2path(ref, None, s, who="shellref"))
+
+
+def _tree_bytes(path: str) -> int:
+    """Bytes of the files and symlinks under ``path`` (apparent size, hard links once)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for e in it:
+                st = e.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(e.path)
+                    continue
+                if st.st_nlink > 1:
+                    key = (st.st_dev, st.st_ino)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                total += st.st_size
+    return total
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """What :func:`du` measured: apparent bytes of files and links.
+
+    Attributes:
+        total: bytes of every derivation folder together.
+        drefs: bytes of each derivation folder (config, realizations, index).
+        rrefs: bytes of each realization folder (artifacts and reserved files).
+    """
+
+    total: int
+    drefs: Mapping[DRef, int] = field(default_factory=dict)
+    rrefs: Mapping[RRef, int] = field(default_factory=dict)
+
+
+def du(S: StorageSettings | None = None) -> DiskUsage:
+    """Disk usage of the store, per derivation and per realization (apparent sizes).
+
+    Linear in the number of files of the store.
+    """
+    s = _S(S)
+    drefs: dict[DRef, int] = {}
+    rrefs: dict[RRef, int] = {}
+    for d in alldrefs(s):
+        sizes = {r: _tree_bytes(rref2path(r, s)) for r in drefrrefs(d, s)}
+        rrefs.update(sizes)
+        drefs[d] = _tree_bytes(dref2path(d, s))
+    return DiskUsage(sum(drefs.values()), drefs, rrefs)
+
+
+def find(
+    name: str | None = None, newer: float | None = None, S: StorageSettings | None = None
+) -> list[RRef]:
+    """Realizations by stage name and age (the seed's ``find``).
+
+    Args:
+        name: a glob on the stage name (``"hello-*"``); ``None``: any.
+        newer: only realizations whose build started less than this many
+            seconds ago; ``None``: any age.
+        S: the store.
+
+    Returns:
+        Matching RRefs, oldest build first (ties by RRef).
+    """
+    s = _S(S)
+    since = time.time() - newer if newer is not None else None
+    out: list[tuple[float, RRef]] = []
+    for d in alldrefs(s):
+        if name is not None and not fnmatch.fnmatchcase(dref_name(d), name):
+            continue
+        for r in drefrrefs(d, s):
+            t = rrefbstart(r, s)
+            if since is None or t >= since:
+                out.append((t, r))
+    return [r for _, r in sorted(out)]
+
+
+KeyPath = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """The difference of two configs, by key path (nested dicts are recursed into).
+
+    Attributes:
+        added: key paths only in the second config, with their values.
+        removed: key paths only in the first config, with their values.
+        changed: key paths in both with different values: ``(old, new)``.
+    """
+
+    added: Mapping[KeyPath, Any] = field(default_factory=dict)
+    removed: Mapping[KeyPath, Any] = field(default_factory=dict)
+    changed: Mapping[KeyPath, tuple[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def same(self) -> bool:
+        """Whether the configs are equal."""
+        return not (self.added or self.removed or self.changed)
+
+    def __str__(self) -> str:
+        lines = [(k, f"- {'.'.join(k)}: {v!r}") for k, v in self.removed.items()]
+        lines += [(k, f"+ {'.'.join(k)}: {v!r}") for k, v in self.added.items()]
+        lines += [(k, f"~ {'.'.join(k)}: {a!r} -> {b!r}") for k, (a, b) in self.changed.items()]
+        return "\n".join(line for _, line in sorted(lines)) or "(same)"
+
+
+def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> ConfigDiff:
+    """Compare two config dicts key by key, recursing into nested dicts.
+
+    >>> d = config_diff({"opt": {"lr": 0.1, "n": 3}}, {"opt": {"lr": 0.2}})
+    >>> d.changed, d.removed, d.added
+    ({('opt', 'lr'): (0.1, 0.2)}, {('opt', 'n'): 3}, {})
+    """
+    added: dict[KeyPath, Any] = {}
+    removed: dict[KeyPath, Any] = {}
+    changed: dict[KeyPath, tuple[Any, Any]] = {}
+
+    def go(x: Mapping[str, Any], y: Mapping[str, Any], path: KeyPath) -> None:
+        for k in sorted(set(x) | set(y)):
+            p = (*path, k)
+            if k not in y:
+                removed[p] = x[k]
+            elif k not in x:
+                added[p] = y[k]
+            elif isinstance(x[k], dict) and isinstance(y[k], dict):
+                go(x[k], y[k], p)
+            elif x[k] != y[k] or type(x[k]) is not type(y[k]):
+                changed[p] = (x[k], y[k])
+
+    go(a, b, ())
+    return ConfigDiff(added, removed, changed)
+
+
+def ref_config(x: Any, S: StorageSettings | None = None) -> dict[str, Any]:
+    """The stored config dict of a DRef or of the derivation an RRef realizes.
+
+    A :class:`Config` or a plain dict is returned as a dict.
+
+    Raises:
+        RefError: ``x`` is none of those, or not stored.
+    """
+    if isinstance(x, Config):
+        return config_dict(x)
+    if isinstance(x, dict):
+        return dict(x)
+    if is_rref(x):
+        x = rref2dref(RRef(x))
+    if is_dref(x):
+        return config_dict(drefcfg_(DRef(x), _S(S)))
+    raise RefError(f"diff: {x!r} is not a DRef, RRef, config or stage", ref=x)
+
+
+def refdiff(a: Any, b: Any, S: StorageSettings | None = None) -> ConfigDiff:
+    """The config difference of two DRefs/RRefs/configs (stages: see ``pylightnix.diff``)."""
+    return config_diff(ref_config(a, S), ref_config(b, S))
