@@ -21,6 +21,7 @@ from pylightnix import (
     RealizeError,
     Registry,
     StorageSettings,
+    StoreError,
     build_outpath,
     build_outpaths,
     build_wrapper,
@@ -409,3 +410,26 @@ def test_realize_one_reports_what_it_did(S: StorageSettings, counter: str) -> No
     assert r2 == StepResult(d, r1.rrefs, False, "matched")
     r3 = realize_one(drv, S, {}, RealizeOptions(force_all=True, dry_run=True))
     assert r3 == StepResult(d, None, False, "forced")
+
+
+def _second_output_has_a_fifo(b: Build) -> None:
+    for i, o in enumerate(build_outpaths(b)):
+        with open(os.path.join(o, "x"), "w") as f:
+            f.write(str(i))
+    os.mkfifo(os.path.join(build_outpaths(b)[1], "pipe"))
+
+
+def test_one_bad_output_stores_none_of_the_build(S: StorageSettings) -> None:
+    """A FIFO in the second output fails the build before the first output is inserted."""
+    d, clo = instantiate(
+        mkdrv, {"name": "ff"}, match_all(), build_wrapper(_second_output_has_a_fifo, nouts=2), S=S
+    )
+    with pytest.raises(StoreError) as ei:
+        realize(clo)
+    assert str(ei.value).endswith(
+        "/pipe', which is not a regular file, folder or symlink (sockets, FIFOs and "
+        "devices cannot be stored; remove it from the output)"
+    )
+    assert f"of {d} holds " in str(ei.value)
+    assert drefrrefs(d, S) == []
+    assert os.listdir(S.tmpdir) == []

@@ -16,7 +16,7 @@ from pylightnix import StorageSettings, fsinit, mkSS
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.errors import StoreError
 from pylightnix.refs import mkdref, parse_rref
-from pylightnix.store.insert import store_derivation, store_realization
+from pylightnix.store.insert import check_output, store_derivation, store_realization
 from pylightnix.store.query import drefrrefs, drefrrefsC, rrefctx, rrefmeta
 from pylightnix.types import Context, DRef, RRef
 
@@ -202,3 +202,19 @@ def test_two_processes_inserting_the_same_realization_both_succeed(tmp_path: Pat
         assert drefrrefs(dref, S) == [r]
     leftovers = [n for n in os.listdir(S.tmpdir) if os.listdir(os.path.join(S.tmpdir, n))]
     assert leftovers == []
+
+
+def test_check_output_walks_the_tree(tmp_path: Path) -> None:
+    """check_output refuses a FIFO anywhere in the tree, and accepts files, folders, links."""
+    o = make_output(str(tmp_path))
+    check_output(DREF, o)
+    os.mkfifo(os.path.join(o, "sub", "pipe"))
+    check_output(DREF, o, walk=False)
+    with pytest.raises(StoreError) as ei:
+        check_output(DREF, o)
+    pipe = os.path.join(o, "sub", "pipe")
+    assert str(ei.value) == (
+        f"output {o!r} of {DREF} holds {pipe!r}, which is not a regular file, folder or "
+        "symlink (sockets, FIFOs and devices cannot be stored; remove it from the output)"
+    )
+    assert ei.value.path == pipe  # type: ignore[attr-defined]

@@ -51,7 +51,7 @@ from pylightnix.realize.buildlog import (
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
-from pylightnix.store.insert import store_derivation, store_realization
+from pylightnix.store.insert import check_output, store_derivation, store_realization
 from pylightnix.store.layout import check_store
 from pylightnix.store.locks import build_lock, gc_shared
 from pylightnix.store.query import drefrrefs_chash
@@ -144,7 +144,8 @@ def insert_outputs(
 ) -> list[RRef]:
     """Check the promises of finished output folders and insert them into the store.
 
-    Every output is checked before any is inserted, so a failed promise stores nothing.
+    Every output is checked (promises, folder shape, file kinds) before any is
+    inserted, so a build with one bad output stores none of its outputs.
     """
     if not isinstance(outs, list) or not outs or not all(isinstance(o, str) for o in outs):
         raise BuildError(
@@ -154,6 +155,8 @@ def insert_outputs(
             stage=str(dref_name(drv.dref)),
         )
     _check_promises(drv, outs)
+    for o in outs:
+        check_output(drv.dref, o)
     t1 = time.time()
     return [
         store_realization(

@@ -85,6 +85,48 @@ def _meta(build_start: float, build_stop: float, extra: dict[str, Any] | None) -
     return json.dumps(m, sort_keys=True, indent=1).encode()
 
 
+def check_output(dref: DRef, outpath: str, *, walk: bool = True) -> None:
+    """Raise unless ``outpath`` is an output folder that :func:`store_realization` accepts.
+
+    The engine checks every output of a build before inserting any, so a bad
+    output never leaves its siblings stored by a build that failed.
+
+    Args:
+        dref: the derivation the output belongs to (for the message).
+        outpath: the output folder.
+        walk: also look for FIFOs, sockets and devices in the whole tree.
+
+    Raises:
+        StoreError: not a folder (or a symlink to one), holds the reserved
+            name, or holds something other than files, folders and symlinks.
+    """
+    if not os.path.isdir(outpath) or os.path.islink(outpath):
+        raise StoreError(
+            f"output {outpath!r} of {dref} is not a folder: a realizer must return folders",
+            path=outpath,
+        )
+    reserved = os.path.join(outpath, RESERVED)
+    if os.path.lexists(reserved):
+        raise StoreError(
+            f"output {outpath!r} of {dref} contains {RESERVED!r}, a name reserved for "
+            "the store's own files: rename that artifact",
+            path=reserved,
+        )
+    stack = [outpath] if walk else []
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for de in it:
+                if de.is_dir(follow_symlinks=False):
+                    stack.append(de.path)
+                elif not (de.is_file(follow_symlinks=False) or de.is_symlink()):
+                    raise StoreError(
+                        f"output {outpath!r} of {dref} holds {de.path!r}, which is not a "
+                        "regular file, folder or symlink (sockets, FIFOs and devices cannot "
+                        "be stored; remove it from the output)",
+                        path=de.path,
+                    )
+
+
 def store_realization(
     S: StorageSettings,
     dref: DRef,
@@ -107,18 +149,8 @@ def store_realization(
     Raises:
         StoreError: the output is not a folder or uses the reserved name.
     """
-    if not os.path.isdir(outpath) or os.path.islink(outpath):
-        raise StoreError(
-            f"output {outpath!r} of {dref} is not a folder: a realizer must return folders",
-            path=outpath,
-        )
+    check_output(dref, outpath, walk=False)
     reserved = os.path.join(outpath, RESERVED)
-    if os.path.lexists(reserved):
-        raise StoreError(
-            f"output {outpath!r} of {dref} contains {RESERVED!r}, a name reserved for "
-            "the store's own files: rename that artifact",
-            path=reserved,
-        )
     chash = context_hash(context)
     tree = hash_tree(outpath)
     rhash = realization_hash(chash, tree)
