@@ -27,8 +27,9 @@ from pylightnix import (
     rref2path,
     store_initialize,
 )
-from pylightnix.errors import StoreError
+from pylightnix.errors import RefError, StoreError
 from pylightnix.realize.build import Build
+from pylightnix.store.query import rrefmeta
 from pylightnix.store.settings import fsS, set_default_storage
 
 
@@ -157,3 +158,13 @@ def test_store_initialize_custom_store_becomes_the_default(
     rref = realize_inplace(instantiate_inplace(_stage))
     assert rref2path(rref).startswith(str(tmp_path / "custom") + os.sep)
     assert not os.path.exists(tmp_path / "env" / "store-v1")
+
+
+def test_remove_existing_forgets_cached_metadata(tmp_path: Path) -> None:
+    """After fsinit(remove_existing=True), a removed realization is unknown, not cached."""
+    S = fsinit(mkSS(str(tmp_path / "r")))
+    rref = realize1(instantiate(_stage, S=S))
+    assert rrefmeta(rref, S)["pid"] == os.getpid()
+    fsinit(S, remove_existing=True)
+    with pytest.raises(RefError):
+        rrefmeta(rref, S)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pylightnix.store.fsops import remove_tree
 from pylightnix.store.layout import init_store
+from pylightnix.store.query import forget_cached
 from pylightnix.store.settings import StorageSettings, fsS, mkSS, set_default_storage
 
 
@@ -23,6 +24,7 @@ def fsinit(
     if remove_existing:
         remove_tree(s.storage)
         remove_tree(s.tmpdir)
+        forget_cached(s)
     init_store(s, check_not_exist=check_not_exist)
     return s
 

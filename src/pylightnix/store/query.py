@@ -45,6 +45,14 @@ _CTX_CACHE: dict[tuple[str, RRef], Context] = {}
 _META_CACHE: dict[tuple[str, RRef], dict[str, Any]] = {}
 
 
+def forget_cached(S: StorageSettings) -> None:
+    """Drop everything cached about the store ``S`` (after it was emptied or replaced)."""
+    caches: tuple[dict[Any, Any], ...] = (_CFG_CACHE, _CTX_CACHE, _META_CACHE)
+    for cache in caches:
+        for key in [k for k in cache if k[0] == S.storage]:
+            del cache[key]
+
+
 def _S(S: StorageSettings | None) -> StorageSettings:
     s = fsS(S)
     check_store(s)
