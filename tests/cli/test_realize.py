@@ -123,3 +123,13 @@ def test_parallel_jobs_realize_the_same_result(built: Built, plx: Run, root: str
     ctx = r.json()["context"]
     (data_rref,) = ctx[built.drefs["data"]]
     assert plx("log", data_rref).out == "generating 100 samples\n"
+
+
+def test_stage_raising_is_a_one_line_error(plx: Run) -> None:
+    """A stage function that rejects an --arg gives exit 1 naming the stage and the error."""
+    plx("init")
+    r = plx("realize", f"{PIPELINE}:report", "--arg", "nope=1", code=1)
+    assert r.err == (
+        f"Error: stage {PIPELINE}:report raised TypeError: report() got an unexpected "
+        "keyword argument 'nope' (check its --arg values)\n"
+    )

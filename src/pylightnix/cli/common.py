@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from pylightnix.errors import PylightnixError, RefError
 from pylightnix.refs import is_dref, is_rref, parse_dref, parse_rref
@@ -172,6 +173,16 @@ def console(*, stderr: bool = False) -> Console:
     if f.isatty():
         return Console(file=f)
     return Console(file=f, width=250, no_color=True, highlight=False, soft_wrap=True)
+
+
+def print_table(table: Table) -> None:
+    """Print a rich table on stdout without the padding rich leaves at line ends."""
+    c = console()
+    with c.capture() as cap:
+        c.print(table)
+    text = "\n".join(line.rstrip() for line in cap.get().splitlines())
+    c.file.write(text + "\n")
+    c.file.flush()
 
 
 def not_available(what: str, module: str) -> PylightnixError:

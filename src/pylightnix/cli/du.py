@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from pylightnix.cli.common import console, emit_json, human_size, store_settings
+from pylightnix.cli.common import console, emit_json, human_size, print_table, store_settings
 from pylightnix.refs import rref_name
 from pylightnix.store.inspect import du
 from pylightnix.store.query import rrefdeps
@@ -54,6 +54,6 @@ def du_cmd(as_json: bool) -> None:
     t.add_column("RREF", no_wrap=True)
     for r in rows:
         t.add_row(human_size(r["size"]), human_size(r["closure_size"]), r["name"], r["rref"])
+    print_table(t)
     c = console()
-    c.print(t)
     c.print(f"total: {human_size(total)}", highlight=False)

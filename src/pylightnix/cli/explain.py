@@ -7,7 +7,7 @@ import dataclasses
 import click
 from rich.table import Table
 
-from pylightnix.cli.common import console, emit_json, store_settings
+from pylightnix.cli.common import emit_json, print_table, store_settings
 from pylightnix.cli.stageref import arg_option, instantiate_ref, stage_argument
 from pylightnix.realize.explain import explain
 
@@ -37,4 +37,4 @@ def explain_cmd(stage: str, args: tuple[str, ...], force_rebuild: bool, as_json:
     t.add_column("WHY")
     for e in exps:
         t.add_row(e.name, e.decision, e.reason)
-    console().print(t)
+    print_table(t)

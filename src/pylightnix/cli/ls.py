@@ -9,12 +9,12 @@ import click
 from rich.table import Table
 
 from pylightnix.cli.common import (
-    console,
     emit_json,
     fmt_time,
     human_size,
     newer_than,
     parse_age,
+    print_table,
     store_settings,
 )
 from pylightnix.refs import dref_name
@@ -84,4 +84,4 @@ def ls_cmd(name: str | None, newer: str | None, as_json: bool) -> None:
             human_size(r["size"]),
             r["dref"],
         )
-    console().print(t)
+    print_table(t)

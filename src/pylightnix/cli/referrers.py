@@ -5,16 +5,9 @@ from __future__ import annotations
 import click
 
 from pylightnix.cli.common import emit_json, parse_ref, store_settings
-from pylightnix.cli.tree import direct_deps
 from pylightnix.refs import is_rref
-from pylightnix.store.query import alldrefs, allrrefs
-from pylightnix.store.settings import StorageSettings
-
-
-def referrers(ref: str, S: StorageSettings) -> list[str]:
-    """Stored realizations (for an RRef) or derivations (for a DRef) that use ``ref`` directly."""
-    pool: list[str] = list(allrrefs(S)) if is_rref(ref) else list(alldrefs(S))
-    return sorted(x for x in pool if ref in direct_deps(x, S))
+from pylightnix.store.remove import dref_users, rref_users
+from pylightnix.types import DRef, RRef
 
 
 @click.command("referrers")
@@ -29,7 +22,8 @@ def referrers_cmd(ref: str, as_json: bool) -> None:
       pylightnix referrers rref:...-data --json
     """
     S = store_settings()
-    out = referrers(parse_ref(ref, S), S)
+    r = parse_ref(ref, S)
+    out = [str(x) for x in rref_users(RRef(r), S)] if is_rref(r) else dref_users(DRef(r), S)
     if as_json:
         emit_json(out)
         return

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from pylightnix.errors import InstantiateError, PylightnixError
 from pylightnix.realize.registry import Closure, instantiate
 from pylightnix.store.settings import StorageSettings
 
@@ -78,8 +79,21 @@ def parse_args(items: Sequence[str]) -> dict[str, Any]:
 
 
 def instantiate_ref(text: str, args: Sequence[str], S: StorageSettings) -> tuple[Any, Closure]:
-    """Load the stage ``text`` and instantiate it with ``--arg`` values into ``S``."""
-    return instantiate(load_stage(text), S=S, **parse_args(args))
+    """Load the stage ``text`` and instantiate it with ``--arg`` values into ``S``.
+
+    Raises:
+        InstantiateError: the stage function raised something other than a
+            pylightnix error (e.g. a ``TypeError`` for an unknown ``--arg``).
+    """
+    fn, kw = load_stage(text), parse_args(args)
+    try:
+        return instantiate(fn, S=S, **kw)
+    except PylightnixError:
+        raise
+    except Exception as e:
+        raise InstantiateError(
+            f"stage {text} raised {type(e).__name__}: {e} (check its --arg values)"
+        ) from e
 
 
 stage_argument = click.argument("stage", metavar="STAGE")
