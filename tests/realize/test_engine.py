@@ -433,3 +433,36 @@ def test_one_bad_output_stores_none_of_the_build(S: StorageSettings) -> None:
     assert f"of {d} holds " in str(ei.value)
     assert drefrrefs(d, S) == []
     assert os.listdir(S.tmpdir) == []
+
+
+def _same_twice(
+    S: StorageSettings, dref: DRef, context: dict[DRef, list[str]], args: Any
+) -> list[str]:
+    from pylightnix.realize.build import build_tmpdir
+
+    o = os.path.join(build_tmpdir(S), "o")
+    os.mkdir(o)
+    return [o, o + "/"]
+
+
+def _returns_nothing(
+    S: StorageSettings, dref: DRef, context: dict[DRef, list[str]], args: Any
+) -> list[str]:
+    return []
+
+
+def test_realizer_results_are_checked(S: StorageSettings) -> None:
+    """A realizer must return a non-empty list of distinct folders; else BuildError, no trace."""
+    d, clo = instantiate(mkdrv, {"name": "dup"}, match_all(), _same_twice, S=S)
+    with pytest.raises(BuildError) as ei:
+        realize(clo)
+    assert str(ei.value).startswith(f"realizer {_same_twice!r} of {d} returned the same folder")
+    d2, clo2 = instantiate(mkdrv, {"name": "none"}, match_all(), _returns_nothing, S=S)
+    with pytest.raises(BuildError) as ei2:
+        realize(clo2)
+    assert str(ei2.value) == (
+        f"realizer {_returns_nothing!r} of {d2} returned []: it must return "
+        "a non-empty list of output folder paths"
+    )
+    assert drefrrefs(d, S) == drefrrefs(d2, S) == []
+    assert os.listdir(S.tmpdir) == []

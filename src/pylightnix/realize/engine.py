@@ -154,6 +154,13 @@ def insert_outputs(
             dref=drv.dref,
             stage=str(dref_name(drv.dref)),
         )
+    if len({os.path.realpath(o) for o in outs}) != len(outs):
+        raise BuildError(
+            f"realizer {drv.realizer!r} of {drv.dref} returned the same folder twice in "
+            f"{outs!r}: each output must be its own folder",
+            dref=drv.dref,
+            stage=str(dref_name(drv.dref)),
+        )
     _check_promises(drv, outs)
     for o in outs:
         check_output(drv.dref, o)
