@@ -29,6 +29,7 @@ from pylightnix.types import Context, HashPart
 
 _TREE_TAG = b"pylightnix-tree-v1\0"
 _RREF_TAG = b"pylightnix-rref-v1\0"
+_FAILED_TAG = b"pylightnix-rref-failed-v1\0"
 _CTX_TAG = b"pylightnix-context-v1\0"
 _PARALLEL_MIN_BYTES = 1 << 20
 """Below this total size, hashing in one thread is faster than a thread pool."""
@@ -140,3 +141,19 @@ def context_hash(ctx: Context) -> str:
 def realization_hash(ctx_hash: str, tree_hash: str) -> HashPart:
     """The RRef hash part: covers the context and every artifact."""
     return short_hash(_RREF_TAG + ctx_hash.encode() + b"\0" + tree_hash.encode())
+
+
+def failed_realization_hash(ctx_hash: str, tree_hash: str, failure_json: bytes) -> HashPart:
+    """The RRef hash part of a failed realization (``realize/failures.py``).
+
+    It also covers the bytes of ``__pylightnix__/failure.json``, under another
+    domain tag than :func:`realization_hash`, so a failed realization never
+    shares an RRef with a successful one.
+
+    >>> failed_realization_hash("c", "t", b"{}") != realization_hash("c", "t")
+    True
+    """
+    digest = short_hash(failure_json)
+    return short_hash(
+        _FAILED_TAG + ctx_hash.encode() + b"\0" + tree_hash.encode() + b"\0" + digest.encode()
+    )

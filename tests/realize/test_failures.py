@@ -34,8 +34,7 @@ from pylightnix import (
     store_reindex,
 )
 from pylightnix.config import canonical_json
-from pylightnix.hashing import context_hash, hash_tree, realization_hash
-from pylightnix.realize.failures import failed_realization_hash
+from pylightnix.hashing import context_hash, failed_realization_hash, hash_tree, realization_hash
 from pylightnix.store.layout import FAILED_INDEX_DIR, INDEX_DIR
 from pylightnix.store.query import dref2path_checked
 

@@ -44,9 +44,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from pylightnix.config import Config, canonical_json, short_hash
+from pylightnix.config import Config, canonical_json
 from pylightnix.errors import BuildError, MatcherError, PromiseError
-from pylightnix.hashing import context_hash, hash_tree
+from pylightnix.hashing import context_hash, failed_realization_hash, hash_tree
 from pylightnix.realize.build import _BUILD_TMP
 from pylightnix.realize.engine import (
     RealizeOptions,
@@ -80,9 +80,8 @@ from pylightnix.store.layout import (
 from pylightnix.store.locks import build_lock, gc_shared
 from pylightnix.store.query import drefrrefs_chash
 from pylightnix.store.settings import StorageSettings, fsS
-from pylightnix.types import Context, DRef, HashPart, Matcher, Path, Realizer, RRef
+from pylightnix.types import Context, DRef, Matcher, Path, Realizer, RRef
 
-_FAILED_TAG = b"pylightnix-rref-failed-v1\0"
 _IN_REALIZE_E: ContextVar[bool] = ContextVar("pylightnix_in_realizeE", default=False)
 
 
@@ -106,18 +105,6 @@ class Failure:
     message: str
     traceback: str
     dependency: RRef | None = None
-
-
-def failed_realization_hash(chash: str, tree: str, failure_json: bytes) -> HashPart:
-    """The RRef hash of a failed realization (another domain than a successful one).
-
-    >>> failed_realization_hash("c", "t", b"{}") != failed_realization_hash("c", "t", b"[]")
-    True
-    """
-    digest = short_hash(failure_json)
-    return short_hash(
-        _FAILED_TAG + chash.encode() + b"\0" + tree.encode() + b"\0" + digest.encode()
-    )
 
 
 def _record(error: str, message: str, tb: str, dependency: RRef | None) -> dict[str, Any]:
