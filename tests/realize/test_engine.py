@@ -466,3 +466,23 @@ def test_realizer_results_are_checked(S: StorageSettings) -> None:
     )
     assert drefrrefs(d, S) == drefrrefs(d2, S) == []
     assert os.listdir(S.tmpdir) == []
+
+
+def test_the_same_build_on_another_filesystem_gives_the_same_rrefs(
+    tmp_path: Path, counter: str
+) -> None:
+    """Deterministic stages realized in a store on disk and one on tmpfs get equal RRefs."""
+    other_base = "/dev/shm" if os.path.isdir("/dev/shm") else str(tmp_path)
+    specs = [
+        {"deps": [], "nouts": 2, "matcher": "all", "n": 1},
+        {"deps": [0], "nouts": 1, "matcher": "only", "n": 1},
+    ]
+    results = []
+    for base in (str(tmp_path), other_base):
+        env = Env(base)
+        try:
+            _, clo = instantiate(dag_stage, specs, counter, False, S=env.S)
+            results.append(realize(clo)[2])
+        finally:
+            env.close()
+    assert results[0] == results[1]
