@@ -40,7 +40,7 @@ from pylightnix.refs import (
     parse_rref,
     rref2dref,
 )
-from pylightnix.store.fsops import remove_tree, remove_via_trash
+from pylightnix.store.fsops import mkdtemp_in, remove_tree
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
@@ -202,13 +202,16 @@ def tree_size(path: str) -> int:
         st = os.lstat(path)
     except FileNotFoundError:
         return 0
-    total = st.st_size
-    if not stat.S_ISDIR(st.st_mode):
-        return total
-    for dirpath, dirnames, filenames in os.walk(path):
-        for x in dirnames + filenames:
-            with contextlib.suppress(FileNotFoundError):
-                total += os.lstat(os.path.join(dirpath, x)).st_size
+    return st.st_size + (_content_size(path) if stat.S_ISDIR(st.st_mode) else 0)
+
+
+def _content_size(folder: str) -> int:
+    total = 0
+    with os.scandir(folder) as it:
+        for e in it:
+            total += e.stat(follow_symlinks=False).st_size
+            if e.is_dir(follow_symlinks=False):
+                total += _content_size(e.path)
     return total
 
 
@@ -354,10 +357,10 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
     leftovers.extend(_markers_of(S, dead_r))
     locks = _dead_lockfiles(S, live_dirs)
 
-    freed = sum(tree_size(os.path.join(S.storage, dref_dirname(d))) for d in whole)
-    freed += sum(tree_size(_rpath(S, r)) for r in dead_r)
-    freed += sum(tree_size(p) for p in leftovers)
+    freed = sum(tree_size(p) for p in leftovers)
     if dry_run:
+        freed += sum(tree_size(os.path.join(S.storage, dref_dirname(d))) for d in whole)
+        freed += sum(tree_size(_rpath(S, r)) for r in dead_r)
         return GCResult(
             tuple(whole),
             tuple(all_dead_r),
@@ -368,11 +371,17 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
             True,
         )
 
-    trash = os.path.join(S.tmpdir, "gc-trash")
-    for r in dead_r:
-        remove_via_trash(_rpath(S, r), trash)
-    for d in whole:
-        remove_via_trash(os.path.join(S.storage, dref_dirname(d)), trash)
+    # Each object leaves the store by one rename (it is never seen half
+    # deleted); the trash is emptied in one pass at the end. A crash leaves
+    # the trash in the temporary space, where the next collection finds it.
+    trash = mkdtemp_in(S.tmpdir, "gc-trash")
+    for i, path in enumerate(
+        [
+            *(_rpath(S, r) for r in dead_r),
+            *(os.path.join(S.storage, dref_dirname(d)) for d in whole),
+        ]
+    ):
+        _move_to_trash(path, os.path.join(trash, f"{i}-{os.path.basename(path)}"))
     removed: list[Path] = []
     for p in leftovers:
         remove_tree(p)
@@ -384,7 +393,7 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
     for e in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(e)
-    remove_tree(trash)
+    freed += _remove_counting(trash)
     return GCResult(
         tuple(whole),
         tuple(all_dead_r),
@@ -394,6 +403,37 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
         tuple(removed),
         False,
     )
+
+
+def _move_to_trash(path: str, dst: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        # A folder moved to another parent must itself be writable (its '..' changes).
+        os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+    os.rename(path, dst)
+
+
+def _remove_counting(top: str) -> int:
+    """Delete the folder ``top`` and its tree; return the apparent size of what was in it.
+
+    One pass: only folders get their write bit back (needed to delete what is
+    in them); files are unlinked as they are.
+    """
+    total = 0
+    with os.scandir(top) as it:
+        for e in it:
+            st = e.stat(follow_symlinks=False)
+            total += st.st_size
+            if stat.S_ISDIR(st.st_mode):
+                os.chmod(e.path, 0o700)
+                total += _remove_counting(e.path)
+            else:
+                os.unlink(e.path)
+    os.rmdir(top)
+    return total
 
 
 def _rpath(S: StorageSettings, r: RRef) -> str:
