@@ -20,6 +20,7 @@ from pylightnix import (
     PromiseError,
     RealizeError,
     Registry,
+    RRef,
     StorageSettings,
     StoreError,
     build_outpath,
@@ -81,9 +82,6 @@ def _check_invariants(
         assert ctx[d] == expected_choice(S, sp, cands)
         for r in ctx[d]:
             assert rrefctx(r, S) == dctx
-
-
-RRef = str  # for annotations only
 
 
 @pytest.fixture
