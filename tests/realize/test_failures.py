@@ -35,6 +35,7 @@ from pylightnix import (
 )
 from pylightnix.config import canonical_json
 from pylightnix.hashing import context_hash, failed_realization_hash, hash_tree, realization_hash
+from pylightnix.realize.buildlog import TMP_LOG_NAME
 from pylightnix.store.layout import FAILED_INDEX_DIR, INDEX_DIR
 from pylightnix.store.query import dref2path_checked
 
@@ -43,6 +44,7 @@ CALLS: list[str] = []
 
 def _train(b: Build) -> None:
     c = build_cattrs(b)
+    print(f"training seed {c.seed}")
     with open(os.path.join(build_outpath(b), "partial.txt"), "w") as f:
         f.write(f"seed {c.seed}")
     # With a flag file the test decides; without one, every third seed fails.
@@ -111,6 +113,7 @@ def test_failed_realization_keeps_partial_outputs(S: StorageSettings) -> None:
     root = rref2path(f.rref, S)
     (out,) = [n for n in os.listdir(root) if n.startswith("out0")]
     assert _read(root, out, "partial.txt") == "seed 0"
+    assert _read(root, TMP_LOG_NAME) == "training seed 0\n"
     assert sorted(os.listdir(os.path.join(root, "__pylightnix__"))) == [
         "context.json",
         "failure.json",
@@ -241,6 +244,7 @@ def test_mkdrvE_records_failure_under_plain_realize(S: StorageSettings) -> None:
     root = rref2path(failed, S)
     (out,) = [n for n in os.listdir(root) if n.startswith("out0")]
     assert _read(root, out, "partial.txt") == "seed 3"
+    assert _read(root, TMP_LOG_NAME) == "training seed 3\n"
 
 
 def test_reindex_keeps_failed_out_of_candidates(S: StorageSettings) -> None:

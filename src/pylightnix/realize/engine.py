@@ -196,24 +196,34 @@ def run_realizer(
             ) from e
 
 
-def _build(drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions) -> list[RRef]:
-    """Run the realizer and insert its outputs; the build lock is held by the caller."""
+def build_in(
+    drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions, tmp: str, t0: float
+) -> list[RRef]:
+    """Build in the private folder ``tmp`` and insert the outputs (the caller owns ``tmp``).
+
+    Failure capture (``realize/failures.py``) reuses it to keep ``tmp`` on failure.
+    """
     # A garbage collection between instantiate and realize may have removed the
     # (then unused) derivation; the realizer reads its config from the store.
     store_derivation(S, drv.dref, drv.config)
-    tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
-    ok = False
-    t0 = time.time()
     log_path = os.path.join(tmp, TMP_LOG_NAME)
     try:
         with capture_build_log(log_path, tee=opts.show_log, fd_level=opts.log_fd):
             outs = run_realizer(drv, S, ctx, opts, tmp)
-        rrefs = insert_outputs(drv, S, ctx, outs, t0, log_path)
-        ok = True
-        return rrefs
+        return insert_outputs(drv, S, ctx, outs, t0, log_path)
     except RealizeError as e:
         add_log_note(e, log_path)
         raise
+
+
+def _build(drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions) -> list[RRef]:
+    """Run the realizer and insert its outputs; the build lock is held by the caller."""
+    tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
+    ok = False
+    try:
+        rrefs = build_in(drv, S, ctx, opts, tmp, time.time())
+        ok = True
+        return rrefs
     finally:
         if ok or not opts.keep_failed:
             remove_tree(tmp)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 import traceback
@@ -48,14 +49,14 @@ from pylightnix.config import Config, canonical_json
 from pylightnix.errors import BuildError, MatcherError, PromiseError
 from pylightnix.hashing import context_hash, failed_realization_hash, hash_tree
 from pylightnix.realize.build import _BUILD_TMP
+from pylightnix.realize.buildlog import TMP_LOG_NAME
 from pylightnix.realize.engine import (
     RealizeOptions,
     _as_closure,
     _ask,
     _context_of,
     _mkopts,
-    insert_outputs,
-    run_realizer,
+    build_in,
 )
 from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
 from pylightnix.refs import dref_name, is_hashpart, mkrref, parse_dref, rref2dref
@@ -239,7 +240,11 @@ class CaptureFailures:
             # The engine removes its temp folder on failure: move the partial outputs out first.
             folder = mkdtemp_in(S.tmpdir, "failed")
             for n in os.listdir(tmp):
-                os.rename(os.path.join(tmp, n), os.path.join(folder, n))
+                if n == TMP_LOG_NAME:
+                    # The engine still writes and reads this log: keep a copy of it so far.
+                    shutil.copyfile(os.path.join(tmp, n), os.path.join(folder, n))
+                else:
+                    os.rename(os.path.join(tmp, n), os.path.join(folder, n))
             rref = store_failed_realization(S, dref, context, folder, _record_of(e), build_start=t0)
             e.add_note(f"pylightnix: the failed build is recorded as {rref}")
             raise
@@ -288,8 +293,7 @@ def _realize_one_e(
         tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
         t0 = time.time()
         try:
-            outs = run_realizer(drv, S, ctx, opts, tmp)
-            insert_outputs(drv, S, ctx, outs, t0)
+            build_in(drv, S, ctx, opts, tmp, t0)
         except (BuildError, PromiseError) as e:
             rec = _record_of(e)
             rref = store_failed_realization(S, drv.dref, ctx, tmp, rec, build_start=t0)
