@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -82,11 +83,30 @@ class Built:
     drefs: dict[str, str]
 
 
-@pytest.fixture
-def built(plx: Run) -> Built:
-    """An initialized store with the pipeline ``report`` realized through the CLI."""
-    plx("init")
-    ctx = plx("realize", f"{PIPELINE}:report", "--json", "--no-progress").json()["context"]
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Built]:
+    """A store with the pipeline realized through the CLI, made once per session."""
+    root = str(tmp_path_factory.mktemp("template") / "plx")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")}
+    base = [sys.executable, "-m", "pylightnix", "--store", root]
+    subprocess.run([*base, "init"], check=True, env=env, capture_output=True)
+    p = subprocess.run(
+        [*base, "realize", f"{PIPELINE}:report", "--json", "--no-progress"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    ctx = json.loads(p.stdout)["context"]
     rrefs = {d.rsplit("-", 1)[1]: rs[0] for d, rs in ctx.items()}
     drefs = {d.rsplit("-", 1)[1]: d for d in ctx}
-    return Built(rrefs, drefs)
+    return root, Built(rrefs, drefs)
+
+
+@pytest.fixture
+def built(_template: tuple[str, Built], root: str) -> Built:
+    """This test's store: a copy of a store where the pipeline ``report`` was realized
+    through the CLI (copied, not rebuilt, to keep the suite fast)."""
+    src, b = _template
+    shutil.copytree(src, root, symlinks=True)
+    return b
