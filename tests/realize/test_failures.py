@@ -263,3 +263,21 @@ def test_reindex_keeps_failed_out_of_candidates(S: StorageSettings) -> None:
             assert drefrrefs_failed(d.dref, rrefctx(cands[0], S), S) == cands
         else:
             assert drefrrefsC(d.dref, rrefctx(cands[0], S), S) == ctx[d.dref]
+
+
+def test_progress_events(S: StorageSettings) -> None:
+    """realizeE reports a fail event per failed derivation, with its failed realization."""
+    events: list[Any] = []
+    _, clo, _, fails = realizeE(instantiate(_sweep, 1, S=S), progress=events.append)
+    t, e = (d.dref for d in clo.derivations)
+    assert [(ev.kind, ev.dref) for ev in events] == [
+        ("plan", None),
+        ("check", t),
+        ("build", t),
+        ("fail", t),
+        ("check", e),
+        ("fail", e),
+        ("done", None),
+    ]
+    assert events[3].rrefs == (fails[t].rref,)
+    assert events[3].extra == {"error": "ValueError: diverged at seed 0"}

@@ -34,6 +34,7 @@ Retrying: by default a failed realization does not block a retry: the next
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -48,6 +49,7 @@ from typing import Any
 from pylightnix.config import Config, canonical_json
 from pylightnix.errors import BuildError, MatcherError, PromiseError
 from pylightnix.hashing import context_hash, failed_realization_hash, hash_tree
+from pylightnix.progress import ProgressEvent, progress_hook, report
 from pylightnix.realize.build import _BUILD_TMP
 from pylightnix.realize.buildlog import TMP_LOG_NAME
 from pylightnix.realize.engine import (
@@ -272,24 +274,25 @@ def mkdrvE(
 
 def _realize_one_e(
     drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions, retry_failed: bool
-) -> tuple[list[RRef], Failure | None]:
+) -> tuple[list[RRef], Failure | None, bool]:
     chash = context_hash(ctx)
     forced = opts.forced(drv.dref)
     if not forced:
         m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
         if m is not None:
-            return m, None
+            return m, None, False
         if not retry_failed:
             old = drefrrefs_failed(drv.dref, ctx, S)
             if old:
                 f = rref_failure(old[-1], S)
                 if f is not None:
-                    return [old[-1]], f
+                    return [old[-1]], f, False
     with build_lock(S, drv.dref):
         if not forced:
             m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
             if m is not None:
-                return m, None
+                return m, None, False
+        report(ProgressEvent("build", drv.dref, dref_name(drv.dref)))
         tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
         t0 = time.time()
         try:
@@ -297,7 +300,8 @@ def _realize_one_e(
         except (BuildError, PromiseError) as e:
             rec = _record_of(e)
             rref = store_failed_realization(S, drv.dref, ctx, tmp, rec, build_start=t0)
-            return [rref], Failure(drv.dref, rref, rec["error"], rec["message"], rec["traceback"])
+            f = Failure(drv.dref, rref, rec["error"], rec["message"], rec["traceback"])
+            return [rref], f, True
         finally:
             if os.path.lexists(tmp):
                 remove_tree(tmp)
@@ -308,7 +312,7 @@ def _realize_one_e(
             "it rejects what the realizer produced",
             dref=drv.dref,
         )
-    return m, None
+    return m, None, True
 
 
 def _dependency_failure(drv: Derivation, S: StorageSettings, ctx: Context, bad: RRef) -> Failure:
@@ -322,12 +326,50 @@ def _dependency_failure(drv: Derivation, S: StorageSettings, ctx: Context, bad: 
     return Failure(drv.dref, rref, "DependencyFailed", msg, "", bad)
 
 
+def _run_e(
+    c: Closure,
+    S: StorageSettings,
+    opts: RealizeOptions,
+    retry_failed: bool,
+    chosen: Context,
+    failures: dict[DRef, Failure],
+) -> None:
+    failed: set[RRef] = set()
+    t0 = time.monotonic()
+    total = len(c.derivations)
+    report(ProgressEvent("plan", total=total))
+    for i, drv in enumerate(c.derivations):
+        name = dref_name(drv.dref)
+        report(ProgressEvent("check", drv.dref, name, i, total, time.monotonic() - t0))
+        ctx = _context_of(drv, chosen) or {}
+        bad = next((r for rs in ctx.values() for r in rs if r in failed), None)
+        f: Failure | None
+        if bad is not None:
+            f = _dependency_failure(drv, S, ctx, bad)
+            rrefs, built = [f.rref], False
+        else:
+            rrefs, f, built = _realize_one_e(drv, S, ctx, opts, retry_failed)
+        chosen[drv.dref] = list(rrefs)
+        extra: dict[str, Any] = {}
+        if f is not None:
+            failures[drv.dref] = f
+            failed.add(f.rref)
+            kind = "fail"
+            extra = {"error": f"{f.error}: {f.message}"}
+        else:
+            kind = "built" if built else "reuse"
+        elapsed = time.monotonic() - t0
+        report(ProgressEvent(kind, drv.dref, name, i + 1, total, elapsed, tuple(rrefs), extra))
+    report(ProgressEvent("done", done=total, total=total, elapsed=time.monotonic() - t0))
+
+
 def realizeE(
     closure: Closure | tuple[Any, Closure],
     *,
     force_rebuild: Iterable[DRef] | bool = (),
     realize_args: Mapping[DRef, Mapping[str, Any]] | None = None,
     retry_failed: bool = True,
+    progress: Any = None,
 ) -> tuple[Any, Closure, Context, dict[DRef, Failure]]:
     """Realize a closure, recording failed builds instead of stopping at them.
 
@@ -341,6 +383,8 @@ def realizeE(
         realize_args: per-DRef extra arguments handed to realizers.
         retry_failed: build again a stage whose only realizations in its
             context are failed ones (default); ``False`` reuses the failure.
+        progress: a callback receiving :class:`ProgressEvent` records; a failed
+            derivation gives a ``"fail"`` event whose ``rrefs`` is its failed realization.
 
     Returns:
         ``(result, closure, context, failures)``: ``context`` holds the chosen
@@ -356,23 +400,13 @@ def realizeE(
     check_store(S)
     chosen: Context = {}
     failures: dict[DRef, Failure] = {}
-    failed: set[RRef] = set()
     tok = _IN_REALIZE_E.set(True)
     try:
-        with gc_shared(S):
-            for drv in c.derivations:
-                ctx = _context_of(drv, chosen) or {}
-                bad = next((r for rs in ctx.values() for r in rs if r in failed), None)
-                f: Failure | None
-                if bad is not None:
-                    f = _dependency_failure(drv, S, ctx, bad)
-                    rrefs = [f.rref]
-                else:
-                    rrefs, f = _realize_one_e(drv, S, ctx, opts, retry_failed)
-                chosen[drv.dref] = list(rrefs)
-                if f is not None:
-                    failures[drv.dref] = f
-                    failed.add(f.rref)
+        with contextlib.ExitStack() as stack:
+            if progress is not None:
+                stack.enter_context(progress_hook(progress))
+            stack.enter_context(gc_shared(S))
+            _run_e(c, S, opts, retry_failed, chosen, failures)
     finally:
         _IN_REALIZE_E.reset(tok)
     return c.result, c, chosen, failures
