@@ -130,3 +130,20 @@ def test_core_does_not_import_click_or_rich() -> None:
     code = "import sys, pylightnix; print(sorted(m for m in ('click', 'rich') if m in sys.modules))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout == "[]\n"
+
+
+def test_closed_pipe_is_quiet(built: Built, root: str) -> None:
+    """When stdout's reader is gone (``| head``), the command stops quietly with exit 1."""
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the command writes anything
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", "pylightnix", "--store", root, "find"],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(w)
+    assert (p.returncode, p.stderr) == (1, "")

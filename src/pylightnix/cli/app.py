@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 error (one line on stderr, the traceback only with
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -46,7 +47,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise
         except (PylightnixError, OSError) as e:
             if _debug(ctx):
@@ -133,4 +134,11 @@ _load_commands()
 def run(argv: Sequence[str] | None = None) -> None:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and exit."""
     args = list(sys.argv[1:] if argv is None else argv)
-    cli.main(args=args, prog_name="pylightnix")
+    try:
+        cli.main(args=args, prog_name="pylightnix")
+    except BrokenPipeError:
+        # The reader went away (`pylightnix find | head -1`): stop quietly, and keep
+        # Python from failing again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
