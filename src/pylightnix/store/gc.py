@@ -179,16 +179,18 @@ def scan_graph(S: StorageSettings) -> _Graph:
             continue
         ddir = os.path.join(S.storage, n)
         try:
-            names = os.listdir(ddir)
+            with os.scandir(ddir) as it:
+                # d_type tells folders apart without a stat per entry.
+                entries = {e.name: e.is_dir(follow_symlinks=False) for e in it}
         except (NotADirectoryError, FileNotFoundError):
             continue
         dhash, name = parse_dref(dref)
         g.dref_deps[dref] = (
-            _read_config_deps(os.path.join(ddir, CONFIG_FILE)) if CONFIG_FILE in names else []
+            _read_config_deps(os.path.join(ddir, CONFIG_FILE)) if CONFIG_FILE in entries else []
         )
         rs: list[RRef] = []
-        for h in sorted(names):
-            if is_hashpart(h) and os.path.isdir(os.path.join(ddir, h)):
+        for h in sorted(entries):
+            if entries[h] and is_hashpart(h):
                 r = mkrref(h, dhash, name)  # type: ignore[arg-type]
                 rs.append(r)
                 g.rref_deps[r] = _read_context(os.path.join(ddir, h, RESERVED, CONTEXT_FILE))
@@ -386,9 +388,10 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
     for p in leftovers:
         remove_tree(p)
         removed.append(Path(p))
-    for d in g.drv_rrefs:
-        if d not in dead_d:
-            _remove_empty_index_dirs(os.path.join(S.storage, dref_dirname(d)))
+    # Only folders that lost a marker can have become empty.
+    for ddir in sorted({os.path.dirname(os.path.dirname(os.path.dirname(p))) for p in removed}):
+        if os.path.dirname(ddir) == S.storage:
+            _remove_empty_index_dirs(ddir)
     removed.extend(Path(p) for p in locks if _unlink_lockfile(p))
     for e in stale:
         with contextlib.suppress(FileNotFoundError):
