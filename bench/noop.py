@@ -100,16 +100,38 @@ def _noop_new_process(root: str, sname: str, n: int) -> float:
     return float(out.stdout.strip())
 
 
+def _scaling(where: str | None) -> None:
+    print("no-op instantiate+realize of a chain, per stage (flat = linear; quadratic doubles)")
+    print(f"{'stages':>7} {'total s':>9} {'us/stage':>10}")
+    for n in (250, 500, 1000, 2000, 4000):
+        root = tempfile.mkdtemp(prefix="plx-bench-scaling-", dir=where)
+        try:
+            S = fsinit(mkSS(root))
+            _run(S, chain, n)
+            dt = min(_run(S, chain, n) for _ in range(3))
+            print(f"{n:7} {dt:9.3f} {dt / n * 1e6:10.1f}")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run both shapes and print the table."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--stages", type=int, default=1000)
     ap.add_argument("--dir", default=None, help="where to create the stores (default: $TMPDIR)")
     ap.add_argument("--profile", choices=["chain-cold", "chain-noop", "fanin-cold", "fanin-noop"])
+    ap.add_argument(
+        "--scaling",
+        action="store_true",
+        help="no-op cost per stage of the chain at 250..4000 stages (linear: it stays flat)",
+    )
     ap.add_argument("--child", nargs=3, metavar=("ROOT", "SHAPE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]))
+        return
+    if args.scaling:
+        _scaling(args.dir)
         return
     n = args.stages
     shapes = {"chain": chain, "fanin": fanin}
