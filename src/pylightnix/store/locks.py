@@ -42,7 +42,10 @@ def _holder_text() -> bytes:
 
 def _read_holder(fd: int) -> str:
     try:
-        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "other processes (realizes record no holder)"
+        return (
+            os.pread(fd, 200, 0).decode(errors="replace").strip()
+            or "other processes (realizes record no holder)"
+        )
     except OSError:
         return "an unknown process"
 
