@@ -52,7 +52,7 @@ from pylightnix.errors import InstantiateError, RefError
 from pylightnix.realize.build import Build, build_paths, mkbuild
 from pylightnix.realize.matchers import match_latest
 from pylightnix.realize.registry import Registry, mkdrv
-from pylightnix.refs import is_dref, is_name
+from pylightnix.refs import is_dref, is_name, rref2dref
 from pylightnix.store.query import drefcfg, rref2path, rrefctx
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Context, DRef, Matcher, Path, RRef
@@ -167,8 +167,6 @@ def stage_attrs(rref: RRef, S: StorageSettings) -> StageAttrs:
     Raises:
         RefError: ``rref`` is not in the store.
     """
-    from pylightnix.refs import rref2dref
-
     dref = rref2dref(rref)
     ctx = rrefctx(rref, S)
     cfg = drefcfg(dref, S)

@@ -68,6 +68,7 @@ class ReplSession:
         paused_context: its context.
         done: the whole closure is realized.
         cancelled: :func:`repl_cancel` was called.
+        tmpdirs: temporary folders of :func:`repl_build`, removed when done or cancelled.
     """
 
     closure: Closure
