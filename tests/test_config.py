@@ -240,6 +240,20 @@ def test_a_promise_naming_no_file_is_refused(bad: list[Any]) -> None:
     )
 
 
+@pytest.mark.parametrize("bad", [[selfref, ".."], [selfref, "a", "../b"], [selfref, "/etc/x"]])
+def test_a_promise_pointing_outside_the_output_is_refused(bad: list[Any]) -> None:
+    """Promises are files inside the output: '..' and absolute paths are ConfigErrors."""
+    with pytest.raises(ConfigError) as ei:
+        config_promises(mkconfig({"p": bad}))
+    assert str(ei.value) == (
+        f"config['p'] is a promise {bad!r} that points outside the output folder: "
+        "use a relative path without '..'"
+    )
+    assert config_promises(mkconfig({"p": [selfref, "a..b", "c/d.txt"]})) == [
+        (("p",), ["a..b", "c/d.txt"])
+    ]
+
+
 def test_selfrefs_resolve_to_the_derivation() -> None:
     """resolve_selfrefs turns every [selfref, ...] into [dref, ...] and leaves the rest."""
     c = mkconfig({"out": [selfref, "a", "b"], "n": [[selfref, "x"]], "dep": D2, "k": 1})

@@ -217,6 +217,14 @@ def _scan_promises(v: Any, path: tuple[Any, ...], out: list[Any]) -> None:
                     "write it as [selfref, 'dir', 'file']",
                     key_path=path,
                 )
+            if any(p.startswith("/") or ".." in p.split("/") for p in rest):
+                # A promise is a file inside the output: '..' or an absolute path
+                # would let a file outside the output keep it.
+                raise ConfigError(
+                    f"{_fmt_path(path)} is a promise {v!r} that points outside the "
+                    "output folder: use a relative path without '..'",
+                    key_path=path,
+                )
             out.append((path, list(rest)))
             return
         for i, x in enumerate(v):
