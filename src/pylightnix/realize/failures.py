@@ -13,14 +13,17 @@ should be recorded and the sweep should go on. Two opt-ins:
 
 A failed realization is an ordinary read-only realization folder holding
 whatever the build left in its private temporary folder (the partial
-outputs, e.g. ``out0-.../``) plus ``__pylightnix__/failure.json``: the
-exception type, message and traceback (and, for a stage that did not run,
-the failed dependency's RRef). Its hash covers the failure record under
+outputs, e.g. ``out0-.../``, and the build log ``__pylightnix_build.log``)
+plus ``__pylightnix__/failure.json``: the exception type, message and
+traceback (and, for a stage that did not run, the failed dependency's RRef).
+The unit of failure is one build: a ``nouts=N`` build that raises is one
+failed realization, so a sweep that must survive single failures uses one
+derivation per seed. Its hash covers the failure record under
 another domain tag than a successful realization's hash, so a failed
 realization never shares an RRef with a successful one::
 
     rhash = sha256("pylightnix-rref-failed-v1\\0" + chash + NUL + tree + NUL
-                   + sha256(failure.json))[:32]
+                   + sha256(failure.json)[:32])[:32]
 
 Its index marker lives in ``by-context-failed/<chash>/``, which the normal
 candidate query never lists: matchers never see failed realizations, and the
