@@ -36,9 +36,11 @@ from pylightnix import (
     verify,
 )
 from pylightnix.errors import ArchiveError, UnsafeArchiveError
+from pylightnix.realize.failures import is_failed
 from pylightnix.refs import dref_dirname, parse_rref
 from pylightnix.store.archive import MANIFEST
 from pylightnix.types import DRef, RRef
+from tests.store.test_verify import _failed
 
 
 def _write(b: Build) -> None:
@@ -327,3 +329,18 @@ def test_copyclosure_refuses_a_damaged_source(S: StorageSettings, S2: StorageSet
     with pytest.raises(IntegrityError):
         copyclosure([top], S, S2)
     assert _empty(S2)
+
+
+def test_a_failed_realization_round_trips_and_stays_failed(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """An exported failed realization imports with the same RRef and is still marked failed."""
+    r = _failed(S)
+    arch = str(tmp_path / "f.tar")
+    export_closure([r], arch, S)
+    assert import_closure(arch, S2) == [r]
+    assert is_failed(r, S2)
+    assert verify(S=S2).ok
+    ddir = os.path.dirname(rref2path(r, S2))
+    assert os.listdir(os.path.join(ddir, "by-context-failed")) != []
+    assert not os.path.exists(os.path.join(ddir, "by-context"))

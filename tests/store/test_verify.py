@@ -26,7 +26,11 @@ from pylightnix import (
     rrefdeps,
     verify,
 )
+from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.hashing import context_hash, hash_tree, realization_hash
+from pylightnix.realize.failures import store_failed_realization
+from pylightnix.refs import mkdref
+from pylightnix.store.insert import store_derivation
 from pylightnix.store.layout import CONTEXT_FILE, RESERVED
 from pylightnix.types import DRef, RRef
 
@@ -172,3 +176,24 @@ def test_an_unknown_repair_mode_is_refused(S: StorageSettings) -> None:
     """repair must be None, 'remove' or 'quarantine'."""
     with pytest.raises(ValueError, match=r"repair='fix': expected None, 'remove' or 'quarantine'"):
         verify(S=S, repair="fix")  # type: ignore[arg-type]
+
+
+def _failed(S: StorageSettings) -> RRef:
+    """A failed realization, as realize's failure capture stores it."""
+    cfg = mkconfig({"name": "broken"})
+    dref = mkdref(config_hash(cfg), config_name(cfg))
+    store_derivation(S, dref, cfg)
+    folder = os.path.join(S.tmpdir, "partial")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "half.txt"), "w") as f:
+        f.write("half")
+    record = {"error": "ValueError", "message": "boom", "traceback": "", "dependency": None}
+    return store_failed_realization(S, dref, {}, folder, record, build_start=0.0)
+
+
+def test_a_failed_realization_verifies_with_its_failure_record(S: StorageSettings) -> None:
+    """Failed realizations hash their failure.json too: intact ones pass, edited ones do not."""
+    r = _failed(S)
+    assert verify([r], S).ok
+    _edit(os.path.join(rref2path(r, S), RESERVED, "failure.json"), b'{"error":"other"}')
+    assert [d.rref for d in verify([r], S).damaged] == [r]

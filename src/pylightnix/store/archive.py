@@ -51,9 +51,11 @@ from pylightnix.store.insert import store_derivation
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
+    FAILURE_FILE,
     RESERVED,
     check_store,
     dref2path,
+    failed_index_dir,
     index_dir,
     rref2path_,
 )
@@ -308,7 +310,8 @@ def store_checked_realization(
     # The top folder must be writable to move it into another parent.
     os.chmod(folder, 0o755)
     ddir = dref2path(dref, S)
-    idx = index_dir(dref, context_hash(context), S)
+    failed = os.path.isfile(os.path.join(folder, RESERVED, FAILURE_FILE))
+    idx = (failed_index_dir if failed else index_dir)(dref, context_hash(context), S)
     os.makedirs(idx, exist_ok=True)
     marker = os.path.join(idx, rhash)
     if not os.path.exists(marker):

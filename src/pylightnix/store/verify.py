@@ -22,12 +22,18 @@ from typing import Literal
 
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.errors import StoreError
-from pylightnix.hashing import context_hash, hash_tree, realization_hash
+from pylightnix.hashing import (
+    context_hash,
+    failed_realization_hash,
+    hash_tree,
+    realization_hash,
+)
 from pylightnix.refs import parse_dref, parse_rref, rref2dref
 from pylightnix.store.fsops import remove_tree, remove_via_trash
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
+    FAILURE_FILE,
     META_FILE,
     RESERVED,
     dref2path,
@@ -164,7 +170,16 @@ def content_problem(path: str, rref: RRef) -> str | None:
     except (StoreError, OSError) as e:
         return f"its content cannot be hashed ({e})"
     rhash = parse_rref(rref)[0]
-    actual = realization_hash(context_hash(ctx), tree)
+    fpath = os.path.join(path, RESERVED, FAILURE_FILE)
+    if os.path.isfile(fpath):
+        # A failed realization (kept for inspection) hashes its failure record too.
+        try:
+            with open(fpath, "rb") as f:
+                actual = failed_realization_hash(context_hash(ctx), tree, f.read())
+        except OSError as e:
+            return f"its {RESERVED}/{FAILURE_FILE} is unreadable ({e})"
+    else:
+        actual = realization_hash(context_hash(ctx), tree)
     if actual != rhash:
         return f"its content hashes to {actual}, not {rhash} (edited or corrupted)"
     return None
