@@ -97,11 +97,15 @@ def copy_json(value: Any, path: tuple[Any, ...] = ()) -> Any:
     )
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""One encoder for every call: ``json.dumps`` with options builds a new one each time."""
+
+
 def canonical_json(value: JSON) -> bytes:
     """Canonical UTF-8 JSON bytes of already-checked data (sorted keys, no spaces)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:
