@@ -484,3 +484,27 @@ def test_the_same_build_on_another_filesystem_gives_the_same_rrefs(
         finally:
             env.close()
     assert results[0] == results[1]
+
+
+def test_a_failure_with_jobs_2_raises_and_leaves_no_temporary_folders(
+    S: StorageSettings, counter: str
+) -> None:
+    """With jobs=2, a failing stage raises BuildError; its dependants never build."""
+
+    def stage(r: Registry) -> list[DRef]:
+        oks = [mkdrv({"name": f"ok{i}"}, match_only(), Counting(counter), r=r) for i in range(4)]
+        bad = mkdrv({"name": "bad", "oks": oks}, match_only(), build_wrapper(_raise), r=r)
+        after = mkdrv({"name": "after", "bad": bad}, match_only(), Counting(counter), r=r)
+        return [*oks, after]
+
+    _, clo = instantiate(stage, S=S)
+    with pytest.raises(BuildError) as ei:
+        realize(clo, jobs=2)
+    assert str(ei.value).startswith("building stage 'bad' (")
+    assert sorted(c["dref"].rsplit("-", 1)[1] for c in calls(counter)) == [
+        "ok0",
+        "ok1",
+        "ok2",
+        "ok3",
+    ]
+    assert os.listdir(S.tmpdir) == []
