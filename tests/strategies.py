@@ -62,3 +62,19 @@ def dags(draw: st.DrawFn, max_stages: int = 12) -> list[dict[str, Any]]:
         k = draw(st.integers(min_value=1, max_value=nouts))
         out.append({"deps": deps, "nouts": nouts, "matcher": kind, "n": k})
     return out
+
+
+file_names = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=8
+).filter(lambda s: s not in (".", ".."))
+tree_leaves = (
+    st.binary(max_size=64).map(lambda b: ("f", b))
+    | st.binary(max_size=64).map(lambda b: ("x", b))
+    | file_names.map(lambda t: ("l", t))
+)
+trees = st.recursive(
+    st.dictionaries(file_names, tree_leaves, max_size=4),
+    lambda children: st.dictionaries(file_names, tree_leaves | children, max_size=4),
+    max_leaves=12,
+)
+"""Random file trees: name -> ("f"|"x", bytes) file, ("l", target) symlink, or a sub-tree dict."""

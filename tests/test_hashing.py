@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pylightnix.errors import StoreError
 from pylightnix.hashing import (
@@ -18,6 +22,7 @@ from pylightnix.hashing import (
     realization_hash,
 )
 from pylightnix.types import DRef, RRef
+from tests.strategies import trees
 
 GOLDEN_TREE = "9040d9c9606b1b34c73bcc8df58fc149dbb6446577253077783d5bd52e209793"
 GOLDEN_EMPTY_TREE = "df717d177f0e2da73598d59eae76bf1bab955d7eca2c5ee3f8f4e002673e7b6d"
@@ -234,3 +239,39 @@ def test_hashing_streams_in_flat_memory(tmp_path: Path) -> None:
         zeros.update(block)
     entry = b"f" + b"big.bin\0" + zeros.digest() + b"\0"
     assert digest == hashlib.sha256(b"pylightnix-tree-v1\0" + entry).hexdigest()
+
+
+def materialize(root: str, tree: dict[str, object], reverse: bool = False) -> None:
+    """Create a strategies.trees value under ``root`` (optionally in reverse name order)."""
+    os.makedirs(root, exist_ok=True)
+    for name in sorted(tree, reverse=reverse):
+        v = tree[name]
+        p = os.path.join(root, name)
+        if isinstance(v, dict):
+            materialize(p, v, reverse)
+        else:
+            kind, data = v  # type: ignore[misc]
+            if kind == "l":
+                os.symlink(data, p)
+            else:
+                with open(p, "wb") as f:
+                    f.write(data)
+                os.chmod(p, 0o755 if kind == "x" else 0o644)
+
+
+@settings(max_examples=60, deadline=None)
+@given(trees, st.randoms(use_true_random=False))
+def test_random_trees_hash_by_content_only(tree: dict[str, object], rnd: random.Random) -> None:
+    """Any tree built in two orders in two places hashes the same; renaming any entry changes it."""
+    with tempfile.TemporaryDirectory() as d:
+        materialize(os.path.join(d, "a"), tree)
+        materialize(os.path.join(d, "b", "c"), tree, reverse=True)
+        h = hash_tree(os.path.join(d, "a"))
+        assert hash_tree(os.path.join(d, "b", "c")) == h
+        entries = [
+            os.path.join(dp, n) for dp, dns, fns in os.walk(os.path.join(d, "a")) for n in dns + fns
+        ]
+        if entries:
+            victim = rnd.choice(entries)
+            os.rename(victim, os.path.join(os.path.dirname(victim), "renamed~"))
+            assert hash_tree(os.path.join(d, "a")) != h
