@@ -12,6 +12,7 @@ import sys
 import tarfile
 import threading
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -445,3 +446,58 @@ def test_two_processes_fetching_same_named_files_at_once_never_mix_bytes(
             assert member is not None
             want = member.read()
         assert (Path(rref2path(rref, S)) / f"{d}.bin").read_bytes() == want  # type: ignore[arg-type]
+
+
+class _ShortHandler(BaseHTTPRequestHandler):
+    """Promises 100,000 bytes, sends 10 and hangs up."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b"0123456789")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_connection_closed_mid_download_is_a_fetch_error(S: StorageSettings) -> None:
+    """A server that closes the connection early gives a FetchError naming the URL."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _ShortHandler)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02})
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/short.tar.gz"
+        with pytest.raises(BuildError) as ei:
+            realize1(instantiate(fetchurl, url=url, sha256="1" * 64, S=S))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join()
+    cause = ei.value.__cause__
+    assert isinstance(cause, FetchError)
+    assert cause.url == url
+    assert str(cause) == f"download of {url} stopped after 10 of 100000 bytes: try again"
+    _nothing_stored(S)
+
+
+def test_slow_download_without_hook_logs_progress_lines_to_the_build_log(
+    S: StorageSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past STDERR_AFTER seconds without a hook, progress lines land in the captured build log."""
+    import pylightnix.stages.fetch as fetch_mod
+    from pylightnix.realize.buildlog import rreflog
+
+    monkeypatch.setattr(fetch_mod, "STDERR_AFTER", -1.0)
+    arc = tmp_path / "p.tar"
+    _make_archive(arc, "tar")
+    rref = realize1(instantiate(fetchurl, url=arc.as_uri(), sha256=_sha256(arc), S=S))
+    size = arc.stat().st_size / 2**20
+    lines = rreflog(rref, S).splitlines()
+    # One line at the first report (LOG_EVERY seconds have not passed since) and the final one.
+    assert len(lines) == 2
+    for line in lines:
+        assert line.startswith("fetch p: ")
+    assert lines[-1].startswith(f"fetch p: {size:.1f} MiB / {size:.1f} MiB at ")

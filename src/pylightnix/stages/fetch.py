@@ -18,6 +18,7 @@ output folder.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import sys
@@ -52,6 +53,9 @@ BLOCK = 1 << 20
 
 STDERR_AFTER = 1.0
 """Seconds after which a download without a progress hook shows a stderr line."""
+
+LOG_EVERY = 10.0
+"""Seconds between progress lines when stderr is not a terminal (a build log)."""
 
 TIMEOUT = 60.0
 """Seconds without a byte from the server before a download is abandoned."""
@@ -264,12 +268,18 @@ class _Readable(Protocol):
 
 
 class _Progress:
-    """Throttled byte progress of one download: the hook, or a stderr line when slow."""
+    """Throttled byte progress of one download: the hook, or stderr when slow.
+
+    On a terminal the stderr line is rewritten in place; otherwise (e.g. the
+    build log the engine captures) a full line is written every
+    :data:`LOG_EVERY` seconds, so logs stay readable.
+    """
 
     def __init__(self, b: Build, url: str, total: int) -> None:
         self.b, self.url, self.total = b, url, total
         self.t0 = time.monotonic()
         self.last = 0.0
+        self.last_line = 0.0
         self.printed = False
         self.hook = current_hook() is not None
 
@@ -293,15 +303,19 @@ class _Progress:
                 )
             )
         elif elapsed > STDERR_AFTER or (final and self.printed):
-            of = f" / {self.total / 2**20:.1f} MiB" if self.total else ""
-            sys.stderr.write(
-                f"\rfetch {dref_name(self.b.dref)}: {done / 2**20:.1f} MiB{of} "
-                f"at {rate / 2**20:.1f} MiB/s"
-            )
-            self.printed = True
-            if final:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+            self._line(done, rate, now, final)
+
+    def _line(self, done: int, rate: float, now: float, final: bool) -> None:
+        of = f" / {self.total / 2**20:.1f} MiB" if self.total else ""
+        mib = f"{done / 2**20:.1f} MiB{of} at {rate / 2**20:.1f} MiB/s"
+        text = f"fetch {dref_name(self.b.dref)}: {mib}"
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + text + ("\n" if final else ""))
+        elif final or now - self.last_line >= LOG_EVERY:
+            sys.stderr.write(text + "\n")
+            self.last_line = now
+        self.printed = True
+        sys.stderr.flush()
 
 
 def _stream(src: _Readable, dst: str, algo: str, progress: _Progress) -> tuple[str, int]:
@@ -394,10 +408,12 @@ def _download(url: str, dst: str, algo: str, progress: _Progress) -> tuple[str, 
         raise FetchError(
             f"cannot download {url}: {e.reason} (check the URL and the network)", url=url
         ) from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, http.client.HTTPException) as e:
         if isinstance(e, FetchError):
             raise
-        raise FetchError(f"download of {url} failed: {type(e).__name__}: {e}", url=url) from e
+        raise FetchError(
+            f"download of {url} failed: {type(e).__name__}: {e} (try again)", url=url
+        ) from e
     if total and n != total:
         raise FetchError(
             f"download of {url} stopped after {n} of {total} bytes: try again", url=url
