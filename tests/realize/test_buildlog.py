@@ -207,3 +207,36 @@ def test_nested_fd_capture_falls_back_to_python_level(tmp_path: Any) -> None:
     assert (m1, m2) == ("fd", "python")
     assert log_tail(inner) == ["inner line"]
     assert log_tail(outer) == ["outer line"]
+
+
+def _python_only(b: Build) -> None:
+    print("to stdout")
+    print("to stderr", file=sys.stderr)
+    with open(os.path.join(build_outpath(b), "x"), "w") as f:
+        f.write("x")
+
+
+def _python_only_stage() -> DRef:
+    return mkdrv({"name": "py"}, match_only(), build_wrapper(_python_only))
+
+
+_NO_STDIO_CHILD = """
+import os, sys
+os.close(1)
+os.close(2)
+sys.path.insert(0, sys.argv[3])
+from pylightnix import mkSS, instantiate, realize1, rreflog
+from tests.realize.test_buildlog import _python_only_stage
+S = mkSS(sys.argv[1])
+r = realize1(instantiate(_python_only_stage, S=S))
+with open(sys.argv[2], "w") as f:
+    f.write(rreflog(r, S))
+"""
+
+
+def test_process_without_stdout_and_stderr_still_builds(S: StorageSettings, tmp_path: Any) -> None:
+    """With fds 1 and 2 closed (a daemon), the build succeeds and Python writes are logged."""
+    out = tmp_path / "log.txt"
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run([sys.executable, "-c", _NO_STDIO_CHILD, S.root, str(out), repo], check=True)
+    assert out.read_text() == "to stdout\nto stderr\n"

@@ -147,6 +147,19 @@ def _flush_std() -> None:
                 pass
 
 
+def _dup_std() -> tuple[int, int] | None:
+    """Duplicates of fds 1 and 2, or ``None`` when either is closed."""
+    try:
+        one = os.dup(1)
+    except OSError:
+        return None
+    try:
+        return one, os.dup(2)
+    except OSError:
+        os.close(one)
+        return None
+
+
 def _pump(r: int, logfd: int, term: int) -> None:
     """Copy a pipe to the log and the terminal until every writer closed it."""
     try:
@@ -184,10 +197,15 @@ def capture_build_log(path: str, *, tee: bool = False, fd_level: bool = True) ->
     pump: threading.Thread | None = None
     wfd = -1
     target = logfd
+    if use_fd:
+        saved = _dup_std()
+        if saved is None:
+            # A process started without stdout/stderr (a daemon): capture what Python writes.
+            _FD_LOCK.release()
+            use_fd = False
     try:
-        if use_fd:
+        if saved is not None:
             _flush_std()
-            saved = (os.dup(1), os.dup(2))
             if tee:
                 r, wfd = os.pipe()
                 pump = threading.Thread(
