@@ -137,7 +137,7 @@ def test_build_deref_of_a_single_realization(S: StorageSettings) -> None:
         a = mkdrv({"name": "a", "base": 1}, match_only(), build_wrapper(_two), r=r)
         return mkdrv({"name": "b", "a": a}, match_only(), build_wrapper(_single_dep), r=r)
 
-    (b), clo = instantiate(stage, S=S)
+    b, clo = instantiate(stage, S=S)
     _, _, ctx = realize(clo)
     with open(os.path.join(rref2path(ctx[b][0], S), "from.txt")) as f:
         assert [f.read()] == [r for d, rs in ctx.items() if d != b for r in rs]
