@@ -106,7 +106,7 @@ from pylightnix.repl import repl_rrefs as repl_rrefs
 from pylightnix.stages.diff import diff as diff
 from pylightnix.stages.fetch import fetchlocal as fetchlocal
 from pylightnix.stages.fetch import fetchurl as fetchurl
-from pylightnix.stages.fetch import unpack as unpack
+from pylightnix.stages.fetch import unpackref as unpackref
 from pylightnix.stages.trivial import mkfile as mkfile
 from pylightnix.stages.trivial import mknode as mknode
 from pylightnix.stages.trivial import realized as realized
@@ -345,6 +345,6 @@ __all__ = [
     "store_initialize",
     "store_reindex",
     "unlinkrref",
-    "unpack",
+    "unpackref",
     "verify",
 ]

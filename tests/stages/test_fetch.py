@@ -1,4 +1,4 @@
-"""Tests of fetchurl, fetchlocal and unpack against a real local HTTP server."""
+"""Tests of fetchurl, fetchlocal and unpackref against a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from pylightnix import (
     store_initialize,
 )
 from pylightnix.errors import FetchError, HashMismatchError, UnsafeArchiveError
-from pylightnix.stages.fetch import fetchlocal, fetchurl, unpack
+from pylightnix.stages.fetch import fetchlocal, fetchurl, unpackref
 from tests.serve import serve_dir
 
 
@@ -345,13 +345,13 @@ def test_fetchlocal_hash_mismatch(S: StorageSettings, tmp_path: Path) -> None:
 
 def _fetch_then_unpack(url: str, sha256: str, r: object = None) -> object:
     src = fetchurl(url, sha256=sha256, mode="as-is", name="raw", r=r)  # type: ignore[arg-type]
-    return unpack([src, "pkg.zip"], name="tree", r=r)  # type: ignore[arg-type]
+    return unpackref([src, "pkg.zip"], name="tree", r=r)  # type: ignore[arg-type]
 
 
 def test_unpack_stage_extracts_an_archive_of_another_stage(
     S: StorageSettings, tmp_path: Path
 ) -> None:
-    """unpack([dref, 'pkg.zip']) extracts a file kept as-is by a fetch stage."""
+    """unpackref([dref, 'pkg.zip']) extracts a file kept as-is by a fetch stage."""
     arc = tmp_path / "pkg.zip"
     tree = _make_archive(arc, "zip")
     rref = realize1(instantiate(_fetch_then_unpack, arc.as_uri(), _sha256(arc), S=S))

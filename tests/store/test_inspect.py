@@ -100,6 +100,14 @@ def test_catref_errors_name_the_problem(S: StorageSettings) -> None:
         catref(rb, "missing.txt", S)
 
 
+def _open_shell(b: Build) -> None:
+    shell(b)
+
+
+def _shell_stage(r: Registry | None = None) -> DRef:
+    return mkdrv({"name": "sh"}, match_all(), build_wrapper(_open_shell), r=r)
+
+
 def test_shellref_runs_shell_in_the_realization_folder(
     S: StorageSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,6 +127,10 @@ def test_shellref_runs_shell_in_the_realization_folder(
     assert rec.read_text().strip() == os.path.realpath(S.storage)
     shell(str(tmp_path))
     assert rec.read_text().strip() == os.path.realpath(tmp_path)
+    realize1(instantiate(_shell_stage, S=S))
+    inside = rec.read_text().strip()
+    assert inside.startswith(os.path.realpath(S.tmpdir) + os.sep)
+    assert os.path.basename(inside).startswith("out0-")
 
 
 def test_du_reports_bytes_per_derivation_and_realization(S: StorageSettings) -> None:

@@ -1,4 +1,4 @@
-"""Stages that bring outside files into the store: ``fetchurl``, ``fetchlocal``, ``unpack``.
+"""Stages that bring outside files into the store: ``fetchurl``, ``fetchlocal``, ``unpackref``.
 
 A fetch is content-addressed: its config names the expected ``sha256`` (or
 ``sha1``) and the realizer refuses bytes of any other hash *before* anything
@@ -235,7 +235,7 @@ def fetchlocal(
     return mkdrv(config, match_only(), build_wrapper(_fetchlocal_realize), r=r)
 
 
-def unpack(
+def unpackref(
     src: list[Any],
     *,
     name: str = "unpack",
@@ -244,6 +244,8 @@ def unpack(
     r: Registry | None = None,
 ) -> Any:
     """Register the unpacking of an archive that is a file of another stage.
+
+    (Not named ``unpack``: :mod:`pylightnix.unpack` is the extraction module.)
 
     Args:
         src: a RefPath ``[dref, "file.tar.gz"]`` to the archive.
@@ -259,7 +261,7 @@ def unpack(
     if kind is not None:
         config["kind"] = kind
     if sha256 is not None:
-        config["sha256"] = _check_hash(sha256, None, f"unpack({src!r})")[1]
+        config["sha256"] = _check_hash(sha256, None, f"unpackref({src!r})")[1]
     return mkdrv(config, match_only(), build_wrapper(_unpack_realize), r=r)
 
 

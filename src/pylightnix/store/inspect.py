@@ -131,15 +131,20 @@ def catref(
         ) from None
 
 
-def shell(path: str | None = None, S: StorageSettings | None = None) -> int:
-    """Run ``$SHELL`` (or ``/bin/sh``) interactively in ``path``; return its exit code.
+def shell(path: Any = None, S: StorageSettings | None = None) -> int:
+    """Run ``$SHELL`` (or ``/bin/sh``) interactively in a folder; return its exit code.
 
     Args:
-        path: the folder (default: the store's storage folder); a file means
-            its folder.
+        path: a folder (a file means its folder), a running build (its output
+            folder, to look at a build from inside its realizer), or ``None``
+            (the store's storage folder).
         S: the store (for the default folder).
     """
-    where = path if path is not None else fsS(S).storage
+    outpaths = getattr(path, "outpaths", None)
+    if outpaths:
+        # A Build (duck-typed: this layer must not import the realize layer).
+        path = outpaths[0]
+    where = str(path) if path is not None else fsS(S).storage
     if not os.path.isdir(where):
         where = os.path.dirname(where) or "."
     sh = os.environ.get("SHELL") or "/bin/sh"
