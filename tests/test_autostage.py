@@ -14,20 +14,26 @@ import pytest
 from pylightnix import (
     AutoStage,
     Build,
+    BuildError,
     InstantiateError,
     StageAttrs,
     StorageSettings,
     autostage,
     drefcfg,
     drefrrefs,
+    drefrrefs_failed,
+    drefrrefsC,
     instantiate,
     instantiate_inplace,
     match_all,
+    match_best,
     realize,
     realize1,
     realize_inplace,
+    realizeE,
     realizeMany,
     rref2path,
+    rref_failure,
     selfref,
     store_initialize,
 )
@@ -81,6 +87,27 @@ def nested(t: Any = train, o: Any = [selfref, "o"]) -> None:  # noqa: B006
     SEEN["t"] = t
     with open(o, "w") as f:
         f.write("ok")
+
+
+@autostage(nouts=4, matcher=match_best("score.txt"))
+def flaky(bad: Any = [1, 2], score: Any = [selfref, "score.txt"], rindex: int = 0) -> None:  # noqa: B006
+    if rindex in bad:
+        raise ValueError(f"seed {rindex} diverged")
+    with open(score, "w") as f:
+        f.write(str(rindex))
+
+
+@autostage(nouts=4)
+def flaky_all(bad: Any = [1, 2], score: Any = [selfref, "score.txt"], rindex: int = 0) -> None:  # noqa: B006
+    if rindex in bad:
+        raise ValueError(f"seed {rindex} diverged")
+    with open(score, "w") as f:
+        f.write(str(rindex))
+
+
+@autostage
+def after_flaky(m: Any = flaky_all, out: Any = [selfref, "o.txt"]) -> None:  # noqa: B006
+    SEEN["after_flaky"] = m
 
 
 def test_config_holds_defaults_name_and_source(S: StorageSettings) -> None:
@@ -330,3 +357,46 @@ def test_ml_pipeline_doc_runs(tmp_path: Any) -> None:
     assert runs[0][:4] == runs[1][:4]
     assert runs[0][4].endswith("-train FloatingPointError training diverged (lr=5.0)")
     assert " DependencyFailed not built: its dependency " in runs[0][5]
+
+
+def test_nouts_failed_outputs_recorded_one_by_one(S: StorageSettings) -> None:
+    """Under realizeE, failing outputs of a nouts build are recorded alone; the rest is used."""
+    d, clo = instantiate(flaky, S=S)
+    _, _, ctx, fails = realizeE(clo)
+    assert fails == {}
+    (best,) = ctx[d]
+    assert _read(rref2path(best, S), "score.txt") == "3"
+    failed = [rref_failure(r, S) for r in drefrrefs_failed(d, {}, S)]
+    assert sorted((f.error, f.message) for f in failed if f is not None) == [
+        ("ValueError", "seed 1 diverged"),
+        ("ValueError", "seed 2 diverged"),
+    ]
+    assert len(drefrrefsC(d, {}, S)) == 2
+
+
+def test_nouts_failed_outputs_leave_matcher_unsatisfied(S: StorageSettings) -> None:
+    """With match_latest(4), two failed outputs fail the derivation and its dependant."""
+    d, clo = instantiate(after_flaky, S=S)
+    dep = clo.derivations[0].dref
+    SEEN.clear()
+    _, _, _, fails = realizeE(clo)
+    assert set(fails) == {dep, d}
+    assert fails[dep].message == "2 output(s) of the build failed; the first: seed 1 diverged"
+    assert fails[d].dependency == fails[dep].rref
+    assert SEEN == {}
+
+
+def test_nouts_all_outputs_failing_is_one_failed_build(S: StorageSettings) -> None:
+    """When every output fails, the whole build is one failed realization."""
+    d, clo = instantiate(flaky, bad=[0, 1, 2, 3], S=S)
+    _, _, _, fails = realizeE(clo)
+    assert (fails[d].error, fails[d].message) == ("ValueError", "seed 0 diverged")
+    assert drefrrefs_failed(d, {}, S) == [fails[d].rref]
+
+
+def test_nouts_failure_under_plain_realize_raises(S: StorageSettings) -> None:
+    """A plain realize stops at the first failing output and stores nothing."""
+    d, clo = instantiate(flaky, S=S)
+    with pytest.raises(BuildError, match="seed 1 diverged"):
+        realize(clo)
+    assert drefrrefs(d, S) == []

@@ -19,6 +19,10 @@ The function's parameters with defaults form the config::
   with ``nouts=N`` the function is called once per output;
 * ``build`` (if the function has it) receives the :class:`Build`.
 
+Under :func:`realizeE`, an output of a ``nouts=N`` build whose call raises
+is recorded as a failed realization of its own and the other outputs are
+kept (see ``realize/failures.py``); under :func:`realize` it fails the build.
+
 Calling the stage with keyword overrides (``train(lr=0.01)``) makes another
 derivation. The stage works with ``instantiate(train)``,
 ``realize1(instantiate(train))`` and ``instantiate_inplace(train)``.
@@ -42,6 +46,7 @@ import importlib
 import inspect
 import os
 import textwrap
+import time
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +55,7 @@ from typing import Any
 from pylightnix.config import is_refpath
 from pylightnix.errors import InstantiateError, RefError
 from pylightnix.realize.build import Build, build_paths, mkbuild
+from pylightnix.realize.failures import capture_output_failure, output_failures_captured
 from pylightnix.realize.matchers import match_latest
 from pylightnix.realize.registry import Registry, mkdrv
 from pylightnix.refs import is_dref, is_name, rref2dref
@@ -204,6 +210,10 @@ class AutoRealizer:
                 base[p] = ps[0] if len(ps) == 1 else ps
             else:
                 base[p] = v
+        t0 = time.time()
+        # Under realizeE, a failing output of a multi-output build is recorded alone.
+        capture = st.nouts > 1 and output_failures_captured()
+        errors: dict[int, Exception] = {}
         for i, out in enumerate(b.outpaths):
             kw = dict(base)
             for p in st.config_params:
@@ -216,8 +226,17 @@ class AutoRealizer:
                 kw["rindex"] = i
             if "build" in st.params:
                 kw["build"] = b
-            st.f(**kw)
-        return list(b.outpaths)
+            try:
+                st.f(**kw)
+            except Exception as e:
+                if not capture:
+                    raise
+                errors[i] = e
+        if len(errors) == len(b.outpaths):
+            raise errors[0]
+        for i, err in errors.items():
+            capture_output_failure(S, dref, context, b.outpaths[i], err, build_start=t0)
+        return [o for i, o in enumerate(b.outpaths) if i not in errors]
 
     def __repr__(self) -> str:
         return f"AutoRealizer({self.stage.name})"

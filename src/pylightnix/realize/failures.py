@@ -16,11 +16,16 @@ whatever the build left in its private temporary folder (the partial
 outputs, e.g. ``out0-.../``, and the build log ``__pylightnix_build.log``)
 plus ``__pylightnix__/failure.json``: the exception type, message and
 traceback (and, for a stage that did not run, the failed dependency's RRef).
-The unit of failure is one build: a ``nouts=N`` build that raises is one
-failed realization, so a sweep that must survive single failures uses one
-derivation per seed. Its hash covers the failure record under
-another domain tag than a successful realization's hash, so a failed
-realization never shares an RRef with a successful one::
+The unit of failure is one build: a realizer that raises is one failed
+realization with all its partial outputs. An ``@autostage(nouts=N)`` build
+under ``realizeE`` is finer: each output whose call raised becomes its own
+failed realization (:func:`capture_output_failure`) and the good outputs are
+stored; the derivation fails only if its matcher is then unsatisfied (e.g.
+``match_latest(N)``; ``match_best(file)`` is satisfied by one).
+
+A failed realization's hash covers the failure record under another domain
+tag than a successful realization's hash, so a failed realization never
+shares an RRef with a successful one::
 
     rhash = sha256("pylightnix-rref-failed-v1\\0" + chash + NUL + tree + NUL
                    + sha256(failure.json)[:32])[:32]
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -88,7 +94,9 @@ from pylightnix.store.query import drefrrefs_chash
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Matcher, Path, Realizer, RRef
 
+log = logging.getLogger("pylightnix.realize")
 _IN_REALIZE_E: ContextVar[bool] = ContextVar("pylightnix_in_realizeE", default=False)
+_OUT_FAILS: ContextVar[list[Failure] | None] = ContextVar("pylightnix_out_fails", default=None)
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,39 @@ class CaptureFailures:
         return f"CaptureFailures({self.realizer!r})"
 
 
+def output_failures_captured() -> bool:
+    """Tell whether the running build may record failed outputs one by one (``realizeE``)."""
+    return _OUT_FAILS.get() is not None
+
+
+def capture_output_failure(
+    S: StorageSettings,
+    dref: DRef,
+    context: Context,
+    folder: str,
+    exc: BaseException,
+    *,
+    build_start: float,
+) -> RRef:
+    """Record one failed output of a multi-output build as a failed realization.
+
+    A realizer making several outputs (``@autostage(nouts=N)``) calls it, when
+    :func:`output_failures_captured`, for each output whose code raised, and
+    returns only the good outputs; ``folder`` is moved into the store.
+
+    Raises:
+        RuntimeError: no ``realizeE`` build is running (check
+            :func:`output_failures_captured` first).
+    """
+    sink = _OUT_FAILS.get()
+    if sink is None:
+        raise RuntimeError("capture_output_failure outside a realizeE build") from exc
+    rec = _record_of(exc)
+    rref = store_failed_realization(S, dref, context, folder, rec, build_start=build_start)
+    sink.append(Failure(dref, rref, rec["error"], rec["message"], rec["traceback"]))
+    return rref
+
+
 def mkdrvE(
     config: Config | dict[str, Any],
     matcher: Matcher,
@@ -298,6 +339,8 @@ def _realize_one_e(
         report(ProgressEvent("build", drv.dref, dref_name(drv.dref)))
         tmp = mkdtemp_in(S.tmpdir, f"build-{dref_name(drv.dref)}")
         t0 = time.time()
+        sink: list[Failure] = []
+        tok = _OUT_FAILS.set(sink)
         try:
             build_in(drv, S, ctx, opts, tmp, t0)
         except (BuildError, PromiseError) as e:
@@ -306,9 +349,22 @@ def _realize_one_e(
             f = Failure(drv.dref, rref, rec["error"], rec["message"], rec["traceback"])
             return [rref], f, True
         finally:
+            _OUT_FAILS.reset(tok)
             if os.path.lexists(tmp):
                 remove_tree(tmp)
         m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
+    if sink:
+        log.warning(
+            "%d output(s) of %s failed and were recorded as failed realizations: %s",
+            len(sink),
+            drv.dref,
+            ", ".join(x.rref for x in sink),
+        )
+    if m is None and sink:
+        # The good outputs are stored, but too few for the matcher: the derivation failed.
+        first = sink[0]
+        msg = f"{len(sink)} output(s) of the build failed; the first: {first.message}"
+        return [first.rref], Failure(drv.dref, first.rref, first.error, msg, first.traceback), True
     if m is None:
         raise MatcherError(
             f"matcher {drv.matcher!r} of {drv.dref} is still unsatisfied after a build: "
