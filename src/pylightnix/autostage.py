@@ -299,7 +299,7 @@ class AutoStage:
         cfg: dict[str, Any] = {"name": self.name, SOURCE_KEY: self.source, **self.extra}
         for p, default in self.defaults.items():
             v = overrides.get(p, default)
-            cfg[p] = v.__call__(r) if isinstance(v, AutoStage) else v
+            cfg[p] = v(r) if isinstance(v, AutoStage) else v
         return mkdrv(cfg, self.matcher, AutoRealizer(self), r)
 
     def __reduce__(self) -> tuple[Any, ...]:
