@@ -186,6 +186,11 @@ def _malicious_tar(tmp_path: Path, case: str) -> tuple[Path, str]:
         elif case == "hardlink-dotdot":
             bad = "hard"
             _add_special(tf, bad, tarfile.LNKTYPE, "../outside/secret")
+        elif case == "link-chain":
+            # 'dot -> .' is inside and 'up/../x' looks inside, but dot/../x is dest/../x.
+            _add_special(tf, "dot", tarfile.SYMTYPE, ".")
+            bad = "chain"
+            _add_special(tf, bad, tarfile.SYMTYPE, "dot/../outside/secret")
         elif case == "chardev":
             bad = "null"
             _add_special(tf, bad, tarfile.CHRTYPE)
@@ -205,6 +210,7 @@ TAR_ATTACKS = [
     "inner-link-then-file",
     "hardlink-outside",
     "hardlink-dotdot",
+    "link-chain",
     "chardev",
     "fifo",
 ]
@@ -236,7 +242,16 @@ def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes, ftype: int = stat.S_
 
 
 @pytest.mark.parametrize(
-    "case", ["dotdot", "absolute", "backslash-dotdot", "symlink-out", "link-then-file", "chardev"]
+    "case",
+    [
+        "dotdot",
+        "absolute",
+        "backslash-dotdot",
+        "symlink-out",
+        "link-then-file",
+        "link-chain",
+        "chardev",
+    ],
 )
 def test_malicious_zip_is_refused_and_writes_nothing(tmp_path: Path, case: str) -> None:
     """Each zip attack raises UnsafeArchiveError naming the member; dest and outside stay empty."""
@@ -262,6 +277,10 @@ def test_malicious_zip_is_refused_and_writes_nothing(tmp_path: Path, case: str) 
             _zip_entry(zf, "alias", b"d", stat.S_IFLNK)
             bad = "alias/evil"
             _zip_entry(zf, bad, b"evil")
+        elif case == "link-chain":
+            _zip_entry(zf, "dot", b".", stat.S_IFLNK)
+            bad = "chain"
+            _zip_entry(zf, bad, b"dot/../outside", stat.S_IFLNK)
         else:
             bad = "null"
             _zip_entry(zf, bad, b"", stat.S_IFCHR)

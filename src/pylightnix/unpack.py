@@ -168,7 +168,9 @@ class _Checker:
             )
 
 
-def _check_tar(tf: tarfile.TarFile, archive: str) -> list[tuple[tarfile.TarInfo, str]]:
+def _check_tar(
+    tf: tarfile.TarFile, archive: str
+) -> tuple[list[tuple[tarfile.TarInfo, str]], _Checker]:
     ck = _Checker(archive)
     out: list[tuple[tarfile.TarInfo, str]] = []
     for m in tf.getmembers():
@@ -187,12 +189,29 @@ def _check_tar(tf: tarfile.TarFile, archive: str) -> list[tuple[tarfile.TarInfo,
         if rel:
             ck.seen.add(rel)
         out.append((m, rel))
-    return out
+    return out, ck
+
+
+def _check_links_resolve_inside(
+    archive: str, dest: str, members: list[tuple[str, str]], ck: _Checker
+) -> None:
+    """Resolve every extracted symlink for real: each must stay inside ``dest``.
+
+    The lexical check of each link target misses chains: with ``a -> .``,
+    the target ``a/../x`` looks like ``x`` but resolves to ``dest/../x``.
+    """
+    root = os.path.realpath(dest)
+    for name, rel in members:
+        if rel not in ck.links:
+            continue
+        real = os.path.realpath(os.path.join(dest, *rel.split("/")))
+        if real != root and not real.startswith(root + os.sep):
+            raise ck.unsafe(name, f"is a link resolving to {real!r}, outside the destination")
 
 
 def _extract_tar(archive: str, dest: str) -> list[str]:
     with tarfile.open(archive, "r:*") as tf:
-        checked = _check_tar(tf, archive)
+        checked, ck = _check_tar(tf, archive)
         try:
             tf.extractall(dest, members=[m for m, _ in checked], filter="data")
         except tarfile.FilterError as e:
@@ -204,6 +223,7 @@ def _extract_tar(archive: str, dest: str) -> list[str]:
                 archive=archive,
                 member=mname,
             ) from e
+        _check_links_resolve_inside(archive, dest, [(m.name, rel) for m, rel in checked], ck)
     return [rel for _, rel in checked if rel]
 
 
@@ -249,6 +269,7 @@ def _extract_zip(archive: str, dest: str) -> list[str]:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644 | exe)
             with os.fdopen(fd, "wb") as out, zf.open(info) as src:
                 shutil.copyfileobj(src, out, _COPY_BLOCK)
+        _check_links_resolve_inside(archive, dest, [(i.filename, r) for i, r, _ in plan], ck)
     return [rel for _, rel, _ in plan if rel]
 
 
