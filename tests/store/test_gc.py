@@ -14,6 +14,7 @@ from pylightnix import (
     LockError,
     RefError,
     StorageSettings,
+    StoreError,
     alldrefs,
     allrrefs,
     build_cattrs,
@@ -244,3 +245,29 @@ def test_compute_live_ignores_roots_that_are_not_stored() -> None:
     """A root naming a missing realization or derivation keeps nothing."""
     (r0, d0), (r1, d1) = _ref(0), _ref(1)
     assert compute_live([r1], [d1], {r0: []}, {d0: []}) == (set(), set())
+
+
+def test_lock_files_that_are_not_build_locks_are_left_alone(S: StorageSettings) -> None:
+    """GC removes build locks of gone derivations only, never other files in .locks."""
+    locks = os.path.join(S.storage, LOCKS_DIR)
+    open(os.path.join(locks, "remote-cache.lock"), "w").close()
+    gc(S)
+    assert sorted(os.listdir(locks)) == ["gc.lock", "gc.turnstile", "remote-cache.lock"]
+
+
+def test_registering_a_link_to_a_collected_realization_is_an_error(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """A root made after GC removed its realization is refused and leaves no entry."""
+    a = realize1(instantiate(_chain, "a", 1, S=S))
+    link = str(tmp_path / "late")
+    os.symlink(rref2path(a, S), link)
+    gc(S)
+    with pytest.raises(StoreError) as ei:
+        register_root(S, link)
+    assert str(ei.value) == (
+        f"cannot keep {a} alive through {link!r}: it is no longer in the store (a garbage "
+        "collection removed it after it was realized); realize it again and make the link "
+        "while holding the store (store.locks.gc_shared)"
+    )
+    assert list_roots(S) == []

@@ -20,6 +20,7 @@ is idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -261,36 +262,46 @@ def copyclosure(
     if os.path.realpath(src_S.storage) == os.path.realpath(dst_S.storage):
         with gc_shared(src_S):
             return _check_targets(rrefs, src_S)
-    stage = mkdtemp_in(dst_S.tmpdir, "copy")
-    try:
-        # The source lock is released before the destination lock is taken:
-        # never hold two stores' locks at once (two opposite copies would deadlock
-        # behind collectors waiting on both stores).
-        with gc_shared(src_S):
-            targets = _check_targets(rrefs, src_S)
-            order, drefs = _plan(targets, src_S)
-            for d in drefs:
-                os.makedirs(os.path.join(stage, dref_dirname(d)), exist_ok=True)
-                shutil.copyfile(
-                    os.path.join(src_S.storage, dref_dirname(d), CONFIG_FILE),
-                    os.path.join(stage, dref_dirname(d), CONFIG_FILE),
-                )
-            for r in order:
-                if os.path.isdir(rref2path_(r, dst_S)):
-                    continue
-                rhash, _, _ = parse_rref(r)
-                shutil.copytree(
-                    rref2path_(r, src_S),
-                    os.path.join(stage, dref_dirname(rref2dref(r)), rhash),
-                    symlinks=True,
-                )
-            present = [r for r in order if os.path.isdir(rref2path_(r, dst_S))]
-            with open(os.path.join(stage, MANIFEST), "wb") as f:
-                f.write(_manifest(targets, [r for r in order if r not in present], drefs))
-        with gc_shared(dst_S):
+    with contextlib.ExitStack() as locks:
+        # Both stores stay locked (no collection in either) from the first read
+        # to the last insert. Every copier takes the two locks in the same order
+        # (by path), so copies in opposite directions cannot wait on each other.
+        for st in sorted((src_S, dst_S), key=lambda x: os.path.realpath(x.storage)):
+            locks.enter_context(gc_shared(st))
+        targets = _check_targets(rrefs, src_S)
+        order, drefs = _plan(targets, src_S)
+        stage = mkdtemp_in(dst_S.tmpdir, "copy")
+        try:
+            _stage_copy(stage, src_S, dst_S, targets, order, drefs)
             return _insert_staged(stage, dst_S, f"store {src_S.storage!r}", targets=targets)
-    finally:
-        remove_tree(stage)
+        finally:
+            remove_tree(stage)
+
+
+def _stage_copy(
+    stage: str,
+    src_S: StorageSettings,
+    dst_S: StorageSettings,
+    targets: list[RRef],
+    order: list[RRef],
+    drefs: list[DRef],
+) -> None:
+    """Lay out a closure of ``src_S`` in ``stage`` as an archive would hold it."""
+    for d in drefs:
+        os.makedirs(os.path.join(stage, dref_dirname(d)), exist_ok=True)
+        shutil.copyfile(
+            os.path.join(src_S.storage, dref_dirname(d), CONFIG_FILE),
+            os.path.join(stage, dref_dirname(d), CONFIG_FILE),
+        )
+    missing = [r for r in order if not os.path.isdir(rref2path_(r, dst_S))]
+    for r in missing:
+        shutil.copytree(
+            rref2path_(r, src_S),
+            os.path.join(stage, dref_dirname(rref2dref(r)), parse_rref(r)[0]),
+            symlinks=True,
+        )
+    with open(os.path.join(stage, MANIFEST), "wb") as f:
+        f.write(_manifest(targets, missing, drefs))
 
 
 def store_checked_realization(

@@ -56,7 +56,6 @@ from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import DRef, Path, RRef
 
 T = TypeVar("T")
-_STORE_LOCKS = frozenset({"gc.lock", "gc.turnstile"})
 
 
 @dataclass(frozen=True)
@@ -248,7 +247,11 @@ def _dead_lockfiles(S: StorageSettings, live_dirs: set[str]) -> list[str]:
     return [
         os.path.join(d, n)
         for n in names
-        if n not in _STORE_LOCKS and n.endswith(".lock") and n[: -len(".lock")] not in live_dirs
+        # Only build locks (named after a derivation folder): other lock files
+        # may belong to code that takes them outside the GC lock.
+        if n.endswith(".lock")
+        and maybe_parse_dref_dirname(n[: -len(".lock")]) is not None
+        and n[: -len(".lock")] not in live_dirs
     ]
 
 
