@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pylightnix.config import (
@@ -35,6 +35,8 @@ D1 = DRef("dref:" + "a" * 32 + "-one")
 D2 = DRef("dref:" + "b" * 32 + "-two")
 
 
+# No hypothesis deadlines: a loaded 2-core CI machine must not fail a correct test.
+@settings(deadline=None)
 @given(json_dicts, st.randoms(use_true_random=False))
 def test_key_order_never_changes_the_hash(d: dict[str, Any], rnd: random.Random) -> None:
     """Shuffling the keys of every nested dict gives the same canonical bytes and hash."""
@@ -43,6 +45,7 @@ def test_key_order_never_changes_the_hash(d: dict[str, Any], rnd: random.Random)
     assert config_hash(mkconfig(s)) == config_hash(mkconfig(d))
 
 
+@settings(deadline=None)
 @given(json_dicts, json_values)
 def test_a_changed_value_changes_the_hash(d: dict[str, Any], v: Any) -> None:
     """Setting a key to a different value changes the config hash."""
@@ -53,6 +56,7 @@ def test_a_changed_value_changes_the_hash(d: dict[str, Any], v: Any) -> None:
     assert config_hash(mkconfig(d2)) != config_hash(mkconfig(d3))
 
 
+@settings(deadline=None)
 @given(json_dicts)
 def test_canonical_json_round_trips(d: dict[str, Any]) -> None:
     """Canonical bytes parse back to the same data, with sorted keys and no spaces."""
@@ -207,6 +211,7 @@ def test_deps_are_found_anywhere_sorted_and_unique() -> None:
     assert config_deps(mkconfig({"a": 1})) == []
 
 
+@settings(deadline=None)
 @given(st.lists(drefs, max_size=5))
 def test_deps_scan_finds_every_generated_dref(ds: list[DRef]) -> None:
     """Every DRef placed in a config is found, once."""

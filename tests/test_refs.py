@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 from pylightnix.errors import RefError
 from pylightnix.refs import (
@@ -33,6 +33,8 @@ H1 = HashPart("0123456789abcdef0123456789abcdef")
 H2 = HashPart("fedcba9876543210fedcba9876543210")
 
 
+# No hypothesis deadlines: a loaded 2-core CI machine must not fail a correct test.
+@settings(deadline=None)
 @given(hashparts, names)
 def test_dref_print_parse_round_trip(h: HashPart, n: Name) -> None:
     """Printing a DRef from its parts and parsing it gives the parts back."""
@@ -44,6 +46,7 @@ def test_dref_print_parse_round_trip(h: HashPart, n: Name) -> None:
     assert maybe_parse_dref_dirname(dref_dirname(d)) == d
 
 
+@settings(deadline=None)
 @given(hashparts, hashparts, names)
 def test_rref_print_parse_round_trip(r: HashPart, h: HashPart, n: Name) -> None:
     """Printing an RRef from its parts and parsing it gives the parts back."""
@@ -55,6 +58,7 @@ def test_rref_print_parse_round_trip(r: HashPart, h: HashPart, n: Name) -> None:
     assert (rref_hash(rr), rref_name(rr)) == (r, n)
 
 
+@settings(deadline=None)
 @given(names)
 def test_generated_names_are_valid(n: Name) -> None:
     """Every name over [A-Za-z0-9_-] is accepted as is."""
