@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 import pytest
@@ -271,3 +272,14 @@ def test_registering_a_link_to_a_collected_realization_is_an_error(
         "while holding the store (store.locks.gc_shared)"
     )
     assert list_roots(S) == []
+
+
+def test_gc_seals_a_realization_left_writable_by_a_crash_after_its_rename(
+    S: StorageSettings,
+) -> None:
+    """The crash window between rename and chmod leaves the top folder writable: GC fixes it."""
+    a = realize1(instantiate(_chain, "a", 1, S=S))
+    p = rref2path(a, S)
+    os.chmod(p, 0o755)
+    gc(S, keep_rrefs=[a])
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o555

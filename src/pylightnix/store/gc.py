@@ -56,6 +56,7 @@ from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import DRef, Path, RRef
 
 T = TypeVar("T")
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class _Graph:
     rref_deps: dict[RRef, list[RRef]] = field(default_factory=dict)
     dref_deps: dict[DRef, list[DRef]] = field(default_factory=dict)
     drv_rrefs: dict[DRef, list[RRef]] = field(default_factory=dict)
+    unsealed: list[str] = field(default_factory=list)  # realization tops left writable
 
 
 def _read_context(path: str) -> list[RRef]:
@@ -192,7 +194,10 @@ def scan_graph(S: StorageSettings) -> _Graph:
             if entries[h] and is_hashpart(h):
                 r = mkrref(h, dhash, name)  # type: ignore[arg-type]
                 rs.append(r)
-                g.rref_deps[r] = _read_context(os.path.join(ddir, h, RESERVED, CONTEXT_FILE))
+                rdir = os.path.join(ddir, h)
+                g.rref_deps[r] = _read_context(os.path.join(rdir, RESERVED, CONTEXT_FILE))
+                if os.lstat(rdir).st_mode & _WRITE_BITS:
+                    g.unsealed.append(rdir)
         g.drv_rrefs[dref] = rs
     return g
 
@@ -379,6 +384,11 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
     # Each object leaves the store by one rename (it is never seen half
     # deleted); the trash is emptied in one pass at the end. A crash leaves
     # the trash in the temporary space, where the next collection finds it.
+    # A crash between an insertion's rename and its chmod leaves the top folder
+    # of a complete realization writable: seal it.
+    for p in g.unsealed:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(p, 0o555)
     trash = mkdtemp_in(S.tmpdir, "gc-trash")
     for i, path in enumerate(
         [

@@ -117,10 +117,12 @@ def config_problem(ddir: str, dref: DRef) -> str | None:
 
 
 def writable_entry(path: str) -> str | None:
-    """The first file or folder under ``path`` (itself included) with a write bit, if any."""
-    st = os.lstat(path)
-    if st.st_mode & _WRITE_BITS:
-        return path
+    """The first file or folder inside the folder ``path`` with a write bit, if any.
+
+    The top folder itself is not checked: it must be writable while it is
+    renamed into the store and is made read-only right after, so a crash in
+    between leaves it writable with its content complete; GC seals it.
+    """
     for dirpath, dirnames, filenames in os.walk(path):
         for n in sorted(dirnames + filenames):
             p = os.path.join(dirpath, n)
