@@ -36,3 +36,19 @@ def test_verify_wants_realizations(built: Built, plx: Run) -> None:
         "is a derivation; this command needs a realization"
         in plx("verify", built.drefs["data"], code=1).err
     )
+
+
+def test_verify_repair_quarantine(built: Built, plx: Run, root: str) -> None:
+    """--repair quarantine moves the damaged realization out of the store and says so."""
+    path = plx("show", built.rrefs["report"], "--json").json()["path"]
+    f = os.path.join(path, "report.txt")
+    os.chmod(f, 0o644)
+    with open(f, "w") as fh:
+        fh.write("forged\n")
+    os.chmod(f, 0o444)
+    rec = plx("verify", "--repair", "quarantine", "--json", code=1).json()
+    (d,) = rec["damaged"]
+    assert d["rref"] == built.rrefs["report"]
+    assert d["action"].startswith(f"quarantined to {root}/quarantine/")
+    assert built.rrefs["report"] not in plx("find", "--json").json()
+    assert plx("verify", "--json").json()["ok"] is True
