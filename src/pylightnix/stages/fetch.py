@@ -40,6 +40,7 @@ from pylightnix.realize.build import (
 from pylightnix.realize.matchers import match_only
 from pylightnix.realize.registry import Registry, mkdrv
 from pylightnix.refs import dref_name
+from pylightnix.types import DRef, RefPath
 from pylightnix.unpack import archive_kind, member_target, safe_extract
 
 MODES = ("unpack,remove", "unpack", "as-is")
@@ -90,18 +91,15 @@ def _check_mode(mode: str, who: str) -> None:
 
 
 def _check_filename(filename: str, who: str) -> str:
-    if not isinstance(filename, str) or "/" in filename or "\\" in filename:
+    try:
+        plain = isinstance(filename, str) and member_target(filename) == filename
+    except UnsafeArchiveError:
+        plain = False
+    if not plain or "/" in filename or "\\" in filename:
         raise ConfigError(
-            f"{who}: filename={filename!r} must be a plain file name (no folders)",
+            f"{who}: filename={filename!r} must be a plain file name (no folders, no '..')",
             key_path=("filename",),
         )
-    try:
-        if member_target(filename) != filename:
-            raise UnsafeArchiveError("", archive="", member=filename)
-    except UnsafeArchiveError:
-        raise ConfigError(
-            f"{who}: filename={filename!r} must be a plain file name", key_path=("filename",)
-        ) from None
     return filename
 
 
@@ -143,7 +141,7 @@ def fetchurl(
     filename: str | None = None,
     r: Registry | None = None,
     **kwargs: Any,
-) -> Any:
+) -> DRef:
     """Register a download of ``url`` checked against its hash (the seed's ``fetchurl``).
 
     Args:
@@ -191,7 +189,7 @@ def fetchlocal(
     filename: str | None = None,
     r: Registry | None = None,
     **kwargs: Any,
-) -> Any:
+) -> DRef:
     """Register a copy of a local file checked against its hash (the seed's ``fetchlocal``).
 
     Args:
@@ -236,13 +234,13 @@ def fetchlocal(
 
 
 def unpackref(
-    src: list[Any],
+    src: RefPath,
     *,
     name: str = "unpack",
     kind: str | None = None,
     sha256: str | None = None,
     r: Registry | None = None,
-) -> Any:
+) -> DRef:
     """Register the unpacking of an archive that is a file of another stage.
 
     (Not named ``unpack``: :mod:`pylightnix.unpack` is the extraction module.)
