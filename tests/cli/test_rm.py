@@ -10,7 +10,7 @@ def test_rm_refuses_a_used_realization(built: Built, plx: Run) -> None:
     r = plx("rm", built.rrefs["data"], code=1)
     assert r.err == (
         f"Error: cannot delete {built.rrefs['data']} : it is still used by "
-        f"{built.rrefs['train']} (pass force=True, or remove that one first)\n"
+        f"{built.rrefs['train']} (use `pylightnix rm --force`, or remove that one first)\n"
     )
     assert len(plx("find", "--json").json()) == 3
 

@@ -1,4 +1,4 @@
-"""``pylightnix tree`` and ``pylightnix referrers``."""
+"""``pylightnix tree``."""
 
 from __future__ import annotations
 
@@ -20,10 +20,3 @@ def test_tree_json_of_a_derivation(built: Built, plx: Run) -> None:
         "ref": d["report"],
         "deps": [{"ref": d["train"], "deps": [{"ref": d["data"], "deps": []}]}],
     }
-
-
-def test_referrers(built: Built, plx: Run) -> None:
-    """referrers lists direct users: realizations of realizations, derivations of derivations."""
-    assert plx("referrers", built.rrefs["data"], "--json").json() == [built.rrefs["train"]]
-    assert plx("referrers", built.drefs["train"]).out == built.drefs["report"] + "\n"
-    assert plx("referrers", built.rrefs["report"], "--json").json() == []

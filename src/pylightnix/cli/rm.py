@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from pylightnix.cli.common import emit_json, parse_ref, store_settings
+from pylightnix.errors import InUseError
 from pylightnix.store.remove import rmref
 
 
@@ -22,7 +23,14 @@ def rm_cmd(ref: str, force: bool, as_json: bool) -> None:
       pylightnix rm dref:...-train --force
     """
     S = store_settings()
-    removed = rmref(parse_ref(ref, S), S, force=force)
+    try:
+        removed = rmref(parse_ref(ref, S), S, force=force)
+    except InUseError as e:
+        # The library's advice names its keyword; on the command line it is a flag.
+        raise InUseError(
+            str(e).replace("pass force=True", "use `pylightnix rm --force`"),
+            **e._attrs,
+        ) from None
     if as_json:
         emit_json(removed)
         return
