@@ -59,14 +59,29 @@ def chain(n: int, size: int, tag: str, r: Any = None) -> DRef:
     return d
 
 
-def run(parent: str | None, n: int, size: int, durable: bool, tag: str) -> float:
-    """Seconds per realization of a cold n-stage realize."""
+_FSYNCS = [0]
+_real_fsync = os.fsync
+
+
+def _counting_fsync(fd: int) -> None:
+    _FSYNCS[0] += 1
+    _real_fsync(fd)
+
+
+def run(parent: str | None, n: int, size: int, durable: bool, tag: str) -> tuple[float, float]:
+    """Seconds and fsync calls per realization of a cold n-stage realize."""
     base = tempfile.mkdtemp(dir=parent, prefix="plx-bench-fsync-")
     try:
         S = fsinit(mkSS(os.path.join(base, "s"), durable=durable))
-        t0 = time.perf_counter()
-        realize(instantiate(chain, n, size, tag, S=S))
-        return (time.perf_counter() - t0) / n
+        _FSYNCS[0] = 0
+        os.fsync = _counting_fsync
+        try:
+            t0 = time.perf_counter()
+            realize(instantiate(chain, n, size, tag, S=S))
+            dt = time.perf_counter() - t0
+        finally:
+            os.fsync = _real_fsync
+        return dt / n, _FSYNCS[0] / n
     finally:
         remove_tree(base)
 
@@ -78,16 +93,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=65536)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
-    plain: list[float] = []
-    durable: list[float] = []
+    plain: list[tuple[float, float]] = []
+    durable: list[tuple[float, float]] = []
     for k in range(a.repeat):
         plain.append(run(a.dir, a.stages, a.size, False, f"p{k}-"))
         durable.append(run(a.dir, a.stages, a.size, True, f"d{k}-"))
-    p, d = min(plain) * 1e3, min(durable) * 1e3
+    p, d = min(plain)[0] * 1e3, min(durable)[0] * 1e3
     where = a.dir or tempfile.gettempdir()
     print(f"store under {where}: {a.stages} stages, {a.size} byte data file each")
-    print(f"plain   {p:8.2f} ms/realization")
-    print(f"durable {d:8.2f} ms/realization")
+    print(f"plain   {p:8.2f} ms/realization, {plain[0][1]:.1f} fsyncs/realization")
+    print(f"durable {d:8.2f} ms/realization, {durable[0][1]:.1f} fsyncs/realization")
     print(f"ratio durable/plain {d / p:.2f}  (fsync cost {d - p:.2f} ms/realization)")
 
 

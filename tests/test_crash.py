@@ -25,6 +25,7 @@ from pylightnix import (
     build_cattrs,
     build_outpath,
     build_wrapper,
+    fsinit,
     gc,
     instantiate,
     match_only,
@@ -159,3 +160,26 @@ def test_sigkill_at_random_points_leaves_a_valid_store(S: StorageSettings) -> No
         clo = instantiate(_chain, salt, S=S)
         assert realize1(clo, assert_realized=[d.dref for d in clo[1].derivations]) == top
     assert killed >= TRIALS // 2
+
+
+def test_a_durable_store_flushes_before_objects_become_visible(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """durable=True fsyncs every file of a realization before its rename, same RRefs as plain."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    plain = fsinit(mkSS(str(tmp_path / "plain")))
+    durable = fsinit(mkSS(str(tmp_path / "durable"), durable=True))
+    expected = realize1(instantiate(_chain, "d", S=plain))
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert realize1(instantiate(_chain, "d", S=durable)) == expected
+    monkeypatch.undo()
+    built = [p for p in synced if p.endswith(os.path.join("sub", "big.bin"))]
+    assert len(built) == N
+    assert all(p.startswith(durable.tmpdir) for p in built)
+    assert verify(S=durable).ok

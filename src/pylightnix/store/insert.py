@@ -160,10 +160,10 @@ def store_realization(
 
     os.mkdir(reserved)
     ctx_json = canonical_json({str(k): sorted(v) for k, v in sorted(context.items())})
-    atomic_write(os.path.join(reserved, CONTEXT_FILE), ctx_json, durable=S.durable)
-    atomic_write(
-        os.path.join(reserved, META_FILE), _meta(build_start, stop, meta), durable=S.durable
-    )
+    # No fsync per reserved file: make_readonly(durable=...) below flushes every
+    # file and folder of the output once, the reserved ones included.
+    atomic_write(os.path.join(reserved, CONTEXT_FILE), ctx_json)
+    atomic_write(os.path.join(reserved, META_FILE), _meta(build_start, stop, meta))
     if log_path is not None:
         shutil.copyfile(log_path, os.path.join(reserved, LOG_FILE))
     make_readonly(outpath, durable=S.durable, skip_top=True)
@@ -175,6 +175,10 @@ def store_realization(
     marker = os.path.join(idx, rhash)
     if not os.path.exists(marker):
         os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
+        if S.durable:
+            # Else a power loss could keep the realization but lose its marker,
+            # hiding it from matchers until store_reindex.
+            fsync_path(idx)
     dst = os.path.join(ddir, rhash)
     if rename_noreplace(outpath, dst):
         os.chmod(dst, 0o555)
