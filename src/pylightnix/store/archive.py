@@ -327,6 +327,8 @@ def store_checked_realization(
     marker = os.path.join(idx, rhash)
     if not os.path.exists(marker):
         os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
+        if S.durable:
+            fsync_path(idx)
     dst = os.path.join(ddir, rhash)
     if rename_noreplace(folder, dst):
         os.chmod(dst, 0o555)
