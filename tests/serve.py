@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,12 +42,18 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_dir(directory: str) -> Iterator[Served]:
-    """Serve ``directory`` over HTTP on 127.0.0.1 (a free port) for the block."""
+def serve_dir(directory: str, *, tls: tuple[str, str] | None = None) -> Iterator[Served]:
+    """Serve ``directory`` over HTTP (HTTPS with ``tls=(certfile, keyfile)``) on 127.0.0.1."""
     served = Served("")
     handler = type("Handler", (_Handler,), {"served": served})
     srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=directory))
-    served.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    scheme = "http"
+    if tls is not None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*tls)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        scheme = "https"
+    served.url = f"{scheme}://127.0.0.1:{srv.server_address[1]}"
     t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     t.start()
     try:

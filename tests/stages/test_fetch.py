@@ -501,3 +501,56 @@ def test_slow_download_without_hook_logs_progress_lines_to_the_build_log(
     for line in lines:
         assert line.startswith("fetch p: ")
     assert lines[-1].startswith(f"fetch p: {size:.1f} MiB / {size:.1f} MiB at ")
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_https_fetch_trusts_only_verified_certificates(
+    S: StorageSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTPS an untrusted certificate is a FetchError; once trusted, the fetch succeeds."""
+    www = tmp_path / "www"
+    www.mkdir()
+    arc = www / "s.tgz"
+    tree = _make_archive(arc, "tgz")
+    cert, key = _self_signed(tmp_path)
+    with serve_dir(str(www), tls=(cert, key)) as srv:
+        url = f"{srv.url}/s.tgz"
+        assert url.startswith("https://")
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(BuildError) as ei:
+            realize1(instantiate(fetchurl, url=url, sha256=_sha256(arc), S=S))
+        cause = ei.value.__cause__
+        assert isinstance(cause, FetchError)
+        assert str(cause).startswith(f"cannot download {url}: ")
+        assert "CERTIFICATE_VERIFY_FAILED" in str(cause)
+        _nothing_stored(S)
+        monkeypatch.setenv("SSL_CERT_FILE", cert)
+        rref = realize1(instantiate(fetchurl, url=url, sha256=_sha256(arc), S=S))
+    assert _tree(rref2path(rref, S)) == tree
+    assert srv.requests == ["/s.tgz"]
