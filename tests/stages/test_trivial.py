@@ -172,3 +172,26 @@ def test_realized_fails_clearly_when_a_build_is_needed(S: StorageSettings) -> No
     assert cause.dref == dref
     assert "realized(stage) forbids building it" in str(ei.value)
     assert os.listdir(S.tmpdir) == []
+
+
+def test_builtin_stage_callables_pickle(S: StorageSettings, tmp_path: Path) -> None:
+    """Matchers and realizers of every built-in stage survive pickling (process executors)."""
+    from pylightnix.stages.fetch import fetchlocal, fetchurl, unpackref
+
+    f = tmp_path / "a.txt"
+    f.write_text("x")
+
+    def stages(r: Registry | None = None) -> list[DRef]:
+        u = fetchurl("http://127.0.0.1/a.zip", sha256="a" * 64, mode="as-is", r=r)
+        return [
+            u,
+            fetchlocal(str(f), sha256="b" * 64, r=r),
+            unpackref([u, "a.zip"], r=r),
+            mknode({"name": "n"}, {"f": b"1"}, r=r),
+            realized(_pipeline)(r=r),
+        ]
+
+    _, clo = instantiate(stages, S=S)
+    for d in clo.derivations:
+        for part in (d.matcher, d.realizer):
+            assert pickle.loads(pickle.dumps(part)) == part
