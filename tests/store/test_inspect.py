@@ -19,7 +19,6 @@ from pylightnix import (
     build_outpaths,
     build_path,
     build_wrapper,
-    drefcfg,
     instantiate,
     match_all,
     mkdrv,
@@ -27,7 +26,6 @@ from pylightnix import (
     realizeMany,
     rref2path,
 )
-from pylightnix.stages.diff import diff
 from pylightnix.stages.trivial import mkfile, mknode
 from pylightnix.store.inspect import (
     ConfigDiff,
@@ -181,17 +179,3 @@ def test_config_diff_recurses_and_reports_added_removed_changed() -> None:
         "~ t: 1 -> 1.0",
     ]
     assert config_diff({"a": 1}, {"a": 1}).same
-
-
-def test_diff_of_drefs_rrefs_and_stage_functions(S: StorageSettings) -> None:
-    """diff compares stored configs of refs and instantiated configs of stages alike."""
-    d1, c1 = instantiate(_pipe, S=S)
-    d2, _ = instantiate(_pipe, opt=5, S=S)
-    r1 = realizeMany(c1)[0]
-    want = ConfigDiff(changed={("opt", "lr"): (1, 5)})
-    assert diff(d1, d2, S) == want
-    assert diff(r1, d2, S) == want
-    assert diff(_pipe, d2, S) == want
-    assert diff(drefcfg(d1, S), d1, S).same
-    with pytest.raises(RefError, match="is not a DRef, RRef, config or stage"):
-        diff(d1, 42, S)
