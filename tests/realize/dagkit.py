@@ -22,7 +22,7 @@ from pylightnix import (
     mkdrv,
 )
 from pylightnix.realize.build import build_tmpdir
-from pylightnix.store.query import rrefbstart
+from pylightnix.store.query import rref2path, rrefbstart
 from pylightnix.types import Context, Path, RRef
 
 
@@ -112,8 +112,6 @@ def expected_choice(S: StorageSettings, spec: Mapping[str, Any], cands: list[RRe
         return sorted(ranked[:n])
 
     def score(r: RRef) -> float:
-        from pylightnix.store.query import rref2path
-
         with open(os.path.join(rref2path(r, S), "score.txt")) as f:
             return float(f.read())
 

@@ -39,7 +39,8 @@ from pylightnix import (
     realizeMany,
     selfref,
 )
-from pylightnix.realize.engine import StepResult, realize_one
+from pylightnix.realize.build import build_tmpdir
+from pylightnix.realize.engine import RealizeOptions, StepResult, realize_one
 from pylightnix.store.fsops import remove_tree
 from pylightnix.store.query import drefrrefs, drefrrefsC, rref2path, rrefctx
 from tests.realize.dagkit import (
@@ -398,8 +399,6 @@ def test_evaluate_instantiates_and_realizes(S: StorageSettings) -> None:
 
 def test_realize_one_reports_what_it_did(S: StorageSettings, counter: str) -> None:
     """realize_one builds once, then matches; a dry run of a forced stage would build."""
-    from pylightnix.realize.engine import RealizeOptions
-
     d, clo = instantiate(mkdrv, {"name": "one"}, match_only(), Counting(counter), S=S)
     drv = clo.index[d]
     r1 = realize_one(drv, S, {}, RealizeOptions())
@@ -436,8 +435,6 @@ def test_one_bad_output_stores_none_of_the_build(S: StorageSettings) -> None:
 def _same_twice(
     S: StorageSettings, dref: DRef, context: dict[DRef, list[str]], args: Any
 ) -> list[str]:
-    from pylightnix.realize.build import build_tmpdir
-
     o = os.path.join(build_tmpdir(S), "o")
     os.mkdir(o)
     return [o, o + "/"]

@@ -26,6 +26,7 @@ from pylightnix import (
 from pylightnix.config import mkrefpath
 from pylightnix.errors import RefError
 from pylightnix.hashing import context_hash
+from pylightnix.realize.build import build_paths
 from pylightnix.refs import parse_rref, rref2dref
 from pylightnix.store.layout import index_dir
 from pylightnix.store.query import (
@@ -76,8 +77,6 @@ def _cat(b: Build) -> None:
 
 
 def _paths(b: Build, refpath: list[Any]) -> list[str]:
-    from pylightnix.realize.build import build_paths
-
     return list(build_paths(b, refpath))
 
 
