@@ -205,3 +205,30 @@ def test_gc_from_another_thread_of_a_realizing_process_raises(S: StorageSettings
         done.set()
         t.join(60)
     assert gc(S).deleted_rrefs == ()
+
+
+def test_the_collecting_thread_may_take_the_lock_again(S: StorageSettings) -> None:
+    """Inside gc_exclusive, the same thread's gc_shared and gc_exclusive pass at once."""
+    with gc_exclusive(S, timeout=5), gc_shared(S, timeout=0.2), gc_exclusive(S, timeout=0.2):
+        assert S.storage not in _shared_count
+
+
+def test_another_thread_waits_for_an_in_process_collector(S: StorageSettings) -> None:
+    """A realize in another thread of the collecting process waits for the collection."""
+    errors: list[str] = []
+
+    def other() -> None:
+        try:
+            with gc_shared(S, timeout=0.2):
+                pass
+        except LockError as e:
+            errors.append(str(e))
+
+    with gc_exclusive(S, timeout=5):
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(60)
+    assert len(errors) == 1
+    assert errors[0].startswith("timed out after 0s waiting for the GC turnstile")
+    other()
+    assert len(errors) == 1

@@ -106,6 +106,7 @@ def build_lock(S: StorageSettings, dref: DRef, *, timeout: float | None = None) 
 
 _shared_lock = threading.Lock()
 _shared_count: dict[str, tuple[int, int]] = {}  # storage -> (fd, holders in this process)
+_exclusive_owner: dict[str, int] = {}  # storage -> the thread holding gc_exclusive
 
 
 @contextlib.contextmanager
@@ -116,6 +117,11 @@ def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[N
         LockError: a garbage collection held the lock for more than ``timeout`` seconds.
     """
     key = S.storage
+    if _exclusive_owner.get(key) == threading.get_ident():
+        # This thread collects (e.g. a removal under gc_exclusive calls a query
+        # that protects itself): exclusive already includes shared.
+        yield
+        return
     with _shared_lock:
         ent = _shared_count.get(key)
         if ent is not None:
@@ -156,11 +162,18 @@ def _take_shared(S: StorageSettings, timeout: float | None) -> int:
 def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterator[None]:
     """Hold the GC lock exclusively: no instantiate or realize runs meanwhile.
 
+    Re-entrant within the thread that holds it, and a :func:`gc_shared` in that
+    thread passes at once.
+
     Raises:
         LockError: this process itself holds the lock in shared mode (a realize
             or instantiate runs in it, maybe in another thread): waiting would
             deadlock; or ``timeout`` seconds passed.
     """
+    me = threading.get_ident()
+    if _exclusive_owner.get(S.storage) == me:
+        yield  # re-entrant within the collecting thread
+        return
     with _shared_lock:
         if S.storage in _shared_count:
             raise LockError(
@@ -179,7 +192,11 @@ def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterato
         _acquire(fd, fcntl.LOCK_EX, "the GC lock (realizations are running)", timeout)
         os.ftruncate(fd, 0)
         os.pwrite(fd, _holder_text(), 0)
-        yield
+        _exclusive_owner[S.storage] = me
+        try:
+            yield
+        finally:
+            del _exclusive_owner[S.storage]
     finally:
         os.close(fd)
         os.close(tfd)
