@@ -505,3 +505,20 @@ def test_a_failure_with_jobs_2_raises_and_leaves_no_temporary_folders(
         "ok3",
     ]
     assert os.listdir(S.tmpdir) == []
+
+
+def test_options_naming_unknown_derivations_are_refused(S: StorageSettings) -> None:
+    """force_rebuild/assert_realized entries outside the closure (or a bare string) raise."""
+    d, clo = instantiate(mkdrv, {"name": "k"}, match_only(), build_wrapper(_noop), S=S)
+    other = DRef("dref:" + "0" * 32 + "-other")
+    with pytest.raises(RealizeError) as ei:
+        realize(clo, force_rebuild=[d, other])
+    assert str(ei.value) == (
+        f"force_rebuild names {other!r}, which is not a derivation of this closure "
+        "(1 derivations): pass DRefs returned by the stages instantiated here, "
+        "e.g. force_rebuild=[dref]"
+    )
+    with pytest.raises(RealizeError, match=r"^assert_realized names '-', which is not"):
+        realize(clo, assert_realized=d)  # a string is an iterable of characters
+    assert drefrrefs(d, S) == []
+    assert realize(clo, force_rebuild=[d])[2] == {d: drefrrefs(d, S)}

@@ -307,6 +307,22 @@ def _as_closure(closure: Closure | tuple[Any, Closure]) -> Closure:
     return closure
 
 
+def _check_known(c: Closure, opts: RealizeOptions) -> None:
+    """Refuse force_rebuild/assert_realized entries that name no derivation of the closure."""
+    if not (opts.force or opts.assert_realized):
+        return
+    known = {d.dref for d in c.derivations}
+    for option, drefs in (("force_rebuild", opts.force), ("assert_realized", opts.assert_realized)):
+        unknown = sorted(str(d) for d in drefs if d not in known)
+        if unknown:
+            raise RealizeError(
+                f"{option} names {unknown[0]!r}, which is not a derivation of this closure "
+                f"({len(c.derivations)} derivations): pass DRefs returned by the stages "
+                f"instantiated here, e.g. {option}=[dref]",
+                dref=unknown[0],
+            )
+
+
 def realize(
     closure: Closure | tuple[Any, Closure],
     *,
@@ -350,6 +366,7 @@ def realize(
     """
     c = _as_closure(closure)
     opts = _mkopts(force_rebuild, assert_realized, dry_run, realize_args, keep_failed)
+    _check_known(c, opts)
     opts = replace(
         opts,
         show_log=show_log_default() if show_log is None else show_log,
