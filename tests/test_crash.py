@@ -25,8 +25,10 @@ from pylightnix import (
     build_cattrs,
     build_outpath,
     build_wrapper,
+    export_closure,
     fsinit,
     gc,
+    import_closure,
     instantiate,
     match_only,
     mkdrv,
@@ -183,3 +185,42 @@ def test_a_durable_store_flushes_before_objects_become_visible(
     assert len(built) == N
     assert all(p.startswith(durable.tmpdir) for p in built)
     assert verify(S=durable).ok
+
+
+def import_main(argv: list[str]) -> None:
+    """(child) Import an archive, announcing the start on the event pipe."""
+    root, archive, fd = argv[0], argv[1], int(argv[2])
+    _EVENTS.append(fd)
+    _event("start")
+    import_closure(archive, mkSS(root))
+    _event("done")
+
+
+def test_sigkill_during_import_leaves_a_valid_store(S: StorageSettings, tmp_path: Any) -> None:
+    """Killing an import at random moments never shows a partial object; import then works."""
+    src = fsinit(mkSS(str(tmp_path / "src")))
+    top = realize1(instantiate(_chain, "imp", S=src))
+    archive = export_closure([top], str(tmp_path / "c.tar.gz"), src, compression="gz")
+    rng = random.Random(4)
+    code = "import sys; from tests.test_crash import import_main; import_main(sys.argv[1:])"
+    for _ in range(8):
+        gc(S)
+        r, w = os.pipe()
+        p = subprocess.Popen(
+            [sys.executable, "-c", code, S.root, archive, str(w)],
+            pass_fds=(w,),
+            env={**os.environ, "PYTHONPATH": REPO},
+            cwd=REPO,
+        )
+        os.close(w)
+        with os.fdopen(r, "rb") as events:
+            events.readline()
+            # Here the kill point itself is what is random: anywhere in the import.
+            time.sleep(rng.random() * 0.15)
+            p.send_signal(signal.SIGKILL)
+            p.wait(60)
+        _assert_store_valid(S)
+        assert import_closure(archive, S) == [top]
+        gc(S, keep_rrefs=[top])
+        _assert_no_leftovers(S)
+        assert verify(S=S).ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import tarfile
 from typing import Any
@@ -344,3 +345,31 @@ def test_a_failed_realization_round_trips_and_stays_failed(
     ddir = os.path.dirname(rref2path(r, S2))
     assert os.listdir(os.path.join(ddir, "by-context-failed")) != []
     assert not os.path.exists(os.path.join(ddir, "by-context"))
+
+
+def _import_in_child(root: str, archive: str, start: Any, q: Any) -> None:
+    """(child) Wait for the start signal, import, send the result."""
+    start.wait(60)
+    q.put(import_closure(archive, mkSS(root)))
+
+
+def test_two_processes_importing_one_archive_at_once_both_succeed(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """Concurrent imports of the same closure race on rename safely: one copy, two successes."""
+    ctx = multiprocessing.get_context("spawn")
+    top = realize1(instantiate(_chain, "a", 6, S=S))
+    arch = str(export_closure([top], str(tmp_path / "c.tar"), S))
+    start, q = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_import_in_child, args=(S2.root, arch, start, q)) for _ in "ab"]
+    for p in procs:
+        p.start()
+    start.set()
+    results = [q.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert results == [[top], [top]]
+    assert set(allrrefs(S2)) == {top, *rrefdeps([top], S)}
+    assert verify(S=S2).ok
+    assert os.listdir(S2.tmpdir) == []
