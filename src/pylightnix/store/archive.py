@@ -21,13 +21,14 @@ is idempotent.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
 import shutil
 import tarfile
-from collections.abc import Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, TypeVar
 
 from pylightnix.config import Config, config_deps, config_hash, config_name, mkconfig
 from pylightnix.errors import ArchiveError, IntegrityError, RefError
@@ -70,27 +71,27 @@ MANIFEST = "pylightnix-closure.json"
 """Name of the manifest member, first in every archive."""
 ARCHIVE_FORMAT = "pylightnix-closure-v1"
 Compression = Literal["gz", "xz"]
+T = TypeVar("T", bound=str)
 
 
-def closure_order(rrefs: Iterable[RRef], deps: Any, *, known: Iterable[RRef] = ()) -> list[RRef]:
-    """The realizations ``rrefs`` and their transitive deps, dependencies first.
+def closure_order(rrefs: Iterable[T], deps: Callable[[T], Iterable[T]]) -> list[T]:
+    """The nodes ``rrefs`` and everything ``deps`` reaches from them, dependencies first.
 
     Args:
         rrefs: the targets.
-        deps: a function RRef -> iterable of the RRefs it was built from.
-        known: realizations not to walk into (already present elsewhere).
+        deps: a function giving what a realization was built from (its direct deps).
 
     >>> g = {"c": ["b"], "b": ["a"], "a": []}
     >>> closure_order(["c"], g.__getitem__)
     ['a', 'b', 'c']
     """
-    done: set[RRef] = set(known)
-    out: list[RRef] = []
+    done: set[T] = set()
+    out: list[T] = []
     for t in sorted(set(rrefs)):
         if t in done:
             continue
         # Iterative post-order: a closure may be a chain of thousands.
-        stack: list[tuple[RRef, list[RRef]]] = [(t, sorted(deps(t)))]
+        stack: list[tuple[T, list[T]]] = [(t, sorted(deps(t)))]
         done.add(t)
         while stack:
             node, pending = stack[-1]
@@ -105,11 +106,8 @@ def closure_order(rrefs: Iterable[RRef], deps: Any, *, known: Iterable[RRef] = (
     return out
 
 
-def _deps_of(S: StorageSettings) -> Any:
-    def deps(r: RRef) -> list[RRef]:
-        return [x for v in rrefctx(r, S).values() for x in v]
-
-    return deps
+def _direct_deps(S: StorageSettings, r: RRef) -> list[RRef]:
+    return [x for v in rrefctx(r, S).values() for x in v]
 
 
 def _dref_closure(drefs: Iterable[DRef], S: StorageSettings) -> list[DRef]:
@@ -134,7 +132,7 @@ def _check_targets(rrefs: Iterable[RRef], S: StorageSettings) -> list[RRef]:
 
 
 def _plan(targets: list[RRef], S: StorageSettings) -> tuple[list[RRef], list[DRef]]:
-    order = closure_order(targets, _deps_of(S))
+    order = closure_order(targets, functools.partial(_direct_deps, S))
     for r in order:
         rref2path(r, S)  # a dependency removed by rmref makes the closure incomplete
     return order, _dref_closure({rref2dref(r) for r in order}, S)
