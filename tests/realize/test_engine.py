@@ -522,3 +522,13 @@ def test_options_naming_unknown_derivations_are_refused(S: StorageSettings) -> N
         realize(clo, assert_realized=d)  # a string is an iterable of characters
     assert drefrrefs(d, S) == []
     assert realize(clo, force_rebuild=[d])[2] == {d: drefrrefs(d, S)}
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", None])
+def test_jobs_must_be_a_positive_int(S: StorageSettings, bad: Any) -> None:
+    """realize(jobs=...) refuses anything but a positive int, before building anything."""
+    d, clo = instantiate(mkdrv, {"name": "j"}, match_only(), build_wrapper(_noop), S=S)
+    with pytest.raises(RealizeError) as ei:
+        realize(clo, jobs=bad)
+    assert str(ei.value) == f"realize(jobs={bad!r}): jobs must be a positive int (1: sequential)"
+    assert drefrrefs(d, S) == []

@@ -367,6 +367,8 @@ def realize(
     c = _as_closure(closure)
     opts = _mkopts(force_rebuild, assert_realized, dry_run, realize_args, keep_failed)
     _check_known(c, opts)
+    if type(jobs) is not int or jobs < 1:
+        raise RealizeError(f"realize(jobs={jobs!r}): jobs must be a positive int (1: sequential)")
     opts = replace(
         opts,
         show_log=show_log_default() if show_log is None else show_log,
