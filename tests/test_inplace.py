@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from pylightnix import (
     Build,
+    Config,
     DRef,
+    RefPath,
     build_cattrs,
     build_outpath,
     build_outpaths,
     build_path,
     build_wrapper,
+    dirrw,
     inplace_registry,
     inplace_reset,
     instantiate_inplace,
     match_all,
     match_latest,
+    mkconfig,
     mkdrv,
     realize_inplace,
     realizeMany_inplace,
@@ -106,3 +112,50 @@ def test_the_registry_follows_the_default_store(tmp_path: Path) -> None:
     r2 = inplace_registry()
     assert r2 is not r1 and r2.S == S2
     assert inplace_registry() is r2
+
+
+def _src_tree(b: Build) -> None:
+    d = os.path.join(build_outpath(b), "hello-2.10")
+    os.makedirs(d)
+    with open(os.path.join(d, "configure"), "w") as f:
+        f.write("#!/bin/sh\necho configured\n")
+    os.chmod(os.path.join(d, "configure"), 0o755)
+
+
+def _hello_realize(b: Build) -> None:
+    c = build_cattrs(b)
+    o = build_outpath(b)
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(build_path(b, c.src), os.path.join(tmp, "src"))
+        dirrw(os.path.join(tmp, "src"))  # the copy of a read-only input must become writable
+        with open(os.path.join(tmp, "src", "configure"), "a") as f:
+            f.write("# patched\n")
+        os.makedirs(os.path.join(o, "usr", "bin"))
+        shutil.copy(os.path.join(tmp, "src", "configure"), os.path.join(o, "usr", "bin", "hello"))
+
+
+def test_seed_quick_start_step_4_shape() -> None:
+    """The seed's hello-bin stage: mkconfig(locals()) with a RefPath, copytree + dirrw."""
+    store_initialize()
+    hello_version = "2.10"
+    hello_src = instantiate_inplace(
+        mkdrv, {"name": "hello-src"}, match_latest(), build_wrapper(_src_tree)
+    )
+
+    def hello_config() -> Config:
+        name: str = "hello-bin"
+        src: RefPath = [hello_src, f"hello-{hello_version}"]
+        return mkconfig(locals())
+
+    hello_dref = instantiate_inplace(
+        mkdrv, hello_config(), match_latest(), build_wrapper(_hello_realize)
+    )
+    hello_rref = realize_inplace(hello_dref)
+    path = rref2path(hello_rref)
+    exe = os.path.join(path, "usr", "bin", "hello")
+    assert os.access(exe, os.X_OK)
+    with open(exe) as f:
+        assert f.read() == "#!/bin/sh\necho configured\n# patched\n"
+    assert realize_inplace(hello_dref) == hello_rref
+    # a deterministic build forced again gives the same data, hence the same RRef
+    assert realize_inplace(hello_dref, force_rebuild=[hello_dref]) == hello_rref
