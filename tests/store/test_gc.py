@@ -283,3 +283,35 @@ def test_gc_seals_a_realization_left_writable_by_a_crash_after_its_rename(
     os.chmod(p, 0o755)
     gc(S, keep_rrefs=[a])
     assert stat.S_IMODE(os.stat(p).st_mode) == 0o555
+
+
+def _break_context(S: StorageSettings, r: RRef) -> None:
+    res = os.path.join(rref2path(r, S), "__pylightnix__")
+    os.chmod(res, 0o755)
+    os.unlink(os.path.join(res, "context.json"))
+
+
+def test_gc_refuses_when_a_kept_realization_has_unreadable_dependencies(
+    S: StorageSettings,
+) -> None:
+    """A live realization whose context is gone stops the collection before any deletion."""
+    a = realize1(instantiate(_chain, "a", 2, S=S))
+    realize1(instantiate(_chain, "b", 1, S=S))
+    before = set(allrrefs(S))
+    _break_context(S, a)
+    with pytest.raises(StoreError) as ei:
+        gc(S, keep_rrefs=[a])
+    assert str(ei.value).startswith(
+        f"cannot collect garbage in {S.storage!r}: the dependencies of {a}, which is kept alive, "
+        "cannot be read"
+    )
+    assert set(allrrefs(S)) == before
+
+
+def test_gc_deletes_an_unreferenced_realization_with_unreadable_dependencies(
+    S: StorageSettings,
+) -> None:
+    """Garbage with a damaged context is simply deleted: nothing live depends on what it lacks."""
+    a = realize1(instantiate(_chain, "a", 1, S=S))
+    _break_context(S, a)
+    assert gc(S).deleted_rrefs == (a,)

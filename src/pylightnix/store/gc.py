@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pylightnix.config import config_deps, mkconfig
+from pylightnix.errors import StoreError
 from pylightnix.refs import (
     dref_dirname,
     is_hashpart,
@@ -146,29 +147,31 @@ class _Graph:
     dref_deps: dict[DRef, list[DRef]] = field(default_factory=dict)
     drv_rrefs: dict[DRef, list[RRef]] = field(default_factory=dict)
     unsealed: list[str] = field(default_factory=list)  # realization tops left writable
+    unreadable: list[str] = field(default_factory=list)  # refs whose deps are unknown
 
 
-def _read_context(path: str) -> list[RRef]:
-    """The RRefs of a stored context file; an unreadable one counts as empty."""
+def _read_context(path: str) -> list[RRef] | None:
+    """The RRefs of a stored context file, or ``None`` if it is unreadable."""
     try:
         with open(path, "rb") as f:
             raw = json.loads(f.read())
     except (OSError, ValueError):
-        return []
-    out: list[RRef] = []
-    if isinstance(raw, dict):
-        for v in raw.values():
-            if isinstance(v, list):
-                out.extend(RRef(x) for x in v if maybe_parse_rref(x) is not None)
-    return out
+        return None
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        return None
+    refs = [x for v in raw.values() for x in v]
+    if any(maybe_parse_rref(x) is None for x in refs):
+        return None
+    return [RRef(x) for x in refs]
 
 
-def _read_config_deps(path: str) -> list[DRef]:
+def _read_config_deps(path: str) -> list[DRef] | None:
+    """The DRefs a stored config mentions, or ``None`` if it is missing or unreadable."""
     try:
         with open(path, "rb") as f:
             return list(config_deps(mkconfig(json.loads(f.read()))))
     except (OSError, ValueError):
-        return []
+        return None
 
 
 def scan_graph(S: StorageSettings) -> _Graph:
@@ -186,16 +189,20 @@ def scan_graph(S: StorageSettings) -> _Graph:
         except (NotADirectoryError, FileNotFoundError):
             continue
         dhash, name = parse_dref(dref)
-        g.dref_deps[dref] = (
-            _read_config_deps(os.path.join(ddir, CONFIG_FILE)) if CONFIG_FILE in entries else []
-        )
+        cdeps = _read_config_deps(os.path.join(ddir, CONFIG_FILE))
+        if cdeps is None:
+            g.unreadable.append(dref)
+        g.dref_deps[dref] = cdeps or []
         rs: list[RRef] = []
         for h in sorted(entries):
             if entries[h] and is_hashpart(h):
                 r = mkrref(h, dhash, name)  # type: ignore[arg-type]
                 rs.append(r)
                 rdir = os.path.join(ddir, h)
-                g.rref_deps[r] = _read_context(os.path.join(rdir, RESERVED, CONTEXT_FILE))
+                rdeps = _read_context(os.path.join(rdir, RESERVED, CONTEXT_FILE))
+                if rdeps is None:
+                    g.unreadable.append(r)
+                g.rref_deps[r] = rdeps or []
                 if os.lstat(rdir).st_mode & _WRITE_BITS:
                     g.unsealed.append(rdir)
         g.drv_rrefs[dref] = rs
@@ -355,6 +362,17 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
     roots.extend(GCRoot(r, "keep_rrefs") for r in kr)
     roots.extend(GCRoot(d, "keep_drefs") for d in kd)
     live_r, live_d = compute_live([*root_rrefs, *kr], kd, g.rref_deps, g.dref_deps)
+    blind = [x for x in g.unreadable if x in live_r or x in live_d]
+    if blind:
+        # What a live object depends on is unknown: deleting anything could
+        # break it. Refuse before touching the store.
+        raise StoreError(
+            f"cannot collect garbage in {S.storage!r}: the dependencies of {blind[0]}, which "
+            "is kept alive, cannot be read (its context.json or config.json is missing or "
+            "damaged); nothing was deleted. Run `pylightnix verify` (verify(repair=...)) "
+            "to find and remove damaged realizations, then collect again",
+            path=S.storage,
+        )
     dead_d = {d for d in g.drv_rrefs if d not in live_d}
     dead_r = sorted(
         r for d, rs in g.drv_rrefs.items() if d not in dead_d for r in rs if r not in live_r
