@@ -68,3 +68,22 @@ def test_chained_cause_survives_raising() -> None:
             raise BuildError("failed", dref="d", stage="s") from exc
     assert ei.value.__cause__ is orig
     assert isinstance(ei.value, RuntimeError)
+
+
+def test_validation_holds_under_python_O() -> None:
+    """With assertions disabled (python -O), bad inputs still raise errors of the tree."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pylightnix import ConfigError, RefError, mkconfig, parse_dref\n"
+        "for f, a in ((mkconfig, {'x': float('nan')}), (parse_dref, 'dref:x')):\n"
+        "    try:\n"
+        "        f(a)\n"
+        "    except (ConfigError, RefError) as e:\n"
+        "        print(type(e).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-O", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["ConfigError", "RefError"]
