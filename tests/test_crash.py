@@ -44,7 +44,7 @@ from pylightnix.types import DRef
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 20
-TRIALS = 24
+TRIALS = 40
 _EVENTS: list[int] = []  # the child's event pipe (empty in the parent)
 
 
