@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pylightnix import (
     Build,
@@ -33,12 +36,15 @@ from pylightnix import (
     rrefdeps,
     store_gc,
 )
+from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.refs import mkdref, mkrref, parse_rref
 from pylightnix.store.gc import compute_live, tree_size
+from pylightnix.store.insert import store_realization
 from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.roots import list_roots, register_root
 from pylightnix.types import DRef, RRef
+from tests.strategies import dags
 
 
 def _write(b: Build) -> None:
@@ -315,3 +321,67 @@ def test_gc_deletes_an_unreferenced_realization_with_unreadable_dependencies(
     a = realize1(instantiate(_chain, "a", 1, S=S))
     _break_context(S, a)
     assert gc(S).deleted_rrefs == (a,)
+
+
+def _naive_live(
+    roots: set[RRef], keep: set[DRef], ctx: dict[RRef, list[RRef]], cdeps: dict[DRef, list[DRef]]
+) -> tuple[set[RRef], set[DRef]]:
+    """Reachability the slow obvious way: recursion per root."""
+    live_r: set[RRef] = set()
+
+    def walk_r(r: RRef) -> None:
+        live_r.add(r)
+        for x in ctx[r]:
+            walk_r(x)
+
+    for r in roots:
+        walk_r(r)
+    live_d: set[DRef] = set()
+
+    def walk_d(d: DRef) -> None:
+        live_d.add(d)
+        for x in cdeps[d]:
+            walk_d(x)
+
+    for d in {*keep, *(rref2dref(r) for r in live_r)}:
+        walk_d(d)
+    return live_r, live_d
+
+
+@settings(max_examples=40, deadline=None)
+@given(plan=dags(max_stages=8), data=st.data())
+def test_gc_keeps_exactly_the_closure_of_random_roots(plan: Any, data: Any) -> None:
+    """On random stores and roots, GC leaves exactly what naive reachability says is live."""
+    with tempfile.TemporaryDirectory() as tmp:
+        S = fsinit(mkSS(os.path.join(tmp, "plx")))
+        drefs: list[DRef] = []
+        rrefs: list[list[RRef]] = []
+        ctx: dict[RRef, list[RRef]] = {}
+        cdeps: dict[DRef, list[DRef]] = {}
+        for i, st_ in enumerate(plan):
+            cfg = mkconfig({"name": f"s{i}", "deps": [drefs[d] for d in st_["deps"]]})
+            dref = mkdref(config_hash(cfg), config_name(cfg))
+            cdeps[dref] = [drefs[d] for d in st_["deps"]]
+            mine: list[RRef] = []
+            for j in range(st_["nouts"]):
+                c = {drefs[d]: [rrefs[d][j % len(rrefs[d])]] for d in st_["deps"]}
+                out = os.path.join(S.tmpdir, f"o{i}-{j}")
+                os.makedirs(out)
+                with open(os.path.join(out, "f"), "w") as f:
+                    f.write(f"{i} {j}")
+                r = store_realization(S, dref, cfg, c, out, build_start=0.0)
+                ctx[r] = [x for v in c.values() for x in v]
+                mine.append(r)
+            drefs.append(dref)
+            rrefs.append(mine)
+        every = sorted(ctx)
+        roots = set(data.draw(st.lists(st.sampled_from(every), max_size=3)))
+        keep = set(data.draw(st.lists(st.sampled_from(drefs), max_size=2)))
+        live_r, live_d = _naive_live(roots, keep, ctx, cdeps)
+        dry = gc(S, keep_rrefs=roots, keep_drefs=keep, dry_run=True)
+        res = gc(S, keep_rrefs=roots, keep_drefs=keep)
+        assert set(allrrefs(S)) == live_r
+        assert set(alldrefs(S)) == live_d
+        assert set(res.deleted_rrefs) == set(every) - live_r
+        assert set(res.deleted_drefs) == set(drefs) - live_d
+        assert (dry.deleted_rrefs, dry.deleted_drefs) == (res.deleted_rrefs, res.deleted_drefs)
