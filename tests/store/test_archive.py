@@ -16,6 +16,7 @@ from pylightnix import (
     IntegrityError,
     RefError,
     StorageSettings,
+    StoreError,
     alldrefs,
     allrrefs,
     build_cattrs,
@@ -373,3 +374,19 @@ def test_two_processes_importing_one_archive_at_once_both_succeed(
     assert set(allrrefs(S2)) == {top, *rrefdeps([top], S)}
     assert verify(S=S2).ok
     assert os.listdir(S2.tmpdir) == []
+
+
+def test_exporting_into_a_missing_folder_is_a_clear_error(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """The archive path must name a file in an existing folder."""
+    top = realize1(instantiate(_chain, "a", 1, S=S))
+    bad = str(tmp_path / "nope" / "c.tar")
+    with pytest.raises(StoreError) as ei:
+        export_closure([top], bad, S)
+    assert str(ei.value) == (
+        f"cannot write the archive {bad!r}: its folder does not exist "
+        "(name a file in an existing folder)"
+    )
+    with pytest.raises(StoreError, match="it is a folder"):
+        export_closure([top], str(tmp_path), S)

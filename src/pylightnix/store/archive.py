@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from pylightnix.config import Config, config_deps, config_hash, config_name, mkconfig
-from pylightnix.errors import ArchiveError, IntegrityError, RefError
+from pylightnix.errors import ArchiveError, IntegrityError, RefError, StoreError
 from pylightnix.hashing import context_hash
 from pylightnix.refs import (
     dref_dirname,
@@ -180,6 +180,7 @@ def export_closure(
     Raises:
         RefError: an RRef is malformed or not in the store, or a dependency of
             it was removed (the closure is incomplete).
+        StoreError: ``archive_path`` is a folder or its folder does not exist.
         ValueError: unknown ``compression``.
     """
     if compression not in (None, "gz", "xz"):
@@ -187,6 +188,13 @@ def export_closure(
     s = fsS(S)
     check_store(s)
     dst = os.path.abspath(archive_path)
+    if not os.path.isdir(os.path.dirname(dst)) or os.path.isdir(dst):
+        raise StoreError(
+            f"cannot write the archive {archive_path!r}: "
+            + ("it is a folder" if os.path.isdir(dst) else "its folder does not exist")
+            + " (name a file in an existing folder)",
+            path=archive_path,
+        )
     tmp = os.path.join(os.path.dirname(dst), f".tmp-{unique_suffix()}-{os.path.basename(dst)}")
     with gc_shared(s):
         targets = _check_targets(rrefs, s)
