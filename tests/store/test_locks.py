@@ -232,3 +232,49 @@ def test_another_thread_waits_for_an_in_process_collector(S: StorageSettings) ->
     assert errors[0].startswith("timed out after 0s waiting for the GC turnstile")
     other()
     assert len(errors) == 1
+
+
+class _Signal(logging.Handler):
+    """A log handler that lets a test wait for the first record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+        self.got = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self.got.set()
+
+
+def test_a_waiter_without_timeout_blocks_logs_the_holder_and_proceeds(
+    S: StorageSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blocking wait logs who holds the lock, then gets it when the holder releases."""
+    p, release, pid = _in_other_process(S, _hold_build_lock)
+    monkeypatch.setattr(locks, "WAIT_LOG_AFTER", 0.0)
+    sig = _Signal()
+    logger = logging.getLogger("pylightnix.locks")
+    logger.addHandler(sig)
+    got = threading.Event()
+
+    def wait() -> None:
+        with build_lock(S, D):
+            got.set()
+
+    t = threading.Thread(target=wait)
+    try:
+        t.start()
+        assert sig.got.wait(60)
+        assert not got.is_set()
+    finally:
+        release.set()
+        t.join(60)
+        p.join(60)
+        logger.removeHandler(sig)
+    assert got.is_set()
+    host = re.escape(socket.gethostname())
+    assert len(sig.messages) == 1
+    assert re.fullmatch(
+        rf"waiting for build lock on {D} held by pid {pid} on {host} {_SINCE}", sig.messages[0]
+    )

@@ -58,13 +58,29 @@ def _open_lockfile(path: str) -> int:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
+def _log_wait(fd: int, what: str) -> None:
+    log.warning("waiting for %s held by %s", what, _read_holder(fd))
+
+
 def _acquire(fd: int, op: int, what: str, timeout: float | None) -> None:
-    """Take ``op`` on ``fd``, polling so that a long wait can be logged and timed out."""
+    """Take ``op`` on ``fd``; a long wait is logged, and times out if ``timeout`` is set."""
     try:
         fcntl.flock(fd, op | fcntl.LOCK_NB)
         return
     except BlockingIOError:
         pass
+    if timeout is None:
+        # Block in the kernel: the waiter wakes as soon as the lock is free (a
+        # poll would sleep past it, and could miss the short gap between two
+        # collections run back to back). A timer thread logs a long wait.
+        timer = threading.Timer(WAIT_LOG_AFTER, _log_wait, (fd, what))
+        timer.daemon = True
+        timer.start()
+        try:
+            fcntl.flock(fd, op)
+        finally:
+            timer.cancel()
+        return
     t0 = time.monotonic()
     logged = False
     delay = 0.002
@@ -78,7 +94,7 @@ def _acquire(fd: int, op: int, what: str, timeout: float | None) -> None:
             pass
         waited = time.monotonic() - t0
         if not logged and waited > WAIT_LOG_AFTER:
-            log.warning("waiting for %s held by %s", what, _read_holder(fd))
+            _log_wait(fd, what)
             logged = True
         if timeout is not None and waited > timeout:
             raise LockError(
