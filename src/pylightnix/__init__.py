@@ -29,6 +29,7 @@ from pylightnix.errors import LensError as LensError
 from pylightnix.errors import LockError as LockError
 from pylightnix.errors import MatcherError as MatcherError
 from pylightnix.errors import NotRealizedError as NotRealizedError
+from pylightnix.errors import OptionError as OptionError
 from pylightnix.errors import PromiseError as PromiseError
 from pylightnix.errors import PylightnixError as PylightnixError
 from pylightnix.errors import RealizeError as RealizeError
@@ -206,6 +207,7 @@ __all__ = [
     "MatcherError",
     "Name",
     "NotRealizedError",
+    "OptionError",
     "Path",
     "ProgressEvent",
     "PromiseError",

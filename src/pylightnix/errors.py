@@ -20,6 +20,7 @@ catch, and carries the offending values as attributes::
     │   └── ReplError                    .dref
     ├── LockError (RuntimeError)         .path
     ├── InUseError (RuntimeError)        .ref, .users
+    ├── OptionError (ValueError)         .option, .value
     ├── ArchiveError (ValueError)        .archive
     ├── UnsafeArchiveError (ValueError)  .archive, .member
     ├── FetchError (OSError)             .url
@@ -110,6 +111,10 @@ class LockError(PylightnixError, RuntimeError):
 
 class InUseError(PylightnixError, RuntimeError):
     """An object cannot be removed: other stored objects or result links use it (``.users``)."""
+
+
+class OptionError(PylightnixError, ValueError):
+    """A keyword option has a value the function does not accept (``.option``, ``.value``)."""
 
 
 class ArchiveError(PylightnixError, ValueError):

@@ -14,6 +14,7 @@ import pytest
 from pylightnix import (
     Build,
     IntegrityError,
+    OptionError,
     RefError,
     StorageSettings,
     StoreError,
@@ -390,3 +391,13 @@ def test_exporting_into_a_missing_folder_is_a_clear_error(
     )
     with pytest.raises(StoreError, match="it is a folder"):
         export_closure([top], str(tmp_path), S)
+
+
+def test_an_unknown_compression_is_refused(S: StorageSettings, tmp_path: Any) -> None:
+    """compression must be None, 'gz' or 'xz'; nothing is written otherwise."""
+    top = realize1(instantiate(_chain, "a", 1, S=S))
+    with pytest.raises(OptionError) as ei:
+        export_closure([top], str(tmp_path / "c.tar"), S, compression="zip")  # type: ignore[arg-type]
+    assert str(ei.value) == "compression='zip': expected None, 'gz' or 'xz'"
+    assert (ei.value.option, ei.value.value) == ("compression", "zip")  # type: ignore[attr-defined]
+    assert os.listdir(tmp_path) == ["plx"]

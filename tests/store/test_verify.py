@@ -11,6 +11,7 @@ import pytest
 from pylightnix import (
     Build,
     DamagedRealization,
+    OptionError,
     StorageSettings,
     VerifyResult,
     allrrefs,
@@ -174,7 +175,7 @@ def test_repair_quarantine_moves_the_damaged_one_under_the_root(S: StorageSettin
 
 def test_an_unknown_repair_mode_is_refused(S: StorageSettings) -> None:
     """repair must be None, 'remove' or 'quarantine'."""
-    with pytest.raises(ValueError, match=r"repair='fix': expected None, 'remove' or 'quarantine'"):
+    with pytest.raises(OptionError, match=r"repair='fix': expected None, 'remove' or 'quarantine'"):
         verify(S=S, repair="fix")  # type: ignore[arg-type]
 
 

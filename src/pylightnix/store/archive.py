@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from pylightnix.config import Config, config_deps, config_hash, config_name, mkconfig
-from pylightnix.errors import ArchiveError, IntegrityError, RefError, StoreError
+from pylightnix.errors import ArchiveError, IntegrityError, OptionError, RefError, StoreError
 from pylightnix.hashing import context_hash
 from pylightnix.refs import (
     dref_dirname,
@@ -181,10 +181,14 @@ def export_closure(
         RefError: an RRef is malformed or not in the store, or a dependency of
             it was removed (the closure is incomplete).
         StoreError: ``archive_path`` is a folder or its folder does not exist.
-        ValueError: unknown ``compression``.
+        OptionError: unknown ``compression``.
     """
     if compression not in (None, "gz", "xz"):
-        raise ValueError(f"compression={compression!r}: expected None, 'gz' or 'xz'")
+        raise OptionError(
+            f"compression={compression!r}: expected None, 'gz' or 'xz'",
+            option="compression",
+            value=compression,
+        )
     s = fsS(S)
     check_store(s)
     dst = os.path.abspath(archive_path)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pylightnix.config import config_hash, config_name, mkconfig
-from pylightnix.errors import StoreError
+from pylightnix.errors import OptionError, StoreError
 from pylightnix.hashing import (
     context_hash,
     failed_realization_hash,
@@ -36,6 +36,7 @@ from pylightnix.store.layout import (
     FAILURE_FILE,
     META_FILE,
     RESERVED,
+    check_store,
     dref2path,
     rref2path_,
 )
@@ -206,13 +207,18 @@ def verify(
         a :class:`VerifyResult`.
 
     Raises:
-        ValueError: ``repair`` is not one of the above.
+        OptionError: ``repair`` is not one of the above.
         RefError: an entry of ``rrefs`` is not a valid RRef.
         LockError: repairing inside a realize of this process.
     """
     if repair not in (None, "remove", "quarantine"):
-        raise ValueError(f"repair={repair!r}: expected None, 'remove' or 'quarantine'")
+        raise OptionError(
+            f"repair={repair!r}: expected None, 'remove' or 'quarantine'",
+            option="repair",
+            value=repair,
+        )
     s = fsS(S)
+    check_store(s)
     chosen = None if rrefs is None else [RRef(r) for r in rrefs]
     for r in chosen or []:
         parse_rref(r)
