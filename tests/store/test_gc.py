@@ -94,6 +94,7 @@ def test_dry_run_reports_exactly_what_a_real_run_deletes(S: StorageSettings) -> 
     b = realize1(instantiate(_chain, "b", 2, S=S))
     everything = set(allrrefs(S))
     size = sum(tree_size(os.path.dirname(rref2path(r, S))) for r in everything)
+    tree_size_before = tree_size(rref2path(b, S))
     dry = gc(S, dry_run=True)
     assert set(allrrefs(S)) == everything
     assert set(dry.deleted_rrefs) == everything == {b, *rrefdeps([b], S)}
@@ -101,6 +102,10 @@ def test_dry_run_reports_exactly_what_a_real_run_deletes(S: StorageSettings) -> 
     assert dry.deleted_drefs == real.deleted_drefs
     assert dry.deleted_rrefs == real.deleted_rrefs
     assert dry.bytes_freed == real.bytes_freed
+    assert dry.sizes == real.sizes
+    assert set(real.sizes) == {*everything, *real.deleted_drefs}
+    assert sum(real.sizes.values()) == real.bytes_freed
+    assert real.sizes[b] == tree_size_before
     assert real.bytes_freed >= size > 0
     assert list(allrrefs(S)) == []
     assert list(alldrefs(S)) == []
@@ -385,3 +390,5 @@ def test_gc_keeps_exactly_the_closure_of_random_roots(plan: Any, data: Any) -> N
         assert set(res.deleted_rrefs) == set(every) - live_r
         assert set(res.deleted_drefs) == set(drefs) - live_d
         assert (dry.deleted_rrefs, dry.deleted_drefs) == (res.deleted_rrefs, res.deleted_drefs)
+        assert dry.sizes == res.sizes
+        assert dry.bytes_freed == res.bytes_freed

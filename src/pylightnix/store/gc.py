@@ -87,6 +87,9 @@ class GCResult:
             (temporary folders of killed builds, trash, half-written files,
             dangling index markers, lock files of removed derivations).
         dry_run: whether this was only a report.
+        sizes: the apparent size in bytes of each deleted realization, and of
+            each deleted derivation folder without its realizations (config,
+            index), by ref; ``bytes_freed`` adds the leftovers to their sum.
     """
 
     deleted_drefs: tuple[DRef, ...] = ()
@@ -96,6 +99,7 @@ class GCResult:
     stale_roots: tuple[Path, ...] = ()
     tmp_removed: tuple[Path, ...] = field(default=())
     dry_run: bool = False
+    sizes: Mapping[str, int] = field(default_factory=dict)
 
 
 def reachable(roots: Iterable[T], edges: Mapping[T, Iterable[T]]) -> set[T]:
@@ -387,34 +391,35 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
 
     freed = sum(tree_size(p) for p in leftovers)
     if dry_run:
-        freed += sum(tree_size(os.path.join(S.storage, dref_dirname(d))) for d in whole)
-        freed += sum(tree_size(_rpath(S, r)) for r in dead_r)
+        sizes = _sizes_in_place(S, g, dead_r, whole)
         return GCResult(
             tuple(whole),
             tuple(all_dead_r),
-            freed,
+            freed + sum(sizes.values()),
             tuple(roots),
             tuple(stale),
             tuple(Path(p) for p in [*leftovers, *locks]),
             True,
+            sizes,
         )
 
-    # Each object leaves the store by one rename (it is never seen half
-    # deleted); the trash is emptied in one pass at the end. A crash leaves
-    # the trash in the temporary space, where the next collection finds it.
     # A crash between an insertion's rename and its chmod leaves the top folder
     # of a complete realization writable: seal it.
     for p in g.unsealed:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(p, 0o555)
+    # Each object leaves the store by one rename (it is never seen half
+    # deleted); the trash is emptied at the end. A crash leaves the trash in
+    # the temporary space, where the next collection finds it.
     trash = mkdtemp_in(S.tmpdir, "gc-trash")
-    for i, path in enumerate(
-        [
-            *(_rpath(S, r) for r in dead_r),
-            *(os.path.join(S.storage, dref_dirname(d)) for d in whole),
-        ]
-    ):
-        _move_to_trash(path, os.path.join(trash, f"{i}-{os.path.basename(path)}"))
+    moved: list[tuple[str, str]] = []  # (ref, its path in the trash)
+    for ref, path in [
+        *((r, _rpath(S, r)) for r in dead_r),
+        *((d, os.path.join(S.storage, dref_dirname(d))) for d in whole),
+    ]:
+        dst = os.path.join(trash, f"{len(moved)}-{os.path.basename(path)}")
+        if _move_to_trash(path, dst):
+            moved.append((ref, dst))
     removed: list[Path] = []
     for p in leftovers:
         remove_tree(p)
@@ -427,27 +432,69 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
     for e in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(e)
-    freed += _remove_counting(trash)
+    sizes = _delete_moved(g, moved)
+    _remove_counting(trash)
     return GCResult(
         tuple(whole),
         tuple(all_dead_r),
-        freed,
+        freed + sum(sizes.values()),
         tuple(roots),
         tuple(stale),
         tuple(removed),
         False,
+        sizes,
     )
 
 
-def _move_to_trash(path: str, dst: str) -> None:
+def _sizes_in_place(
+    S: StorageSettings, g: _Graph, dead_r: list[RRef], whole: list[DRef]
+) -> dict[str, int]:
+    """Sizes of what a collection would delete: each realization, and each derivation
+    folder without its realizations (which are listed on their own)."""
+    sizes: dict[str, int] = {r: tree_size(_rpath(S, r)) for r in dead_r}
+    for d in whole:
+        inner: dict[str, int] = {r: tree_size(_rpath(S, r)) for r in g.drv_rrefs[d]}
+        sizes.update(inner)
+        sizes[d] = tree_size(os.path.join(S.storage, dref_dirname(d))) - sum(inner.values())
+    return dict(sorted(sizes.items()))
+
+
+def _delete_moved(g: _Graph, moved: list[tuple[str, str]]) -> dict[str, int]:
+    """Delete the objects moved to the trash, measuring each as :func:`_sizes_in_place` does."""
+    sizes: dict[str, int] = {}
+    for ref, path in moved:
+        if maybe_parse_rref(ref) is not None:
+            sizes[ref] = _remove_top(path)
+            continue
+        # A folder's own size may shrink as entries go (tmpfs): measure it first.
+        own = os.lstat(path).st_size
+        for r in g.drv_rrefs[DRef(ref)]:
+            sizes[r] = _remove_top(os.path.join(path, parse_rref(r)[0]))
+        os.chmod(path, 0o700)
+        sizes[ref] = own + _remove_counting(path)
+    return dict(sorted(sizes.items()))
+
+
+def _remove_top(path: str) -> int:
+    """Delete a folder tree (itself included); return its apparent size."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return
+        return 0
+    os.chmod(path, 0o700)
+    return st.st_size + _remove_counting(path)
+
+
+def _move_to_trash(path: str, dst: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
     if stat.S_ISDIR(st.st_mode):
         # A folder moved to another parent must itself be writable (its '..' changes).
         os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
     os.rename(path, dst)
+    return True
 
 
 def _remove_counting(top: str) -> int:
