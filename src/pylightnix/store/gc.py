@@ -453,9 +453,17 @@ def _sizes_in_place(
     folder without its realizations (which are listed on their own)."""
     sizes: dict[str, int] = {r: tree_size(_rpath(S, r)) for r in dead_r}
     for d in whole:
-        inner: dict[str, int] = {r: tree_size(_rpath(S, r)) for r in g.drv_rrefs[d]}
-        sizes.update(inner)
-        sizes[d] = tree_size(os.path.join(S.storage, dref_dirname(d))) - sum(inner.values())
+        ddir = os.path.join(S.storage, dref_dirname(d))
+        mine: dict[str, RRef] = {parse_rref(r)[0]: r for r in g.drv_rrefs[d]}
+        rest = os.lstat(ddir).st_size
+        with os.scandir(ddir) as it:
+            for e in it:
+                n = tree_size(e.path)
+                if e.name in mine:
+                    sizes[mine[e.name]] = n
+                else:
+                    rest += n
+        sizes[d] = rest
     return dict(sorted(sizes.items()))
 
 
