@@ -35,17 +35,16 @@ from typing import Any
 from pylightnix.errors import MatcherError, ReplError
 from pylightnix.hashing import context_hash
 from pylightnix.realize.build import Build, build_tmpdir_set, mkbuild
-from pylightnix.realize.engine import (
+from pylightnix.realize.engine import as_closure, make_options
+from pylightnix.realize.registry import Closure, Derivation
+from pylightnix.realize.step import (
     RealizeOptions,
-    _as_closure,
-    _ask,
-    _check_promises,
-    _context_of,
-    _mkopts,
+    ask_matcher,
+    check_promises,
+    context_of,
     insert_outputs,
     realize_one,
 )
-from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.refs import dref_name, is_rref, rref2dref
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
 from pylightnix.store.layout import check_store, rref2path_
@@ -123,7 +122,7 @@ def _advance(s: ReplSession) -> ReplSession:
     with gc_shared(S):
         while s.index < len(drvs):
             drv = drvs[s.index]
-            ctx = _context_of(drv, s.context)
+            ctx = context_of(drv, s.context)
             if ctx is None:  # pragma: no cover - no dry run in a REPL session
                 raise ReplError(f"{drv.dref}: a dependency is not realized", dref=drv.dref)
             if drv.dref in s.interrupt:
@@ -161,7 +160,7 @@ def repl_realize(
     Raises:
         ReplError: a DRef to pause at is not in the closure.
     """
-    c = _as_closure(closure)
+    c = as_closure(closure)
     check_store(c.S)
     if force_interrupt is True:
         stops = frozenset(c.targets)
@@ -176,7 +175,7 @@ def repl_realize(
             "(pass DRefs of the instantiated stages)",
             dref=unknown[0],
         )
-    s = ReplSession(c, stops, _mkopts(force_rebuild, (), False, realize_args, False))
+    s = ReplSession(c, stops, make_options(force_rebuild, (), False, realize_args, False))
     _CURRENT[0] = s
     return _advance(s)
 
@@ -244,11 +243,11 @@ def repl_continue(
                 )
         if not rrefs:
             raise ReplError("repl_continue(out_rrefs=[]) names no realization", dref=drv.dref)
-        _check_promises(drv, [rref2path_(r, S) for r in rrefs])
+        check_promises(drv, [rref2path_(r, S) for r in rrefs])
         return _finish(s, drv, rrefs)
     with gc_shared(S), build_lock(S, drv.dref):
         insert_outputs(drv, S, ctx, list(out_paths or []), time.time())
-        m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
     if m is None:
         raise MatcherError(
             f"matcher {drv.matcher!r} of {drv.dref} is not satisfied by the outputs given "

@@ -40,7 +40,7 @@ from pylightnix import (
     selfref,
 )
 from pylightnix.realize.build import build_tmpdir
-from pylightnix.realize.engine import RealizeOptions, StepResult, realize_one
+from pylightnix.realize.step import RealizeOptions, StepResult, realize_one
 from pylightnix.store.fsops import remove_tree
 from pylightnix.store.query import drefrrefs, drefrrefsC, rref2path, rrefctx
 from tests.realize.dagkit import (

@@ -26,6 +26,7 @@ from typing import Any
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, report
 from pylightnix.realize.registry import Closure, Derivation
+from pylightnix.realize.step import ask_matcher
 from pylightnix.refs import dref_name
 from pylightnix.store.layout import check_store
 from pylightnix.store.query import drefrrefs, drefrrefs_chash, rrefbstart, rrefctx
@@ -124,9 +125,9 @@ def explain(
         StoreError: the closure's store is missing.
         MatcherError: a matcher misbehaves (as realize would report it).
     """
-    from pylightnix.realize.engine import _as_closure, _ask
+    from pylightnix.realize.engine import as_closure
 
-    c = _as_closure(closure)
+    c = as_closure(closure)
     S = c.S
     check_store(S)
     force_all, force = _forced(force_rebuild)
@@ -134,7 +135,7 @@ def explain(
     building: set[DRef] = set()
     out: list[Explanation] = []
     for drv in c.derivations:
-        e = _explain_one(drv, S, chosen, building, force_all or drv.dref in force, _ask)
+        e = _explain_one(drv, S, chosen, building, force_all or drv.dref in force, ask_matcher)
         if e.decision == "build":
             building.add(drv.dref)
         out.append(e)

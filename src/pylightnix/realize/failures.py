@@ -61,15 +61,9 @@ from pylightnix.hashing import context_hash, failed_realization_hash, hash_tree
 from pylightnix.progress import ProgressEvent, progress_hook, report
 from pylightnix.realize.build import _BUILD_TMP
 from pylightnix.realize.buildlog import TMP_LOG_NAME
-from pylightnix.realize.engine import (
-    RealizeOptions,
-    _as_closure,
-    _ask,
-    _context_of,
-    _mkopts,
-    build_in,
-)
+from pylightnix.realize.engine import as_closure, make_options
 from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
+from pylightnix.realize.step import RealizeOptions, ask_matcher, build_in, context_of
 from pylightnix.refs import dref_name, is_hashpart, mkrref, parse_dref, rref2dref
 from pylightnix.store.fsops import (
     atomic_write,
@@ -322,7 +316,7 @@ def _realize_one_e(
     chash = context_hash(ctx)
     forced = opts.forced(drv.dref)
     if not forced:
-        m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
         if m is not None:
             return m, None, False
         if not retry_failed:
@@ -333,7 +327,7 @@ def _realize_one_e(
                     return [old[-1]], f, False
     with build_lock(S, drv.dref):
         if not forced:
-            m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
+            m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
             if m is not None:
                 return m, None, False
         report(ProgressEvent("build", drv.dref, dref_name(drv.dref)))
@@ -352,7 +346,7 @@ def _realize_one_e(
             _OUT_FAILS.reset(tok)
             if os.path.lexists(tmp):
                 remove_tree(tmp)
-        m = _ask(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
     if sink:
         log.warning(
             "%d output(s) of %s failed and were recorded as failed realizations: %s",
@@ -400,7 +394,7 @@ def _run_e(
     for i, drv in enumerate(c.derivations):
         name = dref_name(drv.dref)
         report(ProgressEvent("check", drv.dref, name, i, total, time.monotonic() - t0))
-        ctx = _context_of(drv, chosen) or {}
+        ctx = context_of(drv, chosen) or {}
         bad = next((r for rs in ctx.values() for r in rs if r in failed), None)
         f: Failure | None
         if bad is not None:
@@ -453,8 +447,8 @@ def realizeE(
     Raises:
         MatcherError: a matcher misbehaves (not a build failure: not captured).
     """
-    c = _as_closure(closure)
-    opts = _mkopts(force_rebuild, (), False, realize_args, False)
+    c = as_closure(closure)
+    opts = make_options(force_rebuild, (), False, realize_args, False)
     S = c.S
     check_store(S)
     chosen: Context = {}

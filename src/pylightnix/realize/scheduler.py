@@ -1,0 +1,196 @@
+"""The scheduler: realize every derivation of a closure in dependency order.
+
+``jobs=1`` walks the closure in its (topological) order; ``jobs>1`` or an
+``executor`` runs derivations whose dependencies are done concurrently,
+stops submitting at the first error, waits for running ones, and re-raises.
+The store's GC lock is held shared for the whole run.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+
+from pylightnix.errors import RealizeError
+from pylightnix.progress import ProgressEvent, current_hook, report
+from pylightnix.realize.registry import Closure, Derivation
+from pylightnix.realize.step import RealizeOptions, StepResult, context_of, realize_one
+from pylightnix.refs import dref_name
+from pylightnix.store.locks import gc_shared
+from pylightnix.store.settings import StorageSettings
+from pylightnix.types import Context, DRef
+
+
+def run_closure(
+    c: Closure, S: StorageSettings, opts: RealizeOptions, jobs: int, executor: Executor | None
+) -> Context:
+    """Realize every derivation of ``c``; return the chosen realizations of each."""
+    hook = current_hook()
+    t0 = time.monotonic()
+    total = len(c.derivations)
+    if hook is not None:
+        report(ProgressEvent("plan", total=total))
+    with gc_shared(S):
+        if executor is None and jobs <= 1:
+            chosen = _run_sequential(c, S, opts, hook is not None, t0)
+        else:
+            chosen = _run_parallel(c, S, opts, jobs, executor, hook is not None, t0)
+    if hook is not None:
+        report(ProgressEvent("done", done=total, total=total, elapsed=time.monotonic() - t0))
+    return chosen
+
+
+def _record(
+    res: StepResult, chosen: Context, progress: bool, done: int, total: int, t0: float
+) -> None:
+    if res.rrefs is not None:
+        chosen[res.dref] = list(res.rrefs)
+    if progress:
+        kind = "built" if res.built else ("reuse" if res.rrefs is not None else "plan-build")
+        report(
+            ProgressEvent(
+                kind,
+                res.dref,
+                dref_name(res.dref),
+                done,
+                total,
+                time.monotonic() - t0,
+                res.rrefs or (),
+                {"reason": res.reason},
+            )
+        )
+
+
+def _step(
+    drv: Derivation,
+    S: StorageSettings,
+    ctx: Context,
+    opts: RealizeOptions,
+    progress: bool,
+    done: int,
+    total: int,
+    t0: float,
+) -> StepResult:
+    if progress:
+        report(
+            ProgressEvent(
+                "check", drv.dref, dref_name(drv.dref), done, total, time.monotonic() - t0
+            )
+        )
+    try:
+        return realize_one(drv, S, ctx, opts)
+    except RealizeError as e:
+        if progress:
+            report(
+                ProgressEvent(
+                    "fail",
+                    drv.dref,
+                    dref_name(drv.dref),
+                    done,
+                    total,
+                    time.monotonic() - t0,
+                    (),
+                    {"error": str(e)},
+                )
+            )
+        raise
+
+
+def _run_sequential(
+    c: Closure, S: StorageSettings, opts: RealizeOptions, progress: bool, t0: float
+) -> Context:
+    chosen: Context = {}
+    total = len(c.derivations)
+    for i, drv in enumerate(c.derivations):
+        ctx = context_of(drv, chosen)
+        if ctx is None:
+            _record(
+                StepResult(drv.dref, None, False, "a dependency would be built"),
+                chosen,
+                progress,
+                i + 1,
+                total,
+                t0,
+            )
+            continue
+        res = _step(drv, S, ctx, opts, progress, i, total, t0)
+        _record(res, chosen, progress, i + 1, total, t0)
+    return chosen
+
+
+def _run_parallel(
+    c: Closure,
+    S: StorageSettings,
+    opts: RealizeOptions,
+    jobs: int,
+    executor: Executor | None,
+    progress: bool,
+    t0: float,
+) -> Context:
+    chosen: Context = {}
+    total = len(c.derivations)
+    users: dict[DRef, list[Derivation]] = {d.dref: [] for d in c.derivations}
+    waiting: dict[DRef, int] = {}
+    for d in c.derivations:
+        waiting[d.dref] = len(d.deps)
+        for dep in d.deps:
+            users[dep].append(d)
+    ready = [d for d in c.derivations if waiting[d.dref] == 0]
+    own = executor is None
+    ex: Executor = executor if executor is not None else ThreadPoolExecutor(max_workers=jobs)
+    running: dict[Future[StepResult], Derivation] = {}
+    done = 0
+    error: BaseException | None = None
+    try:
+        while ready or running:
+            while ready and error is None:
+                drv = ready.pop(0)
+                ctx = context_of(drv, chosen)
+                if ctx is None:
+                    res = StepResult(drv.dref, None, False, "a dependency would be built")
+                    done += 1
+                    _record(res, chosen, progress, done, total, t0)
+                    for u in users[drv.dref]:
+                        waiting[u.dref] -= 1
+                        if waiting[u.dref] == 0:
+                            ready.append(u)
+                    continue
+                fut = ex.submit(
+                    contextvars.copy_context().run,
+                    _step,
+                    drv,
+                    S,
+                    ctx,
+                    opts,
+                    progress,
+                    done,
+                    total,
+                    t0,
+                )
+                running[fut] = drv
+            if not running:
+                break
+            fin, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in fin:
+                drv = running.pop(fut)
+                try:
+                    res = fut.result()
+                except BaseException as e:
+                    if error is None:
+                        error = e
+                    continue
+                done += 1
+                _record(res, chosen, progress, done, total, t0)
+                for u in users[drv.dref]:
+                    waiting[u.dref] -= 1
+                    if waiting[u.dref] == 0:
+                        ready.append(u)
+            if error is not None:
+                ready.clear()
+    finally:
+        if own:
+            ex.shutdown(wait=True)
+    if error is not None:
+        raise error
+    return chosen
