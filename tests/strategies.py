@@ -30,7 +30,10 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-json_dicts = st.dictionaries(st.text(max_size=8), json_values, max_size=6)
+# Top-level configs: "name" is left out because it must be a valid object name.
+json_dicts = st.dictionaries(
+    st.text(max_size=8).filter(lambda k: k != "name"), json_values, max_size=6
+)
 
 
 def shuffled(value: Any, rnd: random.Random) -> Any:
