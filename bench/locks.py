@@ -1,8 +1,8 @@
 """Lock overhead per stage: the same realizes with real locks and with no-op locks.
 
 Both variants run in the same process on the same kind of store; the no-op
-variant replaces ``build_lock`` and ``gc_shared`` in the engine and the
-registry by ``contextlib.nullcontext``. Passes (N-stage chain, each stage
+variant replaces ``build_lock`` and ``gc_shared`` in the realize layer by
+``contextlib.nullcontext``. Passes (N-stage chain, each stage
 writes one small file):
 
 * ``cold``: every stage builds (one build lock per stage, one GC lock per call);
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,7 +40,6 @@ from pylightnix import (
     mkSS,
     realize,
 )
-from pylightnix.realize import engine, registry
 from pylightnix.store.fsops import remove_tree
 from pylightnix.store.locks import build_lock
 from pylightnix.types import DRef
@@ -62,19 +62,27 @@ def chain(n: int, tag: str, r: Any = None) -> DRef:
 
 @contextlib.contextmanager
 def no_locks() -> Iterator[None]:
-    """Replace the engine's and registry's locks by no-ops within the block."""
+    """Replace the locks the realize layer imported by no-ops within the block.
+
+    Every loaded ``pylightnix.realize.*`` module that holds ``build_lock`` or
+    ``gc_shared`` is patched, whichever module of that layer takes them.
+    """
 
     def null(*_a: Any, **_k: Any) -> contextlib.nullcontext[None]:
         return contextlib.nullcontext()
 
-    saved = (engine.build_lock, engine.gc_shared, registry.gc_shared)
-    engine.build_lock = null  # type: ignore[assignment]
-    engine.gc_shared = null  # type: ignore[assignment]
-    registry.gc_shared = null  # type: ignore[assignment]
+    saved: list[tuple[object, str, object]] = []
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("pylightnix.realize"):
+            for attr in ("build_lock", "gc_shared"):
+                if hasattr(mod, attr):
+                    saved.append((mod, attr, getattr(mod, attr)))
+                    setattr(mod, attr, null)
     try:
         yield
     finally:
-        engine.build_lock, engine.gc_shared, registry.gc_shared = saved
+        for mod, attr, value in saved:
+            setattr(mod, attr, value)
 
 
 def run(parent: str | None, n: int, tag: str) -> tuple[float, float]:
