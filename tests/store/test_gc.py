@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 from typing import Any
 
@@ -38,7 +40,8 @@ from pylightnix import (
 )
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.refs import mkdref, mkrref, parse_rref
-from pylightnix.store.gc import compute_live, tree_size
+from pylightnix.store.fsops import mkdtemp_in
+from pylightnix.store.gc import compute_live, temp_owner, tree_size
 from pylightnix.store.insert import store_realization
 from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR
 from pylightnix.store.locks import gc_shared
@@ -392,3 +395,22 @@ def test_gc_keeps_exactly_the_closure_of_random_roots(plan: Any, data: Any) -> N
         assert (dry.deleted_rrefs, dry.deleted_drefs) == (res.deleted_rrefs, res.deleted_drefs)
         assert dry.sizes == res.sizes
         assert dry.bytes_freed == res.bytes_freed
+
+
+def test_temp_folders_of_live_processes_are_kept_and_of_dead_ones_removed(
+    S: StorageSettings,
+) -> None:
+    """A paused REPL's build folder (live pid) survives GC; a killed process's leftover does not."""
+    mine = mkdtemp_in(S.tmpdir, "repl-train")
+    code = (
+        "import sys; from pylightnix.store.fsops import mkdtemp_in; "
+        "print(mkdtemp_in(sys.argv[1], 'build-x'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, S.tmpdir], check=True, capture_output=True, text=True
+    )
+    dead = out.stdout.strip()
+    assert temp_owner(os.path.basename(dead)) is not None
+    res = gc(S)
+    assert res.tmp_removed == (dead,)
+    assert os.listdir(S.tmpdir) == [os.path.basename(mine)]

@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -236,7 +237,9 @@ def _leftovers(S: StorageSettings, g: _Graph, dead_drefs: set[DRef]) -> list[str
     """Paths that hold no object: temp space contents, half-written files, dangling markers."""
     out: list[str] = []
     with contextlib.suppress(FileNotFoundError):
-        out.extend(os.path.join(S.tmpdir, n) for n in sorted(os.listdir(S.tmpdir)))
+        out.extend(
+            os.path.join(S.tmpdir, n) for n in sorted(os.listdir(S.tmpdir)) if not _owner_alive(n)
+        )
     for dref, rs in g.drv_rrefs.items():
         if dref in dead_drefs:
             continue
@@ -252,6 +255,41 @@ def _leftovers(S: StorageSettings, g: _Graph, dead_drefs: set[DRef]) -> list[str
         os.path.join(S.storage, n) for n in sorted(os.listdir(S.storage)) if n.startswith(".tmp-")
     )
     return out
+
+
+_MKDTEMP_NAME = re.compile(r"-(\d+)-[A-Za-z0-9_]{8}$")
+_UNIQUE_NAME = re.compile(r"^[a-z]+-(\d+)-[0-9a-f]{12}-")
+
+
+def temp_owner(name: str) -> int | None:
+    """The pid a temporary folder name records (``mkdtemp_in``, ``unique_suffix``), if any.
+
+    >>> temp_owner("build-train-4242-k2j4_x9a"), temp_owner("trash-77-0a1b2c3d4e5f-x")
+    (4242, 77)
+    >>> temp_owner("notes") is None
+    True
+    """
+    m = _MKDTEMP_NAME.search(name) or _UNIQUE_NAME.search(name)
+    return int(m.group(1)) if m else None
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the process that made this temporary entry still runs (then it is kept).
+
+    No realize runs during a collection, but a paused REPL session keeps its
+    build folders between calls, and a process may keep a failed build's
+    folder for its user: what a live process made is left to it.
+    """
+    pid = temp_owner(name)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
 
 
 def _dead_lockfiles(S: StorageSettings, live_dirs: set[str]) -> list[str]:
