@@ -13,8 +13,8 @@ instantiate or realize does, and none starts until it is done.
 Everything else is garbage: realizations (renamed into the temporary space,
 then removed, so that none is ever seen half-deleted), whole derivation
 folders, index markers of removed or missing realizations, lock files of
-removed derivations, stale root entries and every leftover in the store's
-temporary space. The graph is read once and reachability is computed once
+removed derivations, stale root entries and what processes that no longer
+run left in the store's temporary space. The graph is read once and reachability is computed once
 over it (:func:`compute_live`), so a collection is linear in the store size.
 """
 
@@ -85,8 +85,9 @@ class GCResult:
         roots: the roots that kept things alive, and why.
         stale_roots: root entries whose link is gone or points outside the store.
         tmp_removed: leftovers removed from the temporary space and the store
-            (temporary folders of killed builds, trash, half-written files,
-            dangling index markers, lock files of removed derivations).
+            (temporary folders of processes that no longer run, trash,
+            half-written files, dangling index markers, lock files of removed
+            derivations).
         dry_run: whether this was only a report.
         sizes: the apparent size in bytes of each deleted realization, and of
             each deleted derivation folder without its realizations (config,
