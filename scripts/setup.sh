@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
-# Idempotent set-up: system tools for the tests (gcc, make, tar for the GNU Hello
-# Quick Start; openssl for the HTTPS fetch test's certificate), a virtual environment in .venv with pylightnix and its extras.
+# Idempotent set-up of a fresh Debian/Ubuntu machine (or any machine with the tools).
+#   scripts/setup.sh          a virtual environment in .venv with pylightnix and its extras
+#   scripts/setup.sh --test   also the system tools the tests use: gcc/make/tar (the GNU Hello
+#                             Quick Start), openssl (the HTTPS fetch test's certificate) and
+#                             graphviz (`pylightnix graph --svg`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=()
-for tool in gcc make tar gzip openssl; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
-if [ "${#need[@]}" -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq build-essential tar gzip openssl >/dev/null
-fi
 PY="${PYTHON:-python3}"
+
+apt_install() {
+  local SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+pkgs=()
+command -v "$PY" >/dev/null 2>&1 || pkgs+=(python3)
+"$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || pkgs+=(python3-venv)
+if [ "${1:-}" = "--test" ]; then
+  for tool in gcc make tar gzip; do
+    command -v "$tool" >/dev/null 2>&1 || { pkgs+=(build-essential tar gzip); break; }
+  done
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+  command -v dot >/dev/null 2>&1 || pkgs+=(graphviz)
+fi
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  apt_install "${pkgs[@]}"
+fi
+
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

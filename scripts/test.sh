@@ -3,7 +3,7 @@
 # process, server and doc tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 .venv/bin/ruff check
 .venv/bin/ruff format --check
 .venv/bin/mypy src
