@@ -128,14 +128,22 @@ def hash_tree(root: str, *, exclude: Iterable[str] = (), threads: int | None = N
     return digests[root].hex()
 
 
+def context_json(ctx: Context) -> bytes:
+    """Canonical bytes of a (direct) context: what is hashed and stored as ``context.json``.
+
+    >>> context_json({"dref:b": ["rref:2", "rref:1"]})
+    b'{"dref:b":["rref:1","rref:2"]}'
+    """
+    return canonical_json({str(k): sorted(v) for k, v in ctx.items()})
+
+
 def context_hash(ctx: Context) -> str:
     """Hex digest identifying a (direct) build context; list order does not matter.
 
     >>> context_hash({}) == context_hash({})
     True
     """
-    canon = {str(k): sorted(v) for k, v in ctx.items()}
-    return hashlib.sha256(_CTX_TAG + canonical_json(canon)).hexdigest()
+    return hashlib.sha256(_CTX_TAG + context_json(ctx)).hexdigest()
 
 
 def realization_hash(ctx_hash: str, tree_hash: str) -> HashPart:

@@ -47,7 +47,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
 import traceback
 from collections.abc import Iterable, Mapping
@@ -57,7 +56,7 @@ from typing import Any
 
 from pylightnix.config import Config, canonical_json
 from pylightnix.errors import BuildError, MatcherError, PromiseError
-from pylightnix.hashing import context_hash, failed_realization_hash, hash_tree
+from pylightnix.hashing import context_hash, context_json, failed_realization_hash, hash_tree
 from pylightnix.progress import ProgressEvent, progress_hook, report
 from pylightnix.realize.build import _BUILD_TMP
 from pylightnix.realize.buildlog import TMP_LOG_NAME
@@ -67,12 +66,11 @@ from pylightnix.realize.step import RealizeOptions, ask_matcher, build_in, conte
 from pylightnix.refs import dref_name, is_hashpart, mkrref, parse_dref, rref2dref
 from pylightnix.store.fsops import (
     atomic_write,
-    fsync_path,
     make_readonly,
     mkdtemp_in,
     remove_tree,
-    rename_noreplace,
 )
+from pylightnix.store.insert import meta_json, place_realization
 from pylightnix.store.layout import (
     CONTEXT_FILE,
     FAILURE_FILE,
@@ -152,35 +150,12 @@ def store_failed_realization(
     dhash, name = parse_dref(dref)
     rref = mkrref(rhash, dhash, name)
     os.mkdir(reserved)
-    ctx_json = canonical_json({str(k): sorted(v) for k, v in sorted(context.items())})
-    atomic_write(os.path.join(reserved, CONTEXT_FILE), ctx_json, durable=S.durable)
+    atomic_write(os.path.join(reserved, CONTEXT_FILE), context_json(context), durable=S.durable)
     atomic_write(os.path.join(reserved, FAILURE_FILE), fjson, durable=S.durable)
-    meta = {
-        "build_start": build_start,
-        "build_stop": time.time(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "failed": True,
-    }
-    atomic_write(
-        os.path.join(reserved, META_FILE),
-        json.dumps(meta, sort_keys=True, indent=1).encode(),
-        durable=S.durable,
-    )
+    meta = meta_json(build_start, time.time(), {"failed": True})
+    atomic_write(os.path.join(reserved, META_FILE), meta, durable=S.durable)
     make_readonly(folder, durable=S.durable, skip_top=True)
-    idx = failed_index_dir(dref, chash, S)
-    os.makedirs(idx, exist_ok=True)
-    marker = os.path.join(idx, rhash)
-    if not os.path.exists(marker):
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
-    ddir = dref2path(dref, S)
-    dst = os.path.join(ddir, rhash)
-    if rename_noreplace(folder, dst):
-        os.chmod(dst, 0o555)
-        if S.durable:
-            fsync_path(ddir)
-    else:
-        remove_tree(folder)
+    place_realization(S, dref, chash, rhash, folder, failed=True)
     return rref
 
 

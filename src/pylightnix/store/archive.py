@@ -42,23 +42,18 @@ from pylightnix.refs import (
     rref2dref,
 )
 from pylightnix.store.fsops import (
-    fsync_path,
     make_readonly,
     mkdtemp_in,
     remove_tree,
-    rename_noreplace,
     unique_suffix,
 )
-from pylightnix.store.insert import store_derivation
+from pylightnix.store.insert import place_realization, store_derivation
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
     FAILURE_FILE,
     RESERVED,
     check_store,
-    dref2path,
-    failed_index_dir,
-    index_dir,
     rref2path_,
 )
 from pylightnix.store.locks import gc_shared
@@ -330,23 +325,8 @@ def store_checked_realization(
     make_readonly(folder, durable=S.durable, skip_top=True)
     # The top folder must be writable to move it into another parent.
     os.chmod(folder, 0o755)
-    ddir = dref2path(dref, S)
     failed = os.path.isfile(os.path.join(folder, RESERVED, FAILURE_FILE))
-    idx = (failed_index_dir if failed else index_dir)(dref, context_hash(context), S)
-    os.makedirs(idx, exist_ok=True)
-    marker = os.path.join(idx, rhash)
-    if not os.path.exists(marker):
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
-        if S.durable:
-            fsync_path(idx)
-    dst = os.path.join(ddir, rhash)
-    if rename_noreplace(folder, dst):
-        os.chmod(dst, 0o555)
-        if S.durable:
-            fsync_path(ddir)
-        return True
-    remove_tree(folder)
-    return False
+    return place_realization(S, dref, context_hash(context), rhash, folder, failed=failed)
 
 
 def _bad(source: str, why: str) -> ArchiveError:

@@ -21,9 +21,9 @@ import socket
 import time
 from typing import Any
 
-from pylightnix.config import Config, canonical_json, config_serialize
+from pylightnix.config import Config, config_serialize
 from pylightnix.errors import StoreError
-from pylightnix.hashing import context_hash, hash_tree, realization_hash
+from pylightnix.hashing import context_hash, context_json, hash_tree, realization_hash
 from pylightnix.refs import mkrref, parse_dref
 from pylightnix.store.fsops import (
     atomic_write,
@@ -40,6 +40,7 @@ from pylightnix.store.layout import (
     META_FILE,
     RESERVED,
     dref2path,
+    failed_index_dir,
     index_dir,
 )
 from pylightnix.store.settings import StorageSettings
@@ -73,7 +74,8 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
         remove_tree(tmp)
 
 
-def _meta(build_start: float, build_stop: float, extra: dict[str, Any] | None) -> bytes:
+def meta_json(build_start: float, build_stop: float, extra: dict[str, Any] | None) -> bytes:
+    """The ``meta.json`` bytes of a realization (build times, host, pid; never hashed)."""
     m: dict[str, Any] = {
         "build_start": build_start,
         "build_stop": build_stop,
@@ -159,18 +161,33 @@ def store_realization(
     stop = time.time() if build_stop is None else build_stop
 
     os.mkdir(reserved)
-    ctx_json = canonical_json({str(k): sorted(v) for k, v in sorted(context.items())})
+    ctx_json = context_json(context)
     # No fsync per reserved file: make_readonly(durable=...) below flushes every
     # file and folder of the output once, the reserved ones included.
     atomic_write(os.path.join(reserved, CONTEXT_FILE), ctx_json)
-    atomic_write(os.path.join(reserved, META_FILE), _meta(build_start, stop, meta))
+    atomic_write(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
     if log_path is not None:
         shutil.copyfile(log_path, os.path.join(reserved, LOG_FILE))
     make_readonly(outpath, durable=S.durable, skip_top=True)
 
     store_derivation(S, dref, config)
-    ddir = dref2path(dref, S)
-    idx = index_dir(dref, chash, S)
+    place_realization(S, dref, chash, rhash, outpath)
+    return rref
+
+
+def place_realization(
+    S: StorageSettings, dref: DRef, chash: str, rhash: str, folder: str, *, failed: bool = False
+) -> bool:
+    """Index a complete realization folder and rename it into place.
+
+    ``folder`` holds the artifacts and the reserved files, is read-only but
+    for its top folder, and hashes to ``rhash`` in the context ``chash``; the
+    derivation is stored. The index marker is made first (a crash leaves at
+    most a dangling marker); a failed realization is indexed apart, where
+    matchers never look. Returns whether it moved; if the same realization is
+    already stored, ``folder`` is removed instead.
+    """
+    idx = (failed_index_dir if failed else index_dir)(dref, chash, S)
     os.makedirs(idx, exist_ok=True)
     marker = os.path.join(idx, rhash)
     if not os.path.exists(marker):
@@ -179,11 +196,12 @@ def store_realization(
             # Else a power loss could keep the realization but lose its marker,
             # hiding it from matchers until store_reindex.
             fsync_path(idx)
+    ddir = dref2path(dref, S)
     dst = os.path.join(ddir, rhash)
-    if rename_noreplace(outpath, dst):
+    if rename_noreplace(folder, dst):
         os.chmod(dst, 0o555)
         if S.durable:
             fsync_path(ddir)
-    else:
-        remove_tree(outpath)  # the same realization is already stored
-    return rref
+        return True
+    remove_tree(folder)
+    return False

@@ -286,8 +286,16 @@ def path2dref(path: str, S: StorageSettings | None = None) -> DRef | None:
 
 def path2rref(path: str, S: StorageSettings | None = None) -> RRef | None:
     """The RRef of a path inside a stored realization, or ``None``."""
-    s = fsS(S)
-    rel = os.path.relpath(os.path.abspath(path), s.storage)
+    return rref_under(os.path.abspath(path), fsS(S).storage)
+
+
+def rref_under(path: str, storage: str) -> RRef | None:
+    """The realization holding ``path`` (itself or a file in it) in the folder ``storage``.
+
+    >>> rref_under("/s/" + "a" * 32 + "-x/" + "b" * 32 + "/f.txt", "/s")[:12]
+    'rref:bbbbbbb'
+    """
+    rel = os.path.relpath(path, storage)
     parts = rel.split(os.sep)
     if rel.startswith("..") or len(parts) < 2:
         return None

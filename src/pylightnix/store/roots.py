@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass
 
 from pylightnix.errors import StoreError
-from pylightnix.refs import is_hashpart, maybe_parse_dref_dirname, mkrref, parse_dref
 from pylightnix.store.fsops import unique_suffix
 from pylightnix.store.layout import ROOTS_DIR, rref2path_
 from pylightnix.store.locks import gc_shared
+from pylightnix.store.query import rref_under
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Path, RRef
 
@@ -54,7 +54,7 @@ def register_root(S: StorageSettings, link: str) -> Path:
         os.symlink(os.path.abspath(link), tmp)
         os.replace(tmp, entry)
         target = os.path.realpath(link)
-        rref = _realization_under(target, os.path.realpath(S.storage))
+        rref = rref_under(target, os.path.realpath(S.storage))
         if rref is not None and not os.path.isdir(rref2path_(rref, S)):
             os.unlink(entry)
             raise StoreError(
@@ -92,22 +92,9 @@ def list_roots(S: StorageSettings) -> list[Root]:
         link = os.readlink(entry)
         rref: RRef | None = None
         if os.path.islink(link):
-            rref = _realization_under(os.path.realpath(link), real_storage)
+            rref = rref_under(os.path.realpath(link), real_storage)
         out.append(Root(Path(entry), Path(link), rref))
     return out
-
-
-def _realization_under(target: str, real_storage: str) -> RRef | None:
-    """The realization that holds the resolved path ``target`` (itself or a file in it)."""
-    rel = os.path.relpath(target, real_storage)
-    parts = rel.split(os.sep)
-    if rel.startswith("..") or len(parts) < 2:
-        return None
-    d = maybe_parse_dref_dirname(parts[0])
-    if d is None or not is_hashpart(parts[1]):
-        return None
-    dhash, name = parse_dref(d)
-    return mkrref(parts[1], dhash, name)  # type: ignore[arg-type]
 
 
 def prune_stale_roots(S: StorageSettings) -> list[Root]:
