@@ -65,10 +65,10 @@ from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
 from pylightnix.realize.step import RealizeOptions, ask_matcher, build_in, context_of
 from pylightnix.refs import dref_name, is_hashpart, mkrref, parse_dref, rref2dref
 from pylightnix.store.fsops import (
-    atomic_write,
     make_readonly,
     mkdtemp_in,
     remove_tree,
+    write_private,
 )
 from pylightnix.store.insert import meta_json, place_realization
 from pylightnix.store.layout import (
@@ -150,10 +150,10 @@ def store_failed_realization(
     dhash, name = parse_dref(dref)
     rref = mkrref(rhash, dhash, name)
     os.mkdir(reserved)
-    atomic_write(os.path.join(reserved, CONTEXT_FILE), context_json(context), durable=S.durable)
-    atomic_write(os.path.join(reserved, FAILURE_FILE), fjson, durable=S.durable)
+    write_private(os.path.join(reserved, CONTEXT_FILE), context_json(context), durable=S.durable)
+    write_private(os.path.join(reserved, FAILURE_FILE), fjson, durable=S.durable)
     meta = meta_json(build_start, time.time(), {"failed": True})
-    atomic_write(os.path.join(reserved, META_FILE), meta, durable=S.durable)
+    write_private(os.path.join(reserved, META_FILE), meta, durable=S.durable)
     make_readonly(folder, durable=S.durable, skip_top=True)
     place_realization(S, dref, chash, rhash, folder, failed=True)
     return rref

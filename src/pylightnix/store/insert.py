@@ -32,6 +32,7 @@ from pylightnix.store.fsops import (
     mkdtemp_in,
     remove_tree,
     rename_noreplace,
+    write_private,
 )
 from pylightnix.store.layout import (
     CONFIG_FILE,
@@ -64,7 +65,7 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
         return True
     tmp = mkdtemp_in(S.tmpdir, "drv")
     try:
-        atomic_write(os.path.join(tmp, CONFIG_FILE), data, durable=S.durable)
+        write_private(os.path.join(tmp, CONFIG_FILE), data, durable=S.durable)
         os.chmod(tmp, 0o755)
         moved = rename_noreplace(tmp, d)
         if moved and S.durable:
@@ -164,8 +165,9 @@ def store_realization(
     ctx_json = context_json(context)
     # No fsync per reserved file: make_readonly(durable=...) below flushes every
     # file and folder of the output once, the reserved ones included.
-    atomic_write(os.path.join(reserved, CONTEXT_FILE), ctx_json)
-    atomic_write(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
+    # The output folder is private until it is renamed into place: plain writes suffice.
+    write_private(os.path.join(reserved, CONTEXT_FILE), ctx_json)
+    write_private(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
     if log_path is not None:
         shutil.copyfile(log_path, os.path.join(reserved, LOG_FILE))
     make_readonly(outpath, durable=S.durable, skip_top=True)
