@@ -199,6 +199,18 @@ def test_assert_realized_raises_without_touching_the_store(
     assert calls(counter) == []
 
 
+def test_dry_run_also_reports_assert_realized(S: StorageSettings, counter: str) -> None:
+    """A dry run raises NotRealizedError for a listed derivation that needs a build."""
+    specs = [{"deps": [], "nouts": 1, "matcher": "only", "n": 1}]
+    drefs, clo = instantiate(dag_stage, specs, counter, False, S=S)
+    before = listing(S.root)
+    with pytest.raises(NotRealizedError) as ei:
+        realize(clo, assert_realized=drefs, dry_run=True)
+    assert ei.value.dref == drefs[0]  # type: ignore[attr-defined]
+    assert listing(S.root) == before
+    assert calls(counter) == []
+
+
 def _three(b: Build) -> None:
     for i, o in enumerate(build_outpaths(b)):
         with open(os.path.join(o, "score.txt"), "w") as f:

@@ -212,14 +212,15 @@ def realize_one(
         m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
         if m is not None:
             return StepResult(drv.dref, tuple(m), False, "matched")
-    if opts.dry_run:
-        return StepResult(drv.dref, None, False, "forced" if forced else "unmatched")
     if drv.dref in opts.assert_realized:
+        # Checked before the dry-run exit: a dry run answers "would this fail?" too.
         raise NotRealizedError(
             f"{drv.dref} ('{dref_name(drv.dref)}') is not realized in this context but "
             "was listed in assert_realized: realize it first, or drop it from the list",
             dref=drv.dref,
         )
+    if opts.dry_run:
+        return StepResult(drv.dref, None, False, "forced" if forced else "unmatched")
     with build_lock(S, drv.dref):
         if not forced:
             # Another process may have built it while we waited for the lock.
