@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +220,20 @@ def test_check_output_walks_the_tree(tmp_path: Path) -> None:
         "symlink (sockets, FIFOs and devices cannot be stored; remove it from the output)"
     )
     assert ei.value.path == pipe  # type: ignore[attr-defined]
+
+
+def test_an_output_on_another_filesystem_is_refused(S: StorageSettings) -> None:
+    """An output folder outside the store's filesystem gives a StoreError and stays where it is."""
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(S.storage).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's temp folder")
+    out = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        with open(os.path.join(out, "a.txt"), "w") as f:
+            f.write("a")
+        dref = DRef("dref:" + "a" * 32 + "-x")
+        with pytest.raises(StoreError) as ei:
+            store_realization(S, dref, mkconfig({"name": "x"}), {}, out, build_start=0.0)
+        assert "is on another filesystem than the store" in str(ei.value)
+        assert os.listdir(out) == ["a.txt"]
+    finally:
+        shutil.rmtree(out)

@@ -153,6 +153,14 @@ def store_realization(
         StoreError: the output is not a folder or uses the reserved name.
     """
     check_output(dref, outpath, walk=False)
+    if os.stat(outpath).st_dev != os.stat(S.storage).st_dev:
+        raise StoreError(
+            f"output {outpath!r} of {dref} is on another filesystem than the store "
+            f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
+            "store's temporary folder (build_wrapper does; a raw realizer can use "
+            "build_tmpdir(S))",
+            path=outpath,
+        )
     reserved = os.path.join(outpath, RESERVED)
     chash = context_hash(context)
     tree = hash_tree(outpath)
