@@ -34,14 +34,8 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o444, durable: bool = F
     """Write ``data`` to ``path`` so that readers see either nothing or all of it."""
     d = os.path.dirname(path)
     tmp = os.path.join(d, f".tmp-{unique_suffix()}-{os.path.basename(path)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        write_private(tmp, data, mode=mode, durable=durable)
         os.replace(tmp, path)
     except BaseException:
         with _suppress_missing():
