@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 
 from pylightnix.errors import RealizeError
@@ -136,25 +137,29 @@ def _run_parallel(
         waiting[d.dref] = len(d.deps)
         for dep in d.deps:
             users[dep].append(d)
-    ready = [d for d in c.derivations if waiting[d.dref] == 0]
+    ready = deque(d for d in c.derivations if waiting[d.dref] == 0)
+    done = 0
+
+    def finish(res: StepResult) -> None:
+        nonlocal done
+        done += 1
+        _record(res, chosen, progress, done, total, t0)
+        for u in users[res.dref]:
+            waiting[u.dref] -= 1
+            if waiting[u.dref] == 0:
+                ready.append(u)
+
     own = executor is None
     ex: Executor = executor if executor is not None else ThreadPoolExecutor(max_workers=jobs)
-    running: dict[Future[StepResult], Derivation] = {}
-    done = 0
+    running: set[Future[StepResult]] = set()
     error: BaseException | None = None
     try:
         while ready or running:
             while ready and error is None:
-                drv = ready.pop(0)
+                drv = ready.popleft()
                 ctx = context_of(drv, chosen)
                 if ctx is None:
-                    res = StepResult(drv.dref, None, False, "a dependency would be built")
-                    done += 1
-                    _record(res, chosen, progress, done, total, t0)
-                    for u in users[drv.dref]:
-                        waiting[u.dref] -= 1
-                        if waiting[u.dref] == 0:
-                            ready.append(u)
+                    finish(StepResult(drv.dref, None, False, "a dependency would be built"))
                     continue
                 fut = ex.submit(
                     contextvars.copy_context().run,
@@ -168,24 +173,19 @@ def _run_parallel(
                     total,
                     t0,
                 )
-                running[fut] = drv
+                running.add(fut)
             if not running:
                 break
-            fin, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            fin, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in fin:
-                drv = running.pop(fut)
+                running.discard(fut)
                 try:
                     res = fut.result()
                 except BaseException as e:
                     if error is None:
                         error = e
                     continue
-                done += 1
-                _record(res, chosen, progress, done, total, t0)
-                for u in users[drv.dref]:
-                    waiting[u.dref] -= 1
-                    if waiting[u.dref] == 0:
-                        ready.append(u)
+                finish(res)
             if error is not None:
                 ready.clear()
     finally:
