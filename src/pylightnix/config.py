@@ -108,11 +108,6 @@ def canonical_json(value: JSON) -> bytes:
     return _CANONICAL.encode(value).encode("utf-8")
 
 
-def sha256_hex(data: bytes) -> str:
-    """Full sha256 hex digest of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def short_hash(data: bytes) -> HashPart:
     """The ref hash part of ``data``: the first :data:`HASH_LEN` hex chars of sha256."""
     return HashPart(hashlib.sha256(data).hexdigest()[:HASH_LEN])
