@@ -51,10 +51,13 @@ from pylightnix.store.layout import (
     RESERVED,
     ROOTS_DIR,
     check_store,
+    dref2path,
+    rref2path_,
 )
 from pylightnix.store.locks import gc_exclusive
 from pylightnix.store.roots import list_roots
 from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.store.verify import read_context_file
 from pylightnix.types import DRef, Path, RRef
 
 T = TypeVar("T")
@@ -159,16 +162,10 @@ class _Graph:
 def _read_context(path: str) -> list[RRef] | None:
     """The RRefs of a stored context file, or ``None`` if it is unreadable."""
     try:
-        with open(path, "rb") as f:
-            raw = json.loads(f.read())
+        ctx = read_context_file(path)
     except (OSError, ValueError):
         return None
-    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
-        return None
-    refs = [x for v in raw.values() for x in v]
-    if any(maybe_parse_rref(x) is None for x in refs):
-        return None
-    return [RRef(x) for x in refs]
+    return [x for v in ctx.values() for x in v]
 
 
 def _read_config_deps(path: str) -> list[DRef] | None:
@@ -244,7 +241,7 @@ def _leftovers(S: StorageSettings, g: _Graph, dead_drefs: set[DRef]) -> list[str
     for dref, rs in g.drv_rrefs.items():
         if dref in dead_drefs:
             continue
-        ddir = os.path.join(S.storage, dref_dirname(dref))
+        ddir = dref2path(dref, S)
         with contextlib.suppress(FileNotFoundError):
             out.extend(os.path.join(ddir, n) for n in sorted(os.listdir(ddir)) if ".tmp-" in n)
         present = {parse_rref(r)[0] for r in rs}
@@ -453,8 +450,8 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
     trash = mkdtemp_in(S.tmpdir, "gc-trash")
     moved: list[tuple[str, str]] = []  # (ref, its path in the trash)
     for ref, path in [
-        *((r, _rpath(S, r)) for r in dead_r),
-        *((d, os.path.join(S.storage, dref_dirname(d))) for d in whole),
+        *((r, rref2path_(r, S)) for r in dead_r),
+        *((d, dref2path(d, S)) for d in whole),
     ]:
         dst = os.path.join(trash, f"{len(moved)}-{os.path.basename(path)}")
         if _move_to_trash(path, dst):
@@ -490,9 +487,9 @@ def _sizes_in_place(
 ) -> dict[str, int]:
     """Sizes of what a collection would delete: each realization, and each derivation
     folder without its realizations (which are listed on their own)."""
-    sizes: dict[str, int] = {r: tree_size(_rpath(S, r)) for r in dead_r}
+    sizes: dict[str, int] = {r: tree_size(rref2path_(r, S)) for r in dead_r}
     for d in whole:
-        ddir = os.path.join(S.storage, dref_dirname(d))
+        ddir = dref2path(d, S)
         mine: dict[str, RRef] = {parse_rref(r)[0]: r for r in g.drv_rrefs[d]}
         rest = os.lstat(ddir).st_size
         with os.scandir(ddir) as it:
@@ -564,11 +561,6 @@ def _remove_counting(top: str) -> int:
     return total
 
 
-def _rpath(S: StorageSettings, r: RRef) -> str:
-    rhash, dhash, name = parse_rref(r)
-    return os.path.join(S.storage, f"{dhash}-{name}", rhash)
-
-
 def _markers_of(S: StorageSettings, rrefs: list[RRef]) -> list[str]:
     """Index markers of the given realizations (their derivations survive)."""
     by_drv: dict[DRef, set[str]] = {}
@@ -576,8 +568,7 @@ def _markers_of(S: StorageSettings, rrefs: list[RRef]) -> list[str]:
         by_drv.setdefault(rref2dref(r), set()).add(parse_rref(r)[0])
     out: list[str] = []
     for d, rhashes in by_drv.items():
-        ddir = os.path.join(S.storage, dref_dirname(d))
-        out.extend(p for p, m in _index_markers(ddir) if m in rhashes)
+        out.extend(p for p, m in _index_markers(dref2path(d, S)) if m in rhashes)
     return sorted(out)
 
 
