@@ -231,8 +231,14 @@ def _content_size(folder: str) -> int:
     return total
 
 
-def _leftovers(S: StorageSettings, g: _Graph, dead_drefs: set[DRef]) -> list[str]:
-    """Paths that hold no object: temp space contents, half-written files, dangling markers."""
+def _leftovers(
+    S: StorageSettings, g: _Graph, dead_drefs: set[DRef], live_rrefs: set[RRef]
+) -> list[str]:
+    """Paths that hold no live object: temp space contents, half-written files, stale markers.
+
+    A stale index marker names a realization that is missing, or that this
+    collection deletes.
+    """
     out: list[str] = []
     with contextlib.suppress(FileNotFoundError):
         out.extend(
@@ -244,8 +250,8 @@ def _leftovers(S: StorageSettings, g: _Graph, dead_drefs: set[DRef]) -> list[str
         ddir = dref2path(dref, S)
         with contextlib.suppress(FileNotFoundError):
             out.extend(os.path.join(ddir, n) for n in sorted(os.listdir(ddir)) if ".tmp-" in n)
-        present = {parse_rref(r)[0] for r in rs}
-        out.extend(p for p, m in _index_markers(ddir) if m not in present)
+        live = {parse_rref(r)[0] for r in rs if r in live_rrefs}
+        out.extend(p for p, m in _index_markers(ddir) if m not in live)
     rdir = os.path.join(S.storage, ROOTS_DIR)
     with contextlib.suppress(FileNotFoundError):
         out.extend(os.path.join(rdir, n) for n in sorted(os.listdir(rdir)) if ".tmp-" in n)
@@ -420,25 +426,37 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
     whole = sorted(dead_d)
     all_dead_r = sorted({*dead_r, *(r for d in whole for r in g.drv_rrefs[d])})
     live_dirs = {dref_dirname(d) for d in live_d}
-    leftovers = _leftovers(S, g, dead_d)
-    # Markers of realizations deleted now count as dangling too.
-    leftovers.extend(_markers_of(S, dead_r))
+    leftovers = _leftovers(S, g, dead_d, live_r)
     locks = _dead_lockfiles(S, live_dirs)
 
     freed = sum(tree_size(p) for p in leftovers)
     if dry_run:
         sizes = _sizes_in_place(S, g, dead_r, whole)
-        return GCResult(
-            tuple(whole),
-            tuple(all_dead_r),
-            freed + sum(sizes.values()),
-            tuple(roots),
-            tuple(stale),
-            tuple(Path(p) for p in [*leftovers, *locks]),
-            True,
-            sizes,
-        )
+        swept = [*leftovers, *locks]
+    else:
+        sizes, swept = _delete(S, g, dead_r, whole, leftovers, locks, stale)
+    return GCResult(
+        tuple(whole),
+        tuple(all_dead_r),
+        freed + sum(sizes.values()),
+        tuple(roots),
+        tuple(stale),
+        tuple(Path(p) for p in swept),
+        dry_run,
+        sizes,
+    )
 
+
+def _delete(
+    S: StorageSettings,
+    g: _Graph,
+    dead_r: list[RRef],
+    whole: list[DRef],
+    leftovers: list[str],
+    locks: list[str],
+    stale: list[Path],
+) -> tuple[dict[str, int], list[str]]:
+    """Delete what :func:`_collect` found dead; return the sizes and the leftovers removed."""
     # A crash between an insertion's rename and its chmod leaves the top folder
     # of a complete realization writable: seal it.
     for p in g.unsealed:
@@ -456,30 +474,19 @@ def _collect(S: StorageSettings, kd: list[DRef], kr: list[RRef], dry_run: bool) 
         dst = os.path.join(trash, f"{len(moved)}-{os.path.basename(path)}")
         if _move_to_trash(path, dst):
             moved.append((ref, dst))
-    removed: list[Path] = []
     for p in leftovers:
         remove_tree(p)
-        removed.append(Path(p))
     # Only folders that lost a marker can have become empty.
-    for ddir in sorted({os.path.dirname(os.path.dirname(os.path.dirname(p))) for p in removed}):
+    for ddir in sorted({os.path.dirname(os.path.dirname(os.path.dirname(p))) for p in leftovers}):
         if os.path.dirname(ddir) == S.storage:
             _remove_empty_index_dirs(ddir)
-    removed.extend(Path(p) for p in locks if _unlink_lockfile(p))
+    removed = [*leftovers, *(p for p in locks if _unlink_lockfile(p))]
     for e in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(e)
     sizes = _delete_moved(g, moved)
     _remove_counting(trash)
-    return GCResult(
-        tuple(whole),
-        tuple(all_dead_r),
-        freed + sum(sizes.values()),
-        tuple(roots),
-        tuple(stale),
-        tuple(removed),
-        False,
-        sizes,
-    )
+    return sizes, removed
 
 
 def _sizes_in_place(
@@ -559,17 +566,6 @@ def _remove_counting(top: str) -> int:
                 os.unlink(e.path)
     os.rmdir(top)
     return total
-
-
-def _markers_of(S: StorageSettings, rrefs: list[RRef]) -> list[str]:
-    """Index markers of the given realizations (their derivations survive)."""
-    by_drv: dict[DRef, set[str]] = {}
-    for r in rrefs:
-        by_drv.setdefault(rref2dref(r), set()).add(parse_rref(r)[0])
-    out: list[str] = []
-    for d, rhashes in by_drv.items():
-        out.extend(p for p, m in _index_markers(dref2path(d, S)) if m in rhashes)
-    return sorted(out)
 
 
 def store_gc(
