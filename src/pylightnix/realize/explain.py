@@ -25,6 +25,7 @@ from typing import Any
 
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, report
+from pylightnix.realize.engine import as_closure, make_options
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.realize.step import ask_matcher
 from pylightnix.refs import dref_name
@@ -96,14 +97,6 @@ def _context_reason(
     )
 
 
-def _forced(force_rebuild: Iterable[DRef] | bool) -> tuple[bool, frozenset[DRef]]:
-    if force_rebuild is True:
-        return True, frozenset()
-    if force_rebuild is False:
-        return False, frozenset()
-    return False, frozenset(force_rebuild)
-
-
 def explain(
     closure: Closure | tuple[Any, Closure],
     *,
@@ -125,17 +118,15 @@ def explain(
         StoreError: the closure's store is missing.
         MatcherError: a matcher misbehaves (as realize would report it).
     """
-    from pylightnix.realize.engine import as_closure
-
     c = as_closure(closure)
     S = c.S
     check_store(S)
-    force_all, force = _forced(force_rebuild)
+    opts = make_options(force_rebuild, (), False, None, False)
     chosen: Context = {}
     building: set[DRef] = set()
     out: list[Explanation] = []
     for drv in c.derivations:
-        e = _explain_one(drv, S, chosen, building, force_all or drv.dref in force, ask_matcher)
+        e = _explain_one(drv, S, chosen, building, opts.forced(drv.dref))
         if e.decision == "build":
             building.add(drv.dref)
         out.append(e)
@@ -148,7 +139,6 @@ def _explain_one(
     chosen: Context,
     building: set[DRef],
     forced: bool,
-    ask: Any,
 ) -> Explanation:
     name = dref_name(drv.dref)
     if forced:
@@ -164,7 +154,7 @@ def _explain_one(
         )
     ctx: Context = {d: chosen[d] for d in drv.deps}
     cands = drefrrefs_chash(drv.dref, context_hash(ctx), S)
-    m = ask(drv, S, cands)
+    m = ask_matcher(drv, S, cands)
     if m is not None:
         chosen[drv.dref] = list(m)
         return Explanation(
