@@ -63,7 +63,7 @@ from pylightnix.realize.buildlog import TMP_LOG_NAME
 from pylightnix.realize.engine import as_closure, make_options
 from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
 from pylightnix.realize.step import RealizeOptions, ask_matcher, build_in, context_of
-from pylightnix.refs import dref_name, is_hashpart, mkrref, parse_dref, rref2dref
+from pylightnix.refs import dref_name, mkrref, mkrrefs, parse_dref, rref2dref
 from pylightnix.store.fsops import (
     make_readonly,
     mkdtemp_in,
@@ -150,10 +150,11 @@ def store_failed_realization(
     dhash, name = parse_dref(dref)
     rref = mkrref(rhash, dhash, name)
     os.mkdir(reserved)
-    write_private(os.path.join(reserved, CONTEXT_FILE), context_json(context), durable=S.durable)
-    write_private(os.path.join(reserved, FAILURE_FILE), fjson, durable=S.durable)
+    # No fsync per reserved file: make_readonly(durable=...) flushes the whole folder once.
+    write_private(os.path.join(reserved, CONTEXT_FILE), context_json(context))
+    write_private(os.path.join(reserved, FAILURE_FILE), fjson)
     meta = meta_json(build_start, time.time(), {"failed": True})
-    write_private(os.path.join(reserved, META_FILE), meta, durable=S.durable)
+    write_private(os.path.join(reserved, META_FILE), meta)
     make_readonly(folder, durable=S.durable, skip_top=True)
     place_realization(S, dref, chash, rhash, folder, failed=True)
     return rref
@@ -193,11 +194,7 @@ def drefrrefs_failed(dref: DRef, context: Context, S: StorageSettings | None = N
         return []
     dhash, name = parse_dref(dref)
     base = dref2path(dref, s)
-    return sorted(
-        mkrref(n, dhash, name)  # type: ignore[arg-type]
-        for n in names
-        if is_hashpart(n) and os.path.isdir(os.path.join(base, n))
-    )
+    return sorted(mkrrefs([n for n in names if os.path.isdir(os.path.join(base, n))], dhash, name))
 
 
 @dataclass(frozen=True)
@@ -319,8 +316,7 @@ def _realize_one_e(
             return [rref], f, True
         finally:
             _OUT_FAILS.reset(tok)
-            if os.path.lexists(tmp):
-                remove_tree(tmp)
+            remove_tree(tmp)
         m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
     if sink:
         log.warning(
