@@ -26,7 +26,6 @@ realizations of earlier stages of the session that nothing else keeps.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,11 +131,14 @@ def _advance(s: ReplSession) -> ReplSession:
             s.context[drv.dref] = list(res.rrefs or ())
             s.index += 1
     s.done = True
-    for t in s.tmpdirs:
-        if os.path.lexists(t):
-            remove_tree(t)
-    s.tmpdirs.clear()
+    _remove_tmpdirs(s)
     return s
+
+
+def _remove_tmpdirs(s: ReplSession) -> None:
+    for t in s.tmpdirs:
+        remove_tree(t)
+    s.tmpdirs.clear()
 
 
 def repl_realize(
@@ -273,10 +275,7 @@ def repl_cancel(session: ReplSession | None = None) -> None:
     s = session if session is not None else _CURRENT[0]
     if s is None:
         return
-    for t in s.tmpdirs:
-        if os.path.lexists(t):
-            remove_tree(t)
-    s.tmpdirs.clear()
+    _remove_tmpdirs(s)
     s.cancelled = True
     s.paused, s.paused_context = None, None
     if _CURRENT[0] is s:
