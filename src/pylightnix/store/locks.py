@@ -96,7 +96,7 @@ def _acquire(fd: int, op: int, what: str, timeout: float | None) -> None:
         if not logged and waited > WAIT_LOG_AFTER:
             _log_wait(fd, what)
             logged = True
-        if timeout is not None and waited > timeout:
+        if waited > timeout:
             raise LockError(
                 f"timed out after {timeout:.0f}s waiting for {what} held by {_read_holder(fd)}",
                 path=what,
