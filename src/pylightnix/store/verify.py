@@ -244,8 +244,7 @@ def _repair(S: StorageSettings, rref: RRef, how: Repair) -> str:
     if not os.path.lexists(p):
         return ""
     if how == "remove":
-        remove_via_trash(p, os.path.join(S.tmpdir, "verify-trash"))
-        remove_tree(os.path.join(S.tmpdir, "verify-trash"))
+        remove_via_trash(p, S.tmpdir)
         return "removed"
     rhash, dhash, name = parse_rref(rref)
     qdir = os.path.join(S.root, "quarantine", f"{dhash}-{name}")
