@@ -18,8 +18,9 @@ from typing import Any
 from pylightnix.config import Config, config_dict
 from pylightnix.errors import RefError
 from pylightnix.refs import dref_name, is_dref, is_rref, rref2dref
-from pylightnix.store.layout import RESERVED, check_store, dref2path
+from pylightnix.store.layout import RESERVED, dref2path
 from pylightnix.store.query import (
+    _S,
     alldrefs,
     dref2path_checked,
     drefcfg_,
@@ -29,12 +30,6 @@ from pylightnix.store.query import (
 )
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import DRef, Path, RRef
-
-
-def _S(S: StorageSettings | None) -> StorageSettings:
-    s = fsS(S)
-    check_store(s)
-    return s
 
 
 def lsref(ref: DRef | RRef, S: StorageSettings | None = None) -> list[str]:
