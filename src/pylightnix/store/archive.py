@@ -30,7 +30,7 @@ import tarfile
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
-from pylightnix.config import Config, config_deps, config_hash, config_name, mkconfig
+from pylightnix.config import Config, config_hash, config_name, mkconfig
 from pylightnix.errors import ArchiveError, IntegrityError, OptionError, RefError, StoreError
 from pylightnix.hashing import context_hash
 from pylightnix.refs import (
@@ -57,7 +57,7 @@ from pylightnix.store.layout import (
     rref2path_,
 )
 from pylightnix.store.locks import gc_shared
-from pylightnix.store.query import dref_exists, drefcfg_, rref2path, rrefctx
+from pylightnix.store.query import dref_exists, drefdeps, rref2path, rrefctx
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.store.verify import content_problem, read_context_file
 from pylightnix.types import Context, DRef, Path, RRef
@@ -105,18 +105,6 @@ def _direct_deps(S: StorageSettings, r: RRef) -> list[RRef]:
     return [x for v in rrefctx(r, S).values() for x in v]
 
 
-def _dref_closure(drefs: Iterable[DRef], S: StorageSettings) -> list[DRef]:
-    seen: set[DRef] = set()
-    stack = list(drefs)
-    while stack:
-        d = stack.pop()
-        if d in seen:
-            continue
-        seen.add(d)
-        stack.extend(x for x in config_deps(drefcfg_(d, S)) if x not in seen)
-    return sorted(seen)
-
-
 def _check_targets(rrefs: Iterable[RRef], S: StorageSettings) -> list[RRef]:
     out = [RRef(r) for r in rrefs]
     for r in out:
@@ -130,7 +118,8 @@ def _plan(targets: list[RRef], S: StorageSettings) -> tuple[list[RRef], list[DRe
     order = closure_order(targets, functools.partial(_direct_deps, S))
     for r in order:
         rref2path(r, S)  # a dependency removed by rmref makes the closure incomplete
-    return order, _dref_closure({rref2dref(r) for r in order}, S)
+    drefs = {rref2dref(r) for r in order}
+    return order, sorted(drefs | drefdeps(drefs, S))
 
 
 def _manifest(targets: list[RRef], order: list[RRef], drefs: list[DRef]) -> bytes:
