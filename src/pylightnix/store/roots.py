@@ -95,14 +95,3 @@ def list_roots(S: StorageSettings) -> list[Root]:
             rref = rref_under(os.path.realpath(link), real_storage)
         out.append(Root(Path(entry), Path(link), rref))
     return out
-
-
-def prune_stale_roots(S: StorageSettings) -> list[Root]:
-    """Remove entries whose link is gone or points outside the store; return them."""
-    stale = [r for r in list_roots(S) if r.rref is None]
-    for r in stale:
-        try:
-            os.unlink(r.entry)
-        except FileNotFoundError:
-            pass
-    return stale
