@@ -43,7 +43,7 @@ from pylightnix.refs import mkdref, mkrref, parse_rref
 from pylightnix.store.fsops import mkdtemp_in
 from pylightnix.store.gc import compute_live, temp_owner, tree_size
 from pylightnix.store.insert import store_realization
-from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR
+from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR, rref2path_
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.roots import list_roots, register_root
 from pylightnix.types import DRef, RRef
@@ -188,15 +188,10 @@ def test_gc_removes_markers_and_lock_files_of_what_it_deletes(S: StorageSettings
     assert f"{os.path.basename(os.path.dirname(rref2path(a, S)))}.lock" in os.listdir(locks)
     res = gc(S, keep_drefs=[rref2dref(a)])
     assert res.deleted_rrefs == (a,)
-    ddir = os.path.dirname(rref2path_unchecked(S, a))
+    ddir = os.path.dirname(rref2path_(a, S))
     assert os.listdir(os.path.join(ddir, INDEX_DIR)) == []
     gc(S)
     assert sorted(os.listdir(locks)) == ["gc.lock", "gc.turnstile"]
-
-
-def rref2path_unchecked(S: StorageSettings, r: RRef) -> str:
-    rhash, dhash, name = parse_rref(r)
-    return os.path.join(S.storage, f"{dhash}-{name}", rhash)
 
 
 def test_gc_inside_a_running_realize_raises_instead_of_deadlocking(S: StorageSettings) -> None:
