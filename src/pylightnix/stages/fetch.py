@@ -29,6 +29,7 @@ import urllib.request
 from typing import Any, Protocol
 
 from pylightnix.errors import ConfigError, FetchError, HashMismatchError, UnsafeArchiveError
+from pylightnix.hashing import hash_file
 from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.build import (
     Build,
@@ -40,6 +41,7 @@ from pylightnix.realize.build import (
 from pylightnix.realize.matchers import match_only
 from pylightnix.realize.registry import Registry, mkdrv
 from pylightnix.refs import dref_name
+from pylightnix.store.fsops import mkdtemp_in
 from pylightnix.types import DRef, RefPath
 from pylightnix.unpack import archive_kind, member_target, safe_extract
 
@@ -131,6 +133,31 @@ def url_filename(url: str) -> str:
     return base if base not in ("", ".", "..") else "download"
 
 
+def _fetch_config(
+    who: str,
+    source: dict[str, str],
+    *,
+    sha256: str | None,
+    sha1: str | None,
+    mode: str,
+    name: str | None,
+    filename: str,
+    kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """The config of a fetch stage: ``source`` plus the checked hash, mode and file name."""
+    algo, digest = _check_hash(sha256, sha1, who)
+    _check_mode(mode, who)
+    fname = _check_filename(filename, who)
+    return {
+        **kwargs,
+        "name": name or name_from_filename(fname),
+        **source,
+        algo: digest,
+        "mode": mode,
+        "filename": fname,
+    }
+
+
 def fetchurl(
     url: str,
     *,
@@ -164,17 +191,16 @@ def fetchurl(
         raise ConfigError(
             f"fetchurl: url={url!r} is not an {'/'.join(SCHEMES)} URL", key_path=("url",)
         )
-    algo, digest = _check_hash(sha256, sha1, f"fetchurl({url!r})")
-    _check_mode(mode, f"fetchurl({url!r})")
-    fname = _check_filename(filename or url_filename(url), f"fetchurl({url!r})")
-    config = {
-        **kwargs,
-        "name": name or name_from_filename(fname),
-        "url": url,
-        algo: digest,
-        "mode": mode,
-        "filename": fname,
-    }
+    config = _fetch_config(
+        f"fetchurl({url!r})",
+        {"url": url},
+        sha256=sha256,
+        sha1=sha1,
+        mode=mode,
+        name=name,
+        filename=filename or url_filename(url),
+        kwargs=kwargs,
+    )
     return mkdrv(config, match_only(), build_wrapper(_fetchurl_realize), r=r)
 
 
@@ -213,23 +239,22 @@ def fetchlocal(
     who = f"fetchlocal({path or envname!r})"
     if (path is None) == (envname is None):
         raise ConfigError(f"{who} needs exactly one of path= or envname=", key_path=("path",))
-    algo, digest = _check_hash(sha256, sha1, who)
-    _check_mode(mode, who)
     if filename is None and path is None:
         raise ConfigError(
             f"{who}: with envname= also give filename= (the path is only known at build time)",
             key_path=("filename",),
         )
-    fname = _check_filename(filename or os.path.basename(str(path)), who)
     src: dict[str, str] = {"path": os.path.abspath(path)} if path else {"envname": str(envname)}
-    config = {
-        **kwargs,
-        "name": name or name_from_filename(fname),
-        **src,
-        algo: digest,
-        "mode": mode,
-        "filename": fname,
-    }
+    config = _fetch_config(
+        who,
+        src,
+        sha256=sha256,
+        sha1=sha1,
+        mode=mode,
+        name=name,
+        filename=filename or os.path.basename(str(path)),
+        kwargs=kwargs,
+    )
     return mkdrv(config, match_only(), build_wrapper(_fetchlocal_realize), r=r)
 
 
@@ -341,9 +366,7 @@ def _stream(src: _Readable, dst: str, algo: str, progress: _Progress) -> tuple[s
 def _download_dir(b: Build) -> str:
     # The build's private temporary folder holds the output folder; a sibling
     # folder there is private to this build and removed with it.
-    d = os.path.join(os.path.dirname(build_outpath(b)), f"download-{os.urandom(6).hex()}")
-    os.mkdir(d)
-    return d
+    return mkdtemp_in(os.path.dirname(build_outpath(b)), "download")
 
 
 def _expected(c: Any) -> tuple[str, str]:
@@ -356,7 +379,7 @@ def _finish(b: Build, src: str, path: str, mode: str, fname: str) -> None:
     if mode == "as-is":
         os.rename(path, os.path.join(out, fname))
         return
-    safe_extract(path, out, kind=archive_kind(fname))
+    safe_extract(path, out)  # the kind from the name ``fname``, else from the contents
     if mode == "unpack":
         dst = os.path.join(out, fname)
         if os.path.lexists(dst):
@@ -457,16 +480,13 @@ def _unpack_realize(b: Build) -> None:
     c = build_cattrs(b)
     path = build_path(b, c.src)
     if hasattr(c, "sha256"):
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(BLOCK), b""):
-                h.update(block)
-        if h.hexdigest() != c.sha256:
+        actual = hash_file(path).hex()
+        if actual != c.sha256:
             raise HashMismatchError(
-                f"sha256 mismatch for {path}: expected {c.sha256}, got {h.hexdigest()}",
+                f"sha256 mismatch for {path}: expected {c.sha256}, got {actual}",
                 url=path,
                 algo="sha256",
                 expected=c.sha256,
-                actual=h.hexdigest(),
+                actual=actual,
             )
     safe_extract(path, build_outpath(b), kind=getattr(c, "kind", None) or archive_kind(path))
