@@ -259,6 +259,25 @@ def test_bad_fetchurl_arguments_are_config_errors_and_store_nothing(
     assert list(alldrefs(S)) == []
 
 
+def test_bad_fetchlocal_arguments_are_config_errors(S: StorageSettings) -> None:
+    """fetchlocal needs one of path=/envname=, and filename= with envname=."""
+    with pytest.raises(ConfigError) as ei:
+        instantiate(fetchlocal, sha256="a" * 64, S=S)
+    assert str(ei.value) == "fetchlocal(None) needs exactly one of path= or envname="
+    with pytest.raises(ConfigError) as ei:
+        instantiate(fetchlocal, envname="PLX_X", sha256="a" * 64, S=S)
+    assert str(ei.value) == (
+        "fetchlocal('PLX_X'): with envname= also give filename= (the path is only known at "
+        "build time)"
+    )
+    with pytest.raises(ConfigError) as ei:
+        instantiate(fetchlocal, "/x/a.tgz", sha1="b" * 40, mode="zip", S=S)
+    assert str(ei.value) == (
+        "fetchlocal('/x/a.tgz'): mode='zip' is not one of 'unpack,remove', 'unpack', 'as-is'"
+    )
+    assert list(alldrefs(S)) == []
+
+
 def test_unknown_scheme_is_refused(S: StorageSettings) -> None:
     """An ftp:// URL is refused at instantiate with the URL in the message."""
     with pytest.raises(ConfigError, match=r"url='ftp://h/x.tgz' is not an http/https/file URL"):
