@@ -142,10 +142,8 @@ def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[N
         ent = _shared_count.get(key)
         if ent is not None:
             _shared_count[key] = (ent[0], ent[1] + 1)
-            fd = -1
         else:
-            fd = _take_shared(S, timeout)
-            _shared_count[key] = (fd, 1)
+            _shared_count[key] = (_take_shared(S, timeout), 1)
     try:
         yield
     finally:
