@@ -85,11 +85,17 @@ def _nothing_stored(S: StorageSettings) -> None:
     assert os.listdir(S.tmpdir) == []
 
 
+@pytest.fixture
+def www(tmp_path: Path) -> Path:
+    """The folder the test's HTTP server serves."""
+    d = tmp_path / "www"
+    d.mkdir()
+    return d
+
+
 @pytest.mark.parametrize("kind", ["tar", "tar.gz", "tgz", "tar.bz2", "tar.xz", "zip", "gz"])
-def test_fetchurl_unpacks_each_archive_kind(S: StorageSettings, tmp_path: Path, kind: str) -> None:
+def test_fetchurl_unpacks_each_archive_kind(S: StorageSettings, www: Path, kind: str) -> None:
     """Each archive kind served over HTTP is downloaded, checked and unpacked (archive dropped)."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / f"data.{kind}"
     expected = _make_archive(arc, kind)
     with serve_dir(str(www)) as srv:
@@ -101,11 +107,9 @@ def test_fetchurl_unpacks_each_archive_kind(S: StorageSettings, tmp_path: Path, 
 
 
 def test_fetchurl_as_is_keeps_the_file_and_unpack_mode_keeps_both(
-    S: StorageSettings, tmp_path: Path
+    S: StorageSettings, www: Path
 ) -> None:
     """mode='as-is' stores the file untouched; mode='unpack' stores the tree and the archive."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "data.tar.gz"
     tree = _make_archive(arc, "tar.gz")
     h = _sha256(arc)
@@ -135,11 +139,9 @@ def test_fetchurl_file_url_and_sha1(S: StorageSettings, tmp_path: Path) -> None:
 
 
 def test_fetchurl_reuses_the_realization_without_downloading_again(
-    S: StorageSettings, tmp_path: Path
+    S: StorageSettings, www: Path
 ) -> None:
     """A second realize of the same fetch matches the stored realization: no request is made."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "d.tgz"
     _make_archive(arc, "tgz")
     with serve_dir(str(www)) as srv:
@@ -150,11 +152,9 @@ def test_fetchurl_reuses_the_realization_without_downloading_again(
 
 
 def test_hash_mismatch_stores_nothing_and_a_retry_with_the_right_hash_succeeds(
-    S: StorageSettings, tmp_path: Path
+    S: StorageSettings, www: Path
 ) -> None:
     """A wrong sha256 fails showing both hashes, leaves no file behind; the right one then works."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "d.tar"
     tree = _make_archive(arc, "tar")
     good = _sha256(arc)
@@ -203,11 +203,9 @@ def test_connection_refused_names_the_url(S: StorageSettings) -> None:
 
 
 def test_malicious_archive_from_the_net_is_refused_and_nothing_escapes(
-    S: StorageSettings, tmp_path: Path
+    S: StorageSettings, tmp_path: Path, www: Path
 ) -> None:
     """A served tar with a '..' member is refused; nothing is stored or written outside."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "evil.tar.gz"
     with tarfile.open(arc, "w:gz") as tf:
         ti = tarfile.TarInfo("../../../../evil.txt")
@@ -224,10 +222,10 @@ def test_malicious_archive_from_the_net_is_refused_and_nothing_escapes(
     assert not any("evil.txt" in fs for _, _, fs in os.walk(tmp_path))
 
 
-def test_malicious_zip_from_the_net_is_refused(S: StorageSettings, tmp_path: Path) -> None:
+def test_malicious_zip_from_the_net_is_refused(
+    S: StorageSettings, tmp_path: Path, www: Path
+) -> None:
     """A served zip with an absolute member path is refused and nothing is stored."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "evil.zip"
     target = tmp_path / "evil-abs.txt"
     with zipfile.ZipFile(arc, "w") as zf:
@@ -285,11 +283,9 @@ def test_unknown_scheme_is_refused(S: StorageSettings) -> None:
 
 
 def test_download_progress_goes_to_the_hook_and_short_downloads_print_nothing(
-    S: StorageSettings, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    S: StorageSettings, www: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """The hook gets download events ending at the full size; stderr stays silent."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "big.bin.gz"
     with gzip.open(arc, "wb", compresslevel=1) as f:
         f.write(os.urandom(3 << 20))
@@ -312,11 +308,9 @@ def test_download_progress_goes_to_the_hook_and_short_downloads_print_nothing(
     assert capfd.readouterr().err == ""
 
 
-def test_seed_call_form_with_the_inplace_api(tmp_path: Path) -> None:
+def test_seed_call_form_with_the_inplace_api(tmp_path: Path, www: Path) -> None:
     """instantiate_inplace(fetchurl, name=, url=, sha256=) works as in the seed's Quick Start."""
     store_initialize(custom_store=str(tmp_path / "st"), custom_tmp=str(tmp_path / "tmp"))
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "hello-2.10.tar.gz"
     tree = _make_archive(arc, "tar.gz")
     with serve_dir(str(www)) as srv:
@@ -403,11 +397,9 @@ def _child(
 
 
 def test_two_processes_fetching_the_same_url_download_once(
-    S: StorageSettings, tmp_path: Path
+    S: StorageSettings, tmp_path: Path, www: Path
 ) -> None:
     """While one process downloads, a second one waits and then reuses its realization."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "same.tar.gz"
     tree = _make_archive(arc, "tar.gz")
     with serve_dir(str(www)) as srv:
@@ -432,13 +424,11 @@ def test_two_processes_fetching_the_same_url_download_once(
 
 
 def test_two_processes_fetching_same_named_files_at_once_never_mix_bytes(
-    S: StorageSettings, tmp_path: Path
+    S: StorageSettings, tmp_path: Path, www: Path
 ) -> None:
     """Two fetches of different 'data.tar.gz' files download at the same time, each intact."""
-    www = tmp_path / "www"
-    (www / "a").mkdir(parents=True)
-    (www / "b").mkdir()
     for d in ("a", "b"):
+        (www / d).mkdir()
         with tarfile.open(www / d / "data.tar.gz", "w:gz") as tf:
             data = (d * 1000).encode() + os.urandom(500_000)
             ti = tarfile.TarInfo(f"{d}.bin")
@@ -550,11 +540,9 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
 
 
 def test_https_fetch_trusts_only_verified_certificates(
-    S: StorageSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    S: StorageSettings, tmp_path: Path, www: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over HTTPS an untrusted certificate is a FetchError; once trusted, the fetch succeeds."""
-    www = tmp_path / "www"
-    www.mkdir()
     arc = www / "s.tgz"
     tree = _make_archive(arc, "tgz")
     cert, key = _self_signed(tmp_path)
