@@ -53,6 +53,12 @@ def forget_cached(S: StorageSettings) -> None:
             del cache[key]
 
 
+def forget_cached_ref(S: StorageSettings, ref: DRef | RRef) -> None:
+    """Drop what is cached about one object of ``S`` (it was removed)."""
+    for cache in (_CFG_CACHE, _CTX_CACHE, _META_CACHE):
+        cache.pop((S.storage, ref), None)  # type: ignore[arg-type]
+
+
 def _S(S: StorageSettings | None) -> StorageSettings:
     s = fsS(S)
     check_store(s)

@@ -23,7 +23,7 @@ from pylightnix.hashing import context_hash
 from pylightnix.refs import is_dref, is_rref, parse_rref, rref2dref
 from pylightnix.store import query
 from pylightnix.store.fsops import remove_via_trash
-from pylightnix.store.layout import check_store, dref2path, index_dir
+from pylightnix.store.layout import check_store, dref2path, failed_index_dir, index_dir
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.query import (
     alldrefs,
@@ -74,21 +74,18 @@ def _refuse(ref: str, users: list[str], what: str) -> InUseError:
     )
 
 
-def _forget(S: StorageSettings, rref: RRef) -> None:
-    # Per-process caches of immutable data must not outlive the object.
-    query._CTX_CACHE.pop((S.storage, rref), None)
-    query._META_CACHE.pop((S.storage, rref), None)
-
-
 def _remove_rref(rref: RRef, S: StorageSettings) -> None:
     rhash, _, _ = parse_rref(rref)
     chash = context_hash(rrefctx(rref, S))
     remove_via_trash(rref2path(rref, S), S.tmpdir)
-    try:
-        os.unlink(os.path.join(index_dir(rref2dref(rref), chash, S), rhash))
-    except FileNotFoundError:
-        pass
-    _forget(S, rref)
+    # A failed realization (realize/failures.py) is indexed apart.
+    for idx in (index_dir, failed_index_dir):
+        try:
+            os.unlink(os.path.join(idx(rref2dref(rref), chash, S), rhash))
+        except FileNotFoundError:
+            pass
+    # Per-process caches of immutable data must not outlive the object.
+    query.forget_cached_ref(S, rref)
 
 
 def rmref(ref: DRef | RRef, S: StorageSettings | None = None, *, force: bool = False) -> list[str]:
@@ -133,8 +130,8 @@ def rmref(ref: DRef | RRef, S: StorageSettings | None = None, *, force: bool = F
                 if links:
                     raise _refuse(dref, links, "kept by the result link")
             for r in rrefs:
-                _forget(s, r)
+                query.forget_cached_ref(s, r)
             remove_via_trash(dref2path(dref, s), s.tmpdir)
-            query._CFG_CACHE.pop((s.storage, dref), None)
+            query.forget_cached_ref(s, dref)
             return [*map(str, rrefs), str(dref)]
         raise RefError(f"rmref: {ref!r} is neither a DRef nor an RRef", ref=ref)
