@@ -38,10 +38,10 @@ from pylightnix.realize.engine import as_closure, make_options
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.realize.step import (
     RealizeOptions,
-    ask_matcher,
     check_promises,
     context_of,
     insert_outputs,
+    match_in,
     realize_one,
 )
 from pylightnix.refs import dref_name, is_rref, rref2dref
@@ -249,7 +249,7 @@ def repl_continue(
         return _finish(s, drv, rrefs)
     with gc_shared(S), build_lock(S, drv.dref):
         insert_outputs(drv, S, ctx, list(out_paths or []), time.time())
-        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = match_in(drv, S, chash)
     if m is None:
         raise MatcherError(
             f"matcher {drv.matcher!r} of {drv.dref} is not satisfied by the outputs given "

@@ -55,14 +55,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from pylightnix.config import Config, canonical_json
-from pylightnix.errors import BuildError, MatcherError, PromiseError
+from pylightnix.errors import BuildError, PromiseError
 from pylightnix.hashing import context_hash, context_json, failed_realization_hash, hash_tree
 from pylightnix.progress import ProgressEvent, progress_hook, report
 from pylightnix.realize.build import _BUILD_TMP
 from pylightnix.realize.buildlog import TMP_LOG_NAME
 from pylightnix.realize.engine import as_closure, make_options
 from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
-from pylightnix.realize.step import RealizeOptions, ask_matcher, build_in, context_of
+from pylightnix.realize.step import (
+    RealizeOptions,
+    build_in,
+    context_of,
+    match_in,
+    unsatisfied_after_build,
+)
 from pylightnix.refs import dref_name, mkrref, mkrrefs, parse_dref, rref2dref
 from pylightnix.store.fsops import (
     make_readonly,
@@ -82,7 +88,6 @@ from pylightnix.store.layout import (
     rref2path_,
 )
 from pylightnix.store.locks import build_lock, gc_shared
-from pylightnix.store.query import drefrrefs_chash
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Matcher, Path, Realizer, RRef
 
@@ -288,7 +293,7 @@ def _realize_one_e(
     chash = context_hash(ctx)
     forced = opts.forced(drv.dref)
     if not forced:
-        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = match_in(drv, S, chash)
         if m is not None:
             return m, None, False
         if not retry_failed:
@@ -299,7 +304,7 @@ def _realize_one_e(
                     return [old[-1]], f, False
     with build_lock(S, drv.dref):
         if not forced:
-            m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+            m = match_in(drv, S, chash)
             if m is not None:
                 return m, None, False
         report(ProgressEvent("build", drv.dref, dref_name(drv.dref)))
@@ -317,7 +322,7 @@ def _realize_one_e(
         finally:
             _OUT_FAILS.reset(tok)
             remove_tree(tmp)
-        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = match_in(drv, S, chash)
     if sink:
         log.warning(
             "%d output(s) of %s failed and were recorded as failed realizations: %s",
@@ -331,11 +336,7 @@ def _realize_one_e(
         msg = f"{len(sink)} output(s) of the build failed; the first: {first.message}"
         return [first.rref], Failure(drv.dref, first.rref, first.error, msg, first.traceback), True
     if m is None:
-        raise MatcherError(
-            f"matcher {drv.matcher!r} of {drv.dref} is still unsatisfied after a build: "
-            "it rejects what the realizer produced",
-            dref=drv.dref,
-        )
+        raise unsatisfied_after_build(drv)
     return m, None, True
 
 

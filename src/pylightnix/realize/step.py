@@ -209,7 +209,7 @@ def realize_one(
     chash = context_hash(ctx)
     forced = opts.forced(drv.dref)
     if not forced:
-        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = match_in(drv, S, chash)
         if m is not None:
             return StepResult(drv.dref, tuple(m), False, "matched")
     if drv.dref in opts.assert_realized:
@@ -224,20 +224,30 @@ def realize_one(
     with build_lock(S, drv.dref):
         if not forced:
             # Another process may have built it while we waited for the lock.
-            m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+            m = match_in(drv, S, chash)
             if m is not None:
                 return StepResult(drv.dref, tuple(m), False, "built by another process")
         report(ProgressEvent("build", drv.dref, dref_name(drv.dref)))
         _build(drv, S, ctx, opts)
-        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = match_in(drv, S, chash)
     if m is None:
-        raise MatcherError(
-            f"matcher {drv.matcher!r} of {drv.dref} is still unsatisfied after a build: "
-            "it rejects what the realizer produced (check that it can accept a fresh "
-            "realization, e.g. match_latest(n) needs n outputs: build_wrapper(f, nouts=n))",
-            dref=drv.dref,
-        )
+        raise unsatisfied_after_build(drv)
     return StepResult(drv.dref, tuple(m), True, "forced" if forced else "built")
+
+
+def match_in(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | None:
+    """Ask the matcher of ``drv`` about its realizations in the context ``chash``."""
+    return ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+
+
+def unsatisfied_after_build(drv: Derivation) -> MatcherError:
+    """The error for a matcher that still rejects what a build just produced."""
+    return MatcherError(
+        f"matcher {drv.matcher!r} of {drv.dref} is still unsatisfied after a build: "
+        "it rejects what the realizer produced (check that it can accept a fresh "
+        "realization, e.g. match_latest(n) needs n outputs: build_wrapper(f, nouts=n))",
+        dref=drv.dref,
+    )
 
 
 def context_of(drv: Derivation, chosen: Context) -> Context | None:
