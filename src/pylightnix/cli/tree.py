@@ -7,9 +7,8 @@ from typing import Any
 import click
 
 from pylightnix.cli.common import emit_json, parse_ref, store_settings
-from pylightnix.config import config_deps
 from pylightnix.refs import is_rref
-from pylightnix.store.query import drefcfg_, rrefctx
+from pylightnix.store.query import drefdeps1, rrefdeps1
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
 
@@ -18,8 +17,8 @@ def direct_deps(ref: str, S: StorageSettings) -> list[str]:
     """Direct dependencies: the context's RRefs of a realization, the config's DRefs of a
     derivation; sorted."""
     if is_rref(ref):
-        return sorted({x for v in rrefctx(RRef(ref), S).values() for x in v})
-    return sorted(set(config_deps(drefcfg_(DRef(ref), S))))
+        return sorted(rrefdeps1([RRef(ref)], S))
+    return sorted(drefdeps1([DRef(ref)], S))
 
 
 def tree_lines(root: str, deps: dict[str, list[str]]) -> list[str]:
