@@ -27,7 +27,7 @@ def cat_cmd(ref: str, path: str) -> None:
     S = store_settings()
     r = parse_ref(ref, S)
     base = refpath2path(r, None, S, who="cat")
-    p = refpath2path(r, [x for x in path.split("/") if x], S, who="cat")
+    p = os.path.join(base, *[x for x in path.split("/") if x])
     inside = os.path.realpath(p).startswith(os.path.realpath(base) + os.sep)
     if not inside or not os.path.isfile(p):
         why = "is outside the realization" if not inside else "is not a file there"
