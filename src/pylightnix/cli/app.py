@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
-from pylightnix.cli.common import CliState, not_available
+from pylightnix.cli.common import CliState
 from pylightnix.errors import PylightnixError
 
-# (module, command function name): one module per command, loaded in this order for --help.
+# (module, command function name): one module per command (--help lists them sorted).
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("init", "init_cmd"),
     ("realize", "realize_cmd"),
@@ -101,31 +101,9 @@ def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
     ctx.obj = CliState(root or None, debug)
 
 
-def _unavailable(name: str, missing: str) -> click.Command:
-    """A stand-in for a command whose library module is missing from this installation."""
-
-    def cb(**_: Any) -> None:
-        raise not_available(name, missing)
-
-    return click.Command(
-        name,
-        callback=cb,
-        help=f"(not available: {missing} is missing)",
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    )
-
-
 def _load_commands() -> None:
     for mod, fn in COMMANDS:
-        name = mod.rstrip("_")
-        try:
-            m = importlib.import_module(f"pylightnix.cli.{mod}")
-        except ModuleNotFoundError as e:
-            if not (e.name or "").startswith("pylightnix."):
-                raise
-            cli.add_command(_unavailable(name, e.name or "a module"))
-            continue
-        cli.add_command(getattr(m, fn))
+        cli.add_command(getattr(importlib.import_module(f"pylightnix.cli.{mod}"), fn))
 
 
 _load_commands()

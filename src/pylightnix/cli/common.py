@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pylightnix.errors import PylightnixError, RefError
+from pylightnix.errors import RefError
 from pylightnix.refs import is_dref, is_rref, parse_dref, parse_rref
 from pylightnix.store.layout import check_store
 from pylightnix.store.query import dref2path_checked, path2dref, path2rref, rref2path
@@ -183,11 +183,3 @@ def print_table(table: Table) -> None:
     text = "\n".join(line.rstrip() for line in cap.get().splitlines())
     c.file.write(text + "\n")
     c.file.flush()
-
-
-def not_available(what: str, module: str) -> PylightnixError:
-    """The error of a command whose library function is not part of this installation."""
-    return PylightnixError(
-        f"`pylightnix {what}` is not available: this installation lacks {module} "
-        "(install a pylightnix release that includes it)"
-    )
