@@ -40,9 +40,4 @@ def verify_cmd(refs: tuple[str, ...], repair: str | None, as_json: bool) -> None
             click.echo(f"DAMAGED {d.rref}: {d.reason}{act}")
         click.echo(f"checked {len(res.checked)} realizations, {len(res.damaged)} damaged")
     if not res.ok:
-        sys_exit_damaged()
-
-
-def sys_exit_damaged() -> None:
-    """Exit with code 1 (damage found), after the report is printed."""
-    raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(1)
