@@ -23,7 +23,6 @@ import argparse
 import cProfile
 import os
 import pstats
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from pylightnix import (
     mkSS,
     realize,
 )
+from pylightnix.store.fsops import remove_tree
 
 NOOP_TARGET_US = 50.0
 COLD_TARGET_US = 1000.0
@@ -113,7 +113,7 @@ def _scaling(where: str | None) -> None:
             dt = min(_run(S, chain, n) for _ in range(3))
             print(f"{n:7} {dt:9.3f} {dt / n * 1e6:10.1f}")
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
                 us = dt / stages * 1e6
                 print(f"{sname:6} {pname:9} {dt:9.3f} {us:10.1f} {target:10.0f} {us / target:7.2f}")
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root)
     print("ratio = measured / target (no-op < 50 us/stage, cold < 1000 us/stage): < 1.00 meets it")
 
 
