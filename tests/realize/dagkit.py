@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -127,18 +126,3 @@ def dag_stage(specs: list[dict[str, Any]], counter: str, random: bool, r: Regist
         nondet = random and sp["matcher"] != "only"
         drefs.append(mkdrv(cfg, matcher_of(sp), Counting(counter, sp["nouts"], nondet), r=r))
     return drefs
-
-
-def listing(root: str) -> list[tuple[str, int, bytes]]:
-    """Every path under ``root`` with its mode and bytes: a full snapshot to compare."""
-    out: list[tuple[str, int, bytes]] = []
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(d, n)
-            st = os.lstat(p)
-            data = b""
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    data = f.read()
-            out.append((os.path.relpath(p, root), stat.S_IMODE(st.st_mode), data))
-    return sorted(out)

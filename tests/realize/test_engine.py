@@ -43,14 +43,8 @@ from pylightnix.realize.build import build_tmpdir
 from pylightnix.realize.step import RealizeOptions, StepResult, realize_one
 from pylightnix.store.fsops import remove_tree
 from pylightnix.store.query import drefrrefs, drefrrefsC, rref2path, rrefctx
-from tests.realize.dagkit import (
-    Counting,
-    build_counts,
-    calls,
-    dag_stage,
-    expected_choice,
-    listing,
-)
+from tests.helpers import listing
+from tests.realize.dagkit import Counting, build_counts, calls, dag_stage, expected_choice
 from tests.strategies import dags
 
 DAG_SETTINGS = settings(

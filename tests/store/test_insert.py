@@ -21,28 +21,12 @@ from pylightnix.refs import mkdref, parse_rref
 from pylightnix.store.insert import check_output, store_derivation, store_realization
 from pylightnix.store.query import drefrrefs, drefrrefsC, rrefctx, rrefmeta
 from pylightnix.types import Context, DRef, RRef
+from tests.helpers import listing
 
 CFG = mkconfig({"name": "thing", "v": 1})
 DREF = mkdref(config_hash(CFG), config_name(CFG))
 DEP = DRef("dref:" + "d" * 32 + "-dep")
 DEP_R = RRef("rref:" + "e" * 32 + "-" + "d" * 32 + "-dep")
-
-
-def listing(root: str) -> list[tuple[str, int, bytes]]:
-    """Every path under ``root`` with its mode and (for files) bytes: a full store snapshot."""
-    out: list[tuple[str, int, bytes]] = []
-    for d, dirs, files in os.walk(root):
-        for n in sorted(dirs + files):
-            p = os.path.join(d, n)
-            st = os.lstat(p)
-            data = b""
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    data = f.read()
-            elif stat.S_ISLNK(st.st_mode):
-                data = os.fsencode(os.readlink(p))
-            out.append((os.path.relpath(p, root), stat.S_IMODE(st.st_mode), data))
-    return sorted(out)
 
 
 def make_output(parent: str, name: str = "out") -> str:
