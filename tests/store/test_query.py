@@ -120,9 +120,7 @@ def built(S: StorageSettings) -> Built:
 
 def test_paths_of_objects(built: Built) -> None:
     """rref2path/dref2path give the folders; path2dref/path2rref invert them."""
-    S = built.S
-    b = built.b
-    ctx = built.ctx
+    S, b, ctx = built.S, built.b, built.ctx
     (rb,) = ctx[b]
     pb = rref2path(rb, S)
     assert pb == os.path.join(S.storage, b[5:], parse_rref(rb)[0])
@@ -139,8 +137,7 @@ def test_paths_of_objects(built: Built) -> None:
 
 def test_unknown_refs_are_refused(built: Built) -> None:
     """Queries on refs not in the store raise RefError naming the ref and the store."""
-    S = built.S
-    a = built.a
+    S, a = built.S, built.a
     fake_r = RRef("rref:" + "0" * 32 + "-" + a[5:])
     fake_d = DRef("dref:" + "0" * 32 + "-a")
     with pytest.raises(RefError) as ei:
@@ -163,10 +160,7 @@ def test_unknown_refs_are_refused(built: Built) -> None:
 
 def test_configs_and_attributes(built: Built) -> None:
     """drefcfg_ is the stored Config; drefcfg resolves self-refs; attrs views both."""
-    S = built.S
-    a = built.a
-    b = built.b
-    ctx = built.ctx
+    S, a, b, ctx = built.S, built.a, built.b, built.ctx
     assert drefcfg_(b, S).val == {"name": "b", "src": [a, "n.txt"], "out": [selfref, "b.txt"]}
     assert drefcfg(b, S) == {"name": "b", "src": [a, "n.txt"], "out": [b, "b.txt"]}
     assert drefattrs(b, S).out == [b, "b.txt"]
@@ -176,11 +170,7 @@ def test_configs_and_attributes(built: Built) -> None:
 
 def test_contexts_and_metadata(built: Built) -> None:
     """rrefctx is the direct context; a dependency-free stage has the empty context."""
-    S = built.S
-    a = built.a
-    b = built.b
-    c = built.c
-    ctx = built.ctx
+    S, a, b, c, ctx = built.S, built.a, built.b, built.c, built.ctx
     assert len(ctx[a]) == 2
     assert rrefctx(ctx[b][0], S) == {a: sorted(ctx[a])}
     assert rrefctx(ctx[c][0], S) == {b: ctx[b]}
@@ -193,12 +183,7 @@ def test_contexts_and_metadata(built: Built) -> None:
 
 def test_listing_queries(built: Built) -> None:
     """alldrefs/allrrefs/drefrrefs list everything; drefrrefsC filters by context."""
-    S = built.S
-    a = built.a
-    b = built.b
-    c = built.c
-    lone = built.lone
-    ctx = built.ctx
+    S, a, b, c, lone, ctx = built.S, built.a, built.b, built.c, built.lone, built.ctx
     assert sorted(alldrefs(S)) == sorted([a, b, c, lone])
     assert list(alldrefs(S)) == sorted(alldrefs(S))
     assert sorted(allrrefs(S)) == sorted(r for rs in ctx.values() for r in rs)
@@ -211,12 +196,7 @@ def test_listing_queries(built: Built) -> None:
 
 def test_dependency_queries(built: Built) -> None:
     """Direct and transitive dependencies of derivations and realizations; roots."""
-    S = built.S
-    a = built.a
-    b = built.b
-    c = built.c
-    lone = built.lone
-    ctx = built.ctx
+    S, a, b, c, lone, ctx = built.S, built.a, built.b, built.c, built.lone, built.ctx
     assert drefdeps1([c], S) == {b}
     assert drefdeps([c], S) == {a, b}
     assert drefdeps([a, lone], S) == set()
@@ -228,9 +208,7 @@ def test_dependency_queries(built: Built) -> None:
 
 def test_rrefdata_lists_artifacts_without_reserved_files(built: Built) -> None:
     """rrefdata yields the top-level artifacts, never __pylightnix__."""
-    S = built.S
-    c = built.c
-    ctx = built.ctx
+    S, c, ctx = built.S, built.c, built.ctx
     p = rref2path(ctx[c][0], S)
     assert list(rrefdata(ctx[c][0], S)) == [os.path.join(p, "c.txt")]
     with open(os.path.join(p, "c.txt")) as f:
@@ -245,12 +223,7 @@ def test_mkrefpath_points_into_dependencies(built: Built) -> None:
 
 def test_store_reindex_rebuilds_lost_markers(built: Built) -> None:
     """Deleting the context index and reindexing restores exactly the same candidates."""
-    S = built.S
-    a = built.a
-    b = built.b
-    c = built.c
-    lone = built.lone
-    ctx = built.ctx
+    S, a, b, c, lone, ctx = built.S, built.a, built.b, built.c, built.lone, built.ctx
     assert store_reindex(S) == 0
     for d in (a, b, c, lone):
         shutil.rmtree(os.path.join(S.storage, d[5:], "by-context"))
@@ -267,9 +240,7 @@ def test_store_reindex_rebuilds_lost_markers(built: Built) -> None:
 
 def test_a_marker_without_its_realization_is_not_a_candidate(built: Built) -> None:
     """A crash between marker and rename leaves a marker that queries ignore."""
-    S = built.S
-    a = built.a
-    ctx = built.ctx
+    S, a, ctx = built.S, built.a, built.ctx
     ghost = "9" * 32
     open(os.path.join(index_dir(a, context_hash({}), S), ghost), "w").close()
     assert drefrrefsC(a, {}, S) == sorted(ctx[a])
@@ -277,9 +248,7 @@ def test_a_marker_without_its_realization_is_not_a_candidate(built: Built) -> No
 
 def test_queries_use_the_default_store(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without S, queries read the store of PYLIGHTNIX_ROOT."""
-    S = built.S
-    a = built.a
-    ctx = built.ctx
+    S, a, ctx = built.S, built.a, built.ctx
     monkeypatch.setenv("PYLIGHTNIX_ROOT", S.root)
     assert drefrrefs(a) == sorted(ctx[a])
     assert rref2path(ctx[a][0]) == rref2path(ctx[a][0], S)
