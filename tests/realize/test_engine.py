@@ -175,31 +175,20 @@ def test_realize_args_reach_the_realizer(S: StorageSettings, counter: str) -> No
     assert got == {drefs[0]: {}, drefs[1]: {"lr": 0.5, "tag": "x"}}
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
 def test_assert_realized_raises_without_touching_the_store(
-    S: StorageSettings, counter: str
+    S: StorageSettings, counter: str, dry_run: bool
 ) -> None:
-    """A listed derivation that needs a build raises NotRealizedError; nothing is built."""
+    """A listed derivation that needs a build raises NotRealizedError (in a dry run too)."""
     specs = [{"deps": [], "nouts": 1, "matcher": "only", "n": 1}]
     drefs, clo = instantiate(dag_stage, specs, counter, False, S=S)
     before = listing(S.root)
     with pytest.raises(NotRealizedError) as ei:
-        realize(clo, assert_realized=drefs)
+        realize(clo, assert_realized=drefs, dry_run=dry_run)
     assert str(ei.value) == (
         f"{drefs[0]} ('s0') is not realized in this context but was listed in "
         "assert_realized: realize it first, or drop it from the list"
     )
-    assert ei.value.dref == drefs[0]  # type: ignore[attr-defined]
-    assert listing(S.root) == before
-    assert calls(counter) == []
-
-
-def test_dry_run_also_reports_assert_realized(S: StorageSettings, counter: str) -> None:
-    """A dry run raises NotRealizedError for a listed derivation that needs a build."""
-    specs = [{"deps": [], "nouts": 1, "matcher": "only", "n": 1}]
-    drefs, clo = instantiate(dag_stage, specs, counter, False, S=S)
-    before = listing(S.root)
-    with pytest.raises(NotRealizedError) as ei:
-        realize(clo, assert_realized=drefs, dry_run=True)
     assert ei.value.dref == drefs[0]  # type: ignore[attr-defined]
     assert listing(S.root) == before
     assert calls(counter) == []
