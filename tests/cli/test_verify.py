@@ -7,6 +7,15 @@ import os
 from tests.cli.conftest import Built, Run
 
 
+def _tamper(plx: Run, rref: str, name: str) -> None:
+    """Append a line to the file ``name`` of a stored realization, keeping it read-only."""
+    f = os.path.join(plx("show", rref, "--json").json()["path"], name)
+    os.chmod(f, 0o644)
+    with open(f, "a") as fh:
+        fh.write("tampered\n")
+    os.chmod(f, 0o444)
+
+
 def test_verify_clean_store(built: Built, plx: Run) -> None:
     """A healthy store verifies with exit 0."""
     rec = plx("verify", "--json").json()
@@ -17,12 +26,7 @@ def test_verify_clean_store(built: Built, plx: Run) -> None:
 
 def test_verify_damaged_exits_1(built: Built, plx: Run) -> None:
     """A modified artifact is reported and the exit code is 1."""
-    path = plx("show", built.rrefs["data"], "--json").json()["path"]
-    f = os.path.join(path, "data.csv")
-    os.chmod(f, 0o644)
-    with open(f, "a") as fh:
-        fh.write("tampered\n")
-    os.chmod(f, 0o444)
+    _tamper(plx, built.rrefs["data"], "data.csv")
     r = plx("verify", code=1)
     assert r.out.splitlines()[0].startswith(f"DAMAGED {built.rrefs['data']}: ")
     assert r.out.splitlines()[-1] == "checked 3 realizations, 1 damaged"
@@ -40,12 +44,7 @@ def test_verify_wants_realizations(built: Built, plx: Run) -> None:
 
 def test_verify_repair_quarantine(built: Built, plx: Run, root: str) -> None:
     """--repair quarantine moves the damaged realization out of the store and says so."""
-    path = plx("show", built.rrefs["report"], "--json").json()["path"]
-    f = os.path.join(path, "report.txt")
-    os.chmod(f, 0o644)
-    with open(f, "w") as fh:
-        fh.write("forged\n")
-    os.chmod(f, 0o444)
+    _tamper(plx, built.rrefs["report"], "report.txt")
     rec = plx("verify", "--repair", "quarantine", "--json", code=1).json()
     (d,) = rec["damaged"]
     assert d["rref"] == built.rrefs["report"]
