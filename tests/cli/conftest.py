@@ -32,6 +32,11 @@ class Result:
 Run = Callable[..., Result]
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without ``PYLIGHTNIX_*`` variables (no store chosen by it)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")}
+
+
 @pytest.fixture
 def root(tmp_path: Any) -> str:
     """The root folder of a store (not initialized)."""
@@ -54,8 +59,7 @@ def plx(root: str, tmp_path: Any) -> Run:
         store: bool = True,
         cwd: str | None = None,
     ) -> Result:
-        e = {k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")}
-        e.update(env or {})
+        e = {**clean_env(), **(env or {})}
         argv = [sys.executable, "-m", "pylightnix"]
         if store:
             argv += ["--store", root]
@@ -87,7 +91,7 @@ class Built:
 def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Built]:
     """A store with the pipeline realized through the CLI, made once per session."""
     root = str(tmp_path_factory.mktemp("template") / "plx")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")}
+    env = clean_env()
     base = [sys.executable, "-m", "pylightnix", "--store", root]
     subprocess.run([*base, "init"], check=True, env=env, capture_output=True)
     p = subprocess.run(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from pylightnix.progress import ProgressEvent
-from tests.cli.conftest import PIPELINE, Run
+from tests.cli.conftest import PIPELINE, Run, clean_env
 
 
 def _run_on_pty(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
@@ -37,8 +37,7 @@ def _run_on_pty(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
 def test_live_display_on_a_terminal(plx: Run, root: str) -> None:
     """On a terminal, the live display shows the stage counts; stdout still has just the RRef."""
     plx("init")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")}
-    env["TERM"] = "xterm"
+    env = {**clean_env(), "TERM": "xterm"}
     code, out, term = _run_on_pty(
         [sys.executable, "-m", "pylightnix", "--store", root, "realize", f"{PIPELINE}:report"],
         env,
