@@ -14,5 +14,6 @@ def test_import_of_a_bad_archive_fails_cleanly(plx: Run, tmp_path: object) -> No
     with open(bad, "w") as f:
         f.write("not an archive")
     r = plx("import", bad, code=1)
-    assert r.err.startswith("Error: ") and len(r.err.splitlines()) == 1
+    assert r.err.startswith(f"Error: archive '{bad}' is corrupt or truncated (")
+    assert r.err.endswith("): get a good copy of it\n") and len(r.err.splitlines()) == 1
     assert plx("find", "--json").json() == []

@@ -36,9 +36,10 @@ def test_verify_damaged_exits_1(built: Built, plx: Run) -> None:
 
 def test_verify_wants_realizations(built: Built, plx: Run) -> None:
     """A DRef argument is refused with the way to list its realizations."""
-    assert (
-        "is a derivation; this command needs a realization"
-        in plx("verify", built.drefs["data"], code=1).err
+    d = built.drefs["data"]
+    assert plx("verify", d, code=1).err == (
+        f"Error: '{d}' is a derivation; this command needs a realization (rref:...): "
+        f"list them with `pylightnix show {d}`\n"
     )
 
 
