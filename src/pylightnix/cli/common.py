@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pylightnix.errors import RefError
-from pylightnix.refs import is_dref, is_rref, parse_dref, parse_rref
+from pylightnix.refs import is_rref
 from pylightnix.store.layout import check_store
 from pylightnix.store.query import dref2path_checked, path2dref, path2rref, rref2path
 from pylightnix.store.settings import StorageSettings, fsS, mkSS
@@ -71,22 +71,21 @@ def parse_ref(text: str, S: StorageSettings) -> DRef | RRef:
     Raises:
         RefError: malformed, unknown, or not in this store.
     """
+    # rref2path and dref2path_checked parse the ref too: a malformed one is a RefError.
     if text.startswith("rref:"):
-        parse_rref(text)
         rref2path(RRef(text), S)
         return RRef(text)
     if text.startswith("dref:"):
-        parse_dref(text)
         dref2path_checked(DRef(text), S)
         return DRef(text)
     if os.path.lexists(text):
         real = os.path.realpath(text)
         r = path2rref(real, S)
-        if r is not None and is_rref(r):
+        if r is not None:
             rref2path(r, S)
             return r
         d = path2dref(real, S)
-        if d is not None and is_dref(d):
+        if d is not None:
             dref2path_checked(d, S)
             return d
         raise RefError(
