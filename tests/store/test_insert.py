@@ -217,7 +217,13 @@ def test_an_output_on_another_filesystem_is_refused(S: StorageSettings) -> None:
         dref = DRef("dref:" + "a" * 32 + "-x")
         with pytest.raises(StoreError) as ei:
             store_realization(S, dref, mkconfig({"name": "x"}), {}, out, build_start=0.0)
-        assert "is on another filesystem than the store" in str(ei.value)
+        assert str(ei.value) == (
+            f"output {out!r} of {dref} is on another filesystem than the store "
+            f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
+            "store's temporary folder (build_wrapper does; a raw realizer can use "
+            "build_tmpdir(S))"
+        )
+        assert ei.value.path == out  # type: ignore[attr-defined]
         assert os.listdir(out) == ["a.txt"]
     finally:
         shutil.rmtree(out)
