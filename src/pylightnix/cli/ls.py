@@ -39,7 +39,7 @@ def derivation_rows(
             continue
         rrefs = drefrrefs(DRef(d), S)
         latest = max((rrefbstart(r, S) for r in rrefs), default=None)
-        if newer is not None and not newer_than(latest, newer):
+        if not newer_than(latest, newer):
             continue
         rows.append(
             {
