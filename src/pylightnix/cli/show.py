@@ -17,8 +17,9 @@ from pylightnix.cli.common import (
     store_settings,
 )
 from pylightnix.config import config_dict
+from pylightnix.realize.buildlog import rreflog_path
 from pylightnix.refs import dref_name, is_rref, rref2dref
-from pylightnix.store.layout import LOG_FILE, RESERVED
+from pylightnix.store.layout import RESERVED
 from pylightnix.store.query import drefcfg_, drefrrefs, rref2path, rrefctx, rrefmeta
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
@@ -54,7 +55,7 @@ def describe(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
             "build_start": meta.get("build_start"),
             "build_stop": meta.get("build_stop"),
             "host": meta.get("host"),
-            "has_log": os.path.exists(os.path.join(path, RESERVED, LOG_FILE)),
+            "has_log": os.path.exists(rreflog_path(r, S)),
             "files": _files(path),
         }
     d = DRef(ref)
