@@ -12,9 +12,10 @@ import click
 from pylightnix.cli.common import emit_json, store_settings
 from pylightnix.cli.progress import ProgressView
 from pylightnix.cli.stageref import arg_option, instantiate_ref, stage_argument
+from pylightnix.progress import progress_hook
 from pylightnix.realize.buildlog import show_log_default
 from pylightnix.realize.engine import realize
-from pylightnix.realize.explain import explain
+from pylightnix.realize.explain import explain, report_explanations
 from pylightnix.store.links import linkrref
 
 
@@ -73,9 +74,16 @@ def realize_cmd(
     show = show_log_default() if show_log is None else show_log
     view = None
     if progress:
-        todo = sum(1 for e in explain(clo, force_rebuild=force_rebuild) if e.decision == "build")
-        view = ProgressView(live=False if show else None, to_build=todo)
+        # One explain pass gives the display its "to build" count and, with
+        # --explain, the explanations: the engine is not asked to explain again.
+        exps = explain(clo, force_rebuild=force_rebuild)
+        view = ProgressView(
+            live=False if show else None, to_build=sum(e.decision == "build" for e in exps)
+        )
     with _results_stdout(), view if view is not None else contextlib.nullcontext():
+        if view is not None and do_explain:
+            with progress_hook(view):
+                report_explanations(exps)
         _, c, ctx = realize(
             clo,
             force_rebuild=force_rebuild,
@@ -83,7 +91,7 @@ def realize_cmd(
             jobs=jobs,
             keep_failed=keep_failed,
             show_log=show,
-            explain=do_explain,
+            explain=do_explain and view is None,
             progress=view,
         )
     targets = {t: ctx.get(t) for t in c.targets}
