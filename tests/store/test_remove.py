@@ -33,6 +33,7 @@ from pylightnix.refs import dref_dirname
 from pylightnix.stages.trivial import mkfile
 from pylightnix.store.links import linkrref
 from pylightnix.store.remove import rmref
+from tests.helpers import listing
 
 
 def _copy(b: Build) -> None:
@@ -47,19 +48,11 @@ def _pipe(r: Registry | None = None) -> DRef:
     )
 
 
-def _snapshot(S: StorageSettings) -> list[str]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(S.storage):
-        for n in dirnames + filenames:
-            out.append(os.path.relpath(os.path.join(dirpath, n), S.storage))
-    return sorted(out)
-
-
 def test_rmref_refuses_an_rref_used_by_another_and_says_which(S: StorageSettings) -> None:
     """Removing a dependency's realization names its user, suggests force, and changes nothing."""
     top = realize1(instantiate(_pipe, S=S))
     (src_rref,) = rrefctx(top, S)[next(iter(rrefctx(top, S)))]
-    before = _snapshot(S)
+    before = listing(S.storage)
     with pytest.raises(InUseError) as ei:
         rmref(src_rref, S)
     assert str(ei.value) == (
@@ -67,7 +60,7 @@ def test_rmref_refuses_an_rref_used_by_another_and_says_which(S: StorageSettings
         "(pass force=True, or remove that one first)"
     )
     assert (ei.value.ref, ei.value.users) == (src_rref, [top])
-    assert _snapshot(S) == before
+    assert listing(S.storage) == before
 
 
 def test_rmref_removes_an_unused_rref_and_its_index_marker(S: StorageSettings) -> None:
@@ -108,10 +101,10 @@ def test_rmref_refuses_a_dref_others_depend_on(S: StorageSettings) -> None:
     top_dref, clo = instantiate(_pipe, S=S)
     realize1(clo)
     src_dref = next(d for d in alldrefs(S) if d != top_dref)
-    before = _snapshot(S)
+    before = listing(S.storage)
     with pytest.raises(InUseError, match=f"it is still a dependency of {top_dref} "):
         rmref(src_dref, S)
-    assert _snapshot(S) == before
+    assert listing(S.storage) == before
 
 
 def test_rmref_of_a_dref_removes_it_with_its_realizations(S: StorageSettings) -> None:
