@@ -121,13 +121,18 @@ from pylightnix.store.gc import gc as gc
 from pylightnix.store.gc import store_gc as store_gc
 from pylightnix.store.init import fsinit as fsinit
 from pylightnix.store.init import store_initialize as store_initialize
+from pylightnix.store.inspect import Artifact as Artifact
 from pylightnix.store.inspect import ConfigDiff as ConfigDiff
 from pylightnix.store.inspect import DiskUsage as DiskUsage
+from pylightnix.store.inspect import FilesDiff as FilesDiff
 from pylightnix.store.inspect import catref as catref
+from pylightnix.store.inspect import closure_sizes as closure_sizes
 from pylightnix.store.inspect import config_diff as config_diff
 from pylightnix.store.inspect import du as du
+from pylightnix.store.inspect import files_diff as files_diff
 from pylightnix.store.inspect import find as find
 from pylightnix.store.inspect import lsref as lsref
+from pylightnix.store.inspect import rref_files as rref_files
 from pylightnix.store.inspect import shell as shell
 from pylightnix.store.inspect import shellref as shellref
 from pylightnix.store.links import linkdref as linkdref
@@ -179,6 +184,7 @@ __version__ = "0.3.0"
 
 __all__ = [
     "ArchiveError",
+    "Artifact",
     "AutoStage",
     "Build",
     "BuildError",
@@ -195,6 +201,7 @@ __all__ = [
     "ExtraMissingError",
     "Failure",
     "FetchError",
+    "FilesDiff",
     "GCResult",
     "GCRoot",
     "HashMismatchError",
@@ -243,6 +250,7 @@ __all__ = [
     "build_wrapper_",
     "canonical_json",
     "catref",
+    "closure_sizes",
     "config_deps",
     "config_dict",
     "config_diff",
@@ -269,6 +277,7 @@ __all__ = [
     "export_closure",
     "fetchlocal",
     "fetchurl",
+    "files_diff",
     "find",
     "fsinit",
     "fsroot",
@@ -330,6 +339,7 @@ __all__ = [
     "rref2dref",
     "rref2path",
     "rref_failure",
+    "rref_files",
     "rrefattrs",
     "rrefbstart",
     "rrefctx",

@@ -28,12 +28,17 @@ from pylightnix import (
 )
 from pylightnix.stages.trivial import mkfile, mknode
 from pylightnix.store.inspect import (
+    Artifact,
     ConfigDiff,
+    FilesDiff,
     catref,
+    closure_sizes,
     config_diff,
     du,
+    files_diff,
     find,
     lsref,
+    rref_files,
     shell,
     shellref,
 )
@@ -179,3 +184,49 @@ def test_config_diff_recurses_and_reports_added_removed_changed() -> None:
         "~ t: 1 -> 1.0",
     ]
     assert config_diff({"a": 1}, {"a": 1}).same
+
+
+def _kinds(b: Build) -> None:
+    o = build_outpaths(b)[0]
+    Path(o, "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(os.path.join(o, "run.sh"), 0o755)
+    os.mkdir(os.path.join(o, "d"))
+    Path(o, "d", "f.txt").write_text(build_cattrs(b).text)
+    os.symlink("d/f.txt", os.path.join(o, "link"))
+    os.symlink("d", os.path.join(o, "dirlink"))
+
+
+def _kinds_stage(r: Registry | None = None, text: str = "abc") -> DRef:
+    return mkdrv({"name": "kinds", "text": text}, match_all(), build_wrapper(_kinds), r=r)
+
+
+def test_rref_files_lists_files_executables_and_links_in_path_order(S: StorageSettings) -> None:
+    """rref_files gives every file, executable and symlink (links to folders too), sorted."""
+    rref = realize1(instantiate(_kinds_stage, S=S))
+    assert rref_files(rref, S) == [
+        Artifact("d/f.txt", "file", 3),
+        Artifact("dirlink", "link", 1, "d"),
+        Artifact("link", "link", 7, "d/f.txt"),
+        Artifact("run.sh", "exec", 10),
+    ]
+
+
+def test_files_diff_reports_added_removed_and_changed_paths(S: StorageSettings) -> None:
+    """files_diff finds one-sided paths and same-size files whose bytes differ."""
+    a = realize1(instantiate(mknode, {"name": "fa"}, {"same": "x", "both": "1", "a": "."}, S=S))
+    b = realize1(instantiate(mknode, {"name": "fb"}, {"same": "x", "both": "2", "b": "."}, S=S))
+    assert files_diff(a, b, S) == FilesDiff(("a",), ("b",), ("both",))
+    assert files_diff(a, a, S) == FilesDiff((), (), ())
+    k1 = realize1(instantiate(_kinds_stage, S=S))
+    k2 = realize1(instantiate(_kinds_stage, text="xyz", S=S))
+    assert files_diff(k1, k2, S) == FilesDiff((), (), ("d/f.txt",))
+
+
+def test_closure_sizes_add_every_dependency_once(S: StorageSettings) -> None:
+    """A realization's closure size is its own bytes plus those of everything it was built from."""
+    top = realizeMany(instantiate(_pipe, S=S))
+    usage = du(S)
+    sizes = closure_sizes(usage, S)
+    (src,) = [r for r in usage.rrefs if r not in top]
+    assert sizes[src] == usage.rrefs[src]
+    assert all(sizes[t] == usage.rrefs[t] + usage.rrefs[src] for t in top)

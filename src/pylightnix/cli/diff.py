@@ -2,45 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
 
 from pylightnix.cli.common import emit_json, parse_ref, store_settings
-from pylightnix.hashing import hash_file
 from pylightnix.refs import is_rref
-from pylightnix.store.inspect import refdiff
-from pylightnix.store.layout import RESERVED
-from pylightnix.store.query import rref2path
-from pylightnix.store.settings import StorageSettings
+from pylightnix.store.inspect import files_diff, refdiff
 from pylightnix.types import RRef
-
-
-def _files(root: str) -> dict[str, str]:
-    """Relative path -> ``kind:digest`` of every file/link under a realization."""
-    out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if dirpath == root and RESERVED in dirnames:
-            dirnames.remove(RESERVED)
-        for n in filenames:
-            p = os.path.join(dirpath, n)
-            rel = os.path.relpath(p, root)
-            if os.path.islink(p):
-                out[rel] = "link:" + os.readlink(p)
-            else:
-                out[rel] = "file:" + hash_file(p).hex()
-    return out
-
-
-def files_diff(a: RRef, b: RRef, S: StorageSettings) -> dict[str, list[str]]:
-    """Files only in ``a``, only in ``b``, and in both with other content."""
-    fa, fb = _files(rref2path(a, S)), _files(rref2path(b, S))
-    return {
-        "only_in_a": sorted(set(fa) - set(fb)),
-        "only_in_b": sorted(set(fb) - set(fa)),
-        "changed": sorted(k for k in set(fa) & set(fb) if fa[k] != fb[k]),
-    }
 
 
 @click.command("diff")
@@ -69,7 +38,12 @@ def diff_cmd(a: str, b: str, as_json: bool) -> None:
         },
     }
     if is_rref(ra) and is_rref(rb):
-        rec["files"] = files_diff(RRef(ra), RRef(rb), S)
+        fd = files_diff(RRef(ra), RRef(rb), S)
+        rec["files"] = {
+            "only_in_a": list(fd.only_in_a),
+            "only_in_b": list(fd.only_in_b),
+            "changed": list(fd.changed),
+        }
     if as_json:
         emit_json(rec)
         return

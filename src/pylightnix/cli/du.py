@@ -9,25 +9,18 @@ from rich.table import Table
 
 from pylightnix.cli.common import console, emit_json, human_size, print_table, store_settings
 from pylightnix.refs import rref_name
-from pylightnix.store.inspect import du
-from pylightnix.store.query import rrefdeps
+from pylightnix.store.inspect import closure_sizes, du
 from pylightnix.store.settings import StorageSettings
 
 
 def usage_rows(S: StorageSettings) -> tuple[int, list[dict[str, Any]]]:
     """Total bytes and one record per realization (size, closure size), largest first."""
     u = du(S)
-    rows: list[dict[str, Any]] = []
-    for r, size in u.rrefs.items():
-        deps = rrefdeps([r], S)
-        rows.append(
-            {
-                "rref": r,
-                "name": str(rref_name(r)),
-                "size": size,
-                "closure_size": size + sum(u.rrefs.get(d, 0) for d in deps),
-            }
-        )
+    closure = closure_sizes(u, S)
+    rows: list[dict[str, Any]] = [
+        {"rref": r, "name": str(rref_name(r)), "size": size, "closure_size": closure[r]}
+        for r, size in u.rrefs.items()
+    ]
     rows.sort(key=lambda x: (-x["size"], x["rref"]))
     return u.total, rows
 

@@ -19,23 +19,10 @@ from pylightnix.cli.common import (
 from pylightnix.config import config_dict
 from pylightnix.realize.buildlog import rreflog_path
 from pylightnix.refs import dref_name, is_rref, rref2dref
-from pylightnix.store.layout import RESERVED
+from pylightnix.store.inspect import rref_files
 from pylightnix.store.query import drefcfg_, drefrrefs, rref2path, rrefctx, rrefmeta
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
-
-
-def _files(root: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        if dirpath == root and RESERVED in dirnames:
-            dirnames.remove(RESERVED)
-        dirnames.sort()
-        for n in sorted(filenames):
-            p = os.path.join(dirpath, n)
-            st = os.lstat(p)
-            out.append({"path": os.path.relpath(p, root), "size": st.st_size})
-    return out
 
 
 def describe(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
@@ -56,7 +43,7 @@ def describe(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
             "build_stop": meta.get("build_stop"),
             "host": meta.get("host"),
             "has_log": os.path.exists(rreflog_path(r, S)),
-            "files": _files(path),
+            "files": [{"path": f.path, "size": f.size} for f in rref_files(r, S)],
         }
     d = DRef(ref)
     return {

@@ -17,6 +17,7 @@ from typing import Any
 
 from pylightnix.config import Config, config_dict
 from pylightnix.errors import RefError
+from pylightnix.hashing import hash_file
 from pylightnix.refs import dref_name, is_dref, is_rref, rref2dref
 from pylightnix.store.layout import RESERVED, dref2path
 from pylightnix.store.query import (
@@ -27,6 +28,7 @@ from pylightnix.store.query import (
     drefrrefs,
     rref2path,
     rrefbstart,
+    rrefdeps,
 )
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import DRef, Path, RRef
@@ -216,6 +218,91 @@ def du(S: StorageSettings | None = None) -> DiskUsage:
         rrefs.update(sizes)
         drefs[d] = _tree_bytes(dref2path(d, s))
     return DiskUsage(sum(drefs.values()), drefs, rrefs)
+
+
+def closure_sizes(u: DiskUsage, S: StorageSettings | None = None) -> dict[RRef, int]:
+    """Bytes of each realization of ``u`` plus everything it was built from (transitively).
+
+    Exact over shared dependencies, so it walks each realization's closure:
+    O(realizations x closure size), quadratic on long chains.
+    """
+    s = _S(S)
+    return {
+        r: size + sum(u.rrefs.get(d, 0) for d in rrefdeps([r], s)) for r, size in u.rrefs.items()
+    }
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file or symlink of a realization (the reserved folder left out).
+
+    Attributes:
+        path: relative to the realization folder.
+        kind: ``"file"``, ``"exec"`` (executable file) or ``"link"``.
+        size: bytes (of the link itself, for a link).
+        target: a link's target (empty for files).
+    """
+
+    path: str
+    kind: str
+    size: int
+    target: str = ""
+
+
+def rref_files(rref: RRef, S: StorageSettings | None = None) -> list[Artifact]:
+    """Every file and symlink of a realization, in sorted path order."""
+    root = rref2path(rref, S)
+    out: list[Artifact] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root and RESERVED in dirnames:
+            dirnames.remove(RESERVED)
+        links = [n for n in dirnames if os.path.islink(os.path.join(dirpath, n))]
+        for n in filenames + links:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            if stat.S_ISLNK(st.st_mode):
+                out.append(Artifact(rel, "link", st.st_size, os.readlink(p)))
+            else:
+                kind = "exec" if st.st_mode & stat.S_IXUSR else "file"
+                out.append(Artifact(rel, kind, st.st_size))
+    return sorted(out, key=lambda x: x.path)
+
+
+@dataclass(frozen=True)
+class FilesDiff:
+    """How the files of two realizations differ (paths relative to each).
+
+    Attributes:
+        only_in_a: paths only the first has.
+        only_in_b: paths only the second has.
+        changed: paths both have with other bytes, kind or link target.
+    """
+
+    only_in_a: tuple[str, ...]
+    only_in_b: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
+def files_diff(a: RRef, b: RRef, S: StorageSettings | None = None) -> FilesDiff:
+    """Compare the files of two realizations; bytes are hashed only when sizes agree."""
+    s = _S(S)
+    fa = {x.path: x for x in rref_files(a, s)}
+    fb = {x.path: x for x in rref_files(b, s)}
+    pa, pb = rref2path(a, s), rref2path(b, s)
+
+    def differ(x: Artifact, y: Artifact) -> bool:
+        if (x.kind, x.size, x.target) != (y.kind, y.size, y.target):
+            return True
+        if x.kind == "link":
+            return False
+        return hash_file(os.path.join(pa, x.path)) != hash_file(os.path.join(pb, y.path))
+
+    return FilesDiff(
+        tuple(sorted(set(fa) - set(fb))),
+        tuple(sorted(set(fb) - set(fa))),
+        tuple(sorted(k for k in set(fa) & set(fb) if differ(fa[k], fb[k]))),
+    )
 
 
 def find(
