@@ -7,4 +7,5 @@ bash scripts/setup.sh --test
 .venv/bin/ruff check
 .venv/bin/ruff format --check
 .venv/bin/mypy src
-exec .venv/bin/pytest -q "$@"
+# Independent tests run on every core (pytest-xdist); pass -n 0 to run them in one process.
+exec .venv/bin/pytest -q -n auto "$@"
