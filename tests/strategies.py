@@ -36,6 +36,17 @@ json_dicts = st.dictionaries(
 )
 
 
+# Strings holding at least one lone surrogate (not encodable as UTF-8).
+surrogate_texts = st.builds(
+    lambda a, c, b: a + c + b,
+    st.text(max_size=4),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    st.text(max_size=4),
+)
+# Object names just over the length limit, and too long to be file names.
+long_names = st.text(alphabet=NAME_ALPHABET, min_size=129, max_size=400).map(Name)
+
+
 def shuffled(value: Any, rnd: random.Random) -> Any:
     """A deep copy of JSON data whose dicts are rebuilt in a random key order."""
     if type(value) is dict:

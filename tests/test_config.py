@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from typing import Any
 
@@ -10,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pylightnix import StorageSettings, instantiate, match_only, mkdrv
 from pylightnix.config import (
+    MAX_DEPTH,
     canonical_json,
     cfg_attrs,
     check_json,
@@ -28,8 +31,17 @@ from pylightnix.config import (
     selfref,
 )
 from pylightnix.errors import ConfigError
+from pylightnix.refs import MAX_NAME_LEN
+from pylightnix.store.layout import dref2path
 from pylightnix.types import DRef
-from tests.strategies import drefs, json_dicts, json_values, shuffled
+from tests.strategies import (
+    drefs,
+    json_dicts,
+    json_values,
+    long_names,
+    shuffled,
+    surrogate_texts,
+)
 
 D1 = DRef("dref:" + "a" * 32 + "-one")
 D2 = DRef("dref:" + "b" * 32 + "-two")
@@ -297,3 +309,128 @@ def test_fixed_configs_give_fixed_drefs() -> None:
 
 GOLDEN_EMPTY = "8aa0f9d837eef07dffa4b595c66ff823"
 GOLDEN_HELLO = "c8113bb6812fcc8943dce5448fa3fee1"
+
+
+def test_a_config_containing_itself_is_refused_at_the_cycle() -> None:
+    """A dict that holds itself is a ConfigError naming the key path that closes the cycle."""
+    inner: dict[str, Any] = {}
+    inner["b"] = {"c": inner}
+    with pytest.raises(ConfigError) as ei:
+        mkconfig({"x": 1, "a": inner})
+    assert str(ei.value) == (
+        "config['a']['b']['c'] contains itself (a cycle): JSON data must be a tree; "
+        "copy the value instead of referring to it"
+    )
+    assert ei.value.key_path == ("a", "b", "c")  # type: ignore[attr-defined]
+
+
+def test_a_list_containing_itself_is_refused_at_the_cycle() -> None:
+    """A list that holds itself is a ConfigError naming the index that closes the cycle."""
+    loop: list[Any] = [1]
+    loop.append(loop)
+    with pytest.raises(ConfigError) as ei:
+        mkconfig({"l": loop})
+    assert ei.value.key_path == ("l", 1)  # type: ignore[attr-defined]
+
+
+def test_a_5000_deep_config_is_refused_with_its_depth() -> None:
+    """Nesting far past the recursion limit is a ConfigError at MAX_DEPTH, not a RecursionError."""
+    deep: dict[str, Any] = {}
+    x = deep
+    for _ in range(5000):
+        x["k"] = {}
+        x = x["k"]
+    with pytest.raises(ConfigError) as ei:
+        mkconfig(deep)
+    assert ei.value.key_path == ("k",) * (MAX_DEPTH + 1)  # type: ignore[attr-defined]
+    assert str(ei.value).endswith(
+        f"['k'] is nested more than {MAX_DEPTH} levels deep: flatten the config "
+        "(e.g. store deep data as an artifact)"
+    )
+
+
+def test_a_config_at_the_depth_limit_is_accepted() -> None:
+    """Exactly MAX_DEPTH lists nested in the config dict are still plain JSON data."""
+    v: Any = 1
+    for _ in range(MAX_DEPTH):
+        v = [v]
+    assert config_serialize(mkconfig({"v": v})).startswith(b'{"v":[[[')
+
+
+def test_an_integer_too_long_to_print_is_refused() -> None:
+    """10**5000 (beyond sys.get_int_max_str_digits) is a ConfigError naming its key path."""
+    with pytest.raises(ConfigError) as ei:
+        mkconfig({"n": [0, 10**5000]})
+    assert str(ei.value) == (
+        "config['n'][1] is an integer of about 5000 digits, more than Python prints "
+        "(sys.get_int_max_str_digits()): store it as a string"
+    )
+    assert ei.value.key_path == ("n", 1)  # type: ignore[attr-defined]
+
+
+def test_a_large_printable_integer_is_accepted() -> None:
+    """An integer of 700 digits (above the quick bound, below Python's limit) is kept."""
+    assert config_serialize(mkconfig({"n": -(10**700)})) == b'{"n":-1' + b"0" * 700 + b"}"
+
+
+def test_a_lone_surrogate_in_a_value_is_refused() -> None:
+    """A string with a lone surrogate is a ConfigError naming its key path."""
+    with pytest.raises(ConfigError) as ei:
+        mkconfig({"s": "ok\ud800"})
+    assert str(ei.value) == (
+        "config['s'] has a string with the lone surrogate '\\ud800' at position 2, which is "
+        "not valid Unicode text (UTF-8 cannot encode it): decode the data properly or store "
+        "it as bytes in an artifact"
+    )
+    assert ei.value.key_path == ("s",)  # type: ignore[attr-defined]
+
+
+def test_a_lone_surrogate_in_a_key_is_refused() -> None:
+    """A key with a lone surrogate is a ConfigError whose key path ends with that key."""
+    with pytest.raises(ConfigError) as ei:
+        mkconfig({"d": {"\udfff": 1}})
+    assert str(ei.value).startswith("config['d'] has a key with the lone surrogate '\\udfff'")
+    assert ei.value.key_path == ("d", "\udfff")  # type: ignore[attr-defined]
+
+
+@settings(deadline=None)
+@given(json_dicts, surrogate_texts)
+def test_surrogates_anywhere_give_a_config_error(d: dict[str, Any], s: str) -> None:
+    """A lone surrogate as a value or a key anywhere is a ConfigError, never a UnicodeError."""
+    for bad in ({**d, "__v": [s]}, {**d, "__k": {s: 1}}):
+        with pytest.raises(ConfigError) as ei:
+            mkconfig(bad)
+        assert ei.value.key_path[0] in ("__v", "__k")  # type: ignore[attr-defined]
+
+
+@settings(deadline=None)
+@given(long_names)
+def test_long_names_are_refused_with_the_limit(n: str) -> None:
+    """A name over MAX_NAME_LEN characters is a ConfigError on 'name' saying the limit."""
+    with pytest.raises(ConfigError) as ei:
+        mkconfig({"name": n})
+    assert str(ei.value) == (
+        f"config['name']: name {n[:50]!r}... is {len(n)} characters long: names may have "
+        f"at most {MAX_NAME_LEN} (they become file names; shorten the stage name)"
+    )
+    assert ei.value.key_path == ("name",)  # type: ignore[attr-defined]
+
+
+def test_a_name_at_the_limit_is_a_valid_folder_name(S: StorageSettings) -> None:
+    """A MAX_NAME_LEN-character name instantiates into the store (its folder fits in 255 bytes)."""
+    d, _ = instantiate(mkdrv, {"name": "n" * MAX_NAME_LEN}, match_only(), _noop, S=S)
+    assert len(os.path.basename(dref2path(d, S))) == 33 + MAX_NAME_LEN
+
+
+def test_a_300_character_name_fails_at_instantiate_with_a_config_error(
+    S: StorageSettings,
+) -> None:
+    """A 300-character name never reaches the file system: mkdrv raises ConfigError."""
+    with pytest.raises(ConfigError) as ei:
+        instantiate(mkdrv, {"name": "n" * 300}, match_only(), _noop, S=S)
+    assert ei.value.key_path == ("name",)  # type: ignore[attr-defined]
+    assert sorted(os.listdir(S.storage)) == [".locks", ".roots", "FORMAT"]
+
+
+def _noop(S: StorageSettings, dref: DRef, ctx: Any, ra: Any) -> list[Any]:
+    return []

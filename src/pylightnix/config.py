@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import Any, NewType
 
 from pylightnix.errors import ConfigError
-from pylightnix.refs import HASH_LEN, is_dref, is_name, parse_name
+from pylightnix.refs import HASH_LEN, MAX_NAME_LEN, is_dref, is_name, name_too_long, parse_name
 from pylightnix.types import JSON, DRef, HashPart, Name, RefPath
 
 selfref = "<self>"
@@ -41,8 +41,38 @@ _HINTS: dict[type, str] = {
 }
 
 
+MAX_DEPTH = 100
+"""Deepest nesting of lists and dicts in a config.
+
+Deeper data (or a dict that contains itself) would exhaust Python's
+recursion limit in the JSON encoder and in ``copy.deepcopy``; real configs
+nest a few levels.
+"""
+
+_BIG_INT = 10**600
+"""Integers this large may exceed ``sys.get_int_max_str_digits()`` (at least 640 digits)."""
+
+
 def _fmt_path(path: tuple[Any, ...]) -> str:
-    return "config" + "".join(f"[{p!r}]" for p in path)
+    text = "config" + "".join(f"[{p!r}]" for p in path)
+    return text if len(text) <= 200 else text[:60] + " ... " + text[-120:]
+
+
+class _TooDeepError(Exception):
+    """Raised inside :func:`_copy` when nesting passes :data:`MAX_DEPTH` (``args[0]``: path)."""
+
+
+def _cycle_path(root: Any, path: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The key path where the walk along ``path`` first meets a container it passed through."""
+    seen = {id(root)}
+    v = root
+    for i, k in enumerate(path):
+        v = v[k]
+        if type(v) in (dict, list):
+            if id(v) in seen:
+                return path[: i + 1]
+            seen.add(id(v))
+    return None
 
 
 def check_json(value: Any, path: tuple[Any, ...] = ()) -> None:
@@ -63,11 +93,39 @@ def copy_json(value: Any, path: tuple[Any, ...] = ()) -> Any:
     {'a': [1, {'b': None}]}
 
     Raises:
-        ConfigError: ``value`` holds something that is not plain JSON data; the
-            message names its key path.
+        ConfigError: ``value`` holds something that is not plain JSON data
+            (including a container holding itself, nesting deeper than
+            :data:`MAX_DEPTH`, a lone surrogate in a string, an integer too
+            long to print); the message names its key path.
     """
+    try:
+        return _copy(value, path)
+    except _TooDeepError as e:
+        deep: tuple[Any, ...] = e.args[0]
+    cyc = _cycle_path(value, deep[len(path) :])
+    if cyc is not None:
+        where = (*path, *cyc)
+        raise ConfigError(
+            f"{_fmt_path(where)} contains itself (a cycle): JSON data must be a tree; "
+            "copy the value instead of referring to it",
+            key_path=where,
+        )
+    raise ConfigError(
+        f"{_fmt_path(deep)} is nested more than {MAX_DEPTH} levels deep: "
+        "flatten the config (e.g. store deep data as an artifact)",
+        key_path=deep,
+    )
+
+
+def _copy(value: Any, path: tuple[Any, ...]) -> Any:
     t = type(value)
+    if t is str:
+        if not value.isascii():
+            _check_utf8(value, path, path)
+        return value
     if t is dict:
+        if len(path) > MAX_DEPTH:
+            raise _TooDeepError(path)
         out: dict[str, Any] = {}
         for k, v in value.items():
             if type(k) is not str:
@@ -76,15 +134,28 @@ def copy_json(value: Any, path: tuple[Any, ...] = ()) -> Any:
                     "config keys must be str",
                     key_path=(*path, k),
                 )
-            out[k] = copy_json(v, (*path, k))
+            if not k.isascii():
+                _check_utf8(k, path, (*path, k))
+            out[k] = _copy(v, (*path, k))
         return out
     if t is list:
-        return [copy_json(v, (*path, i)) for i, v in enumerate(value)]
+        if len(path) > MAX_DEPTH:
+            raise _TooDeepError(path)
+        return [_copy(v, (*path, i)) for i, v in enumerate(value)]
     if t is float:
         if not math.isfinite(value):
             raise ConfigError(
                 f"{_fmt_path(path)} is {value!r}: NaN and Infinity are not JSON "
                 "(use None or a string)",
+                key_path=path,
+            )
+        return value
+    if t is int:
+        if (value >= _BIG_INT or value <= -_BIG_INT) and not _printable_int(value):
+            raise ConfigError(
+                f"{_fmt_path(path)} is an integer of about {int(value.bit_length() * 0.30103)} "
+                "digits, more than Python prints (sys.get_int_max_str_digits()): "
+                "store it as a string",
                 key_path=path,
             )
         return value
@@ -95,6 +166,27 @@ def copy_json(value: Any, path: tuple[Any, ...] = ()) -> Any:
         f"{_fmt_path(path)} is a {t.__name__}, not JSON data: {hint}",
         key_path=path,
     )
+
+
+def _printable_int(value: int) -> bool:
+    try:
+        str(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_utf8(s: str, path: tuple[Any, ...], key_path: tuple[Any, ...]) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        what = "a key" if key_path != path else "a string"
+        raise ConfigError(
+            f"{_fmt_path(path)} has {what} with the lone surrogate {s[e.start]!r} at "
+            f"position {e.start}, which is not valid Unicode text (UTF-8 cannot encode it): "
+            "decode the data properly or store it as bytes in an artifact",
+            key_path=key_path,
+        ) from None
 
 
 _CANONICAL = json.JSONEncoder(
@@ -141,6 +233,8 @@ def mkconfig(d: dict[str, Any]) -> Config:
             key_path=(),
         )
     val = copy_json(d)
+    if "name" in val and type(val["name"]) is str and len(val["name"]) > MAX_NAME_LEN:
+        raise ConfigError(f"config['name']: {name_too_long(val['name'])}", key_path=("name",))
     if "name" in val and not is_name(val["name"]):
         raise ConfigError(
             f"config['name'] is {d['name']!r}: names may use only letters, digits, '-' and '_'",

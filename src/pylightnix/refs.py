@@ -2,7 +2,8 @@
 
 A derivation reference is ``dref:<dhash>-<name>``; a realization reference is
 ``rref:<rhash>-<dhash>-<name>``. Hashes are :data:`HASH_LEN` lowercase hex
-characters; names match ``[A-Za-z0-9_-]+``.
+characters; names match ``[A-Za-z0-9_-]+`` and are at most :data:`MAX_NAME_LEN`
+characters long.
 
 >>> d = mkdref(HashPart("0" * 32), Name("hello-src"))
 >>> d
@@ -23,10 +24,19 @@ from pylightnix.types import DRef, HashPart, Name, RRef
 HASH_LEN = 32
 """Length of the hash parts of refs, in hex characters (128 bits of sha256)."""
 
+MAX_NAME_LEN = 128
+"""Longest object name, in characters (ASCII, so also bytes).
+
+A name ends up in file names: ``<dhash>-<name>`` (33 + n bytes), the build
+lock ``<dhash>-<name>.lock`` and temporary names such as
+``trash-<pid>-<12 hex>-<dhash>-<name>`` (about 60 + n bytes). Linux allows
+255 bytes per file name; 128 leaves room for such decorations.
+"""
+
 DREF_PREFIX = "dref:"
 RREF_PREFIX = "rref:"
 
-_NAME = r"[A-Za-z0-9_-]+"
+_NAME = rf"[A-Za-z0-9_-]{{1,{MAX_NAME_LEN}}}"
 _HASH = rf"[0-9a-f]{{{HASH_LEN}}}"
 _NAME_RE = re.compile(rf"{_NAME}\Z")
 _HASH_RE = re.compile(rf"{_HASH}\Z")
@@ -47,12 +57,26 @@ def is_name(s: Any) -> bool:
 def parse_name(s: Any) -> Name:
     """Return ``s`` as a :data:`Name`, or raise :class:`RefError` saying why not."""
     if not is_name(s):
+        if isinstance(s, str) and len(s) > MAX_NAME_LEN:
+            raise RefError(name_too_long(s), ref=s)
         raise RefError(
             f"invalid name {s!r}: names may use only letters, digits, '-' and '_' "
             "(rename the stage, e.g. 'hello-2_10')",
             ref=s,
         )
     return Name(s)
+
+
+def name_too_long(s: str) -> str:
+    """The message for a name longer than :data:`MAX_NAME_LEN`.
+
+    >>> name_too_long("a" * 130).split(": ")[0][-27:]
+    "'... is 130 characters long"
+    """
+    return (
+        f"name {s[:50]!r}{'...' if len(s) > 50 else ''} is {len(s)} characters long: "
+        f"names may have at most {MAX_NAME_LEN} (they become file names; shorten the stage name)"
+    )
 
 
 def is_hashpart(s: Any) -> bool:
