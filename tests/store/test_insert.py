@@ -18,8 +18,10 @@ from pylightnix import StorageSettings, fsinit, mkSS
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.errors import StoreError
 from pylightnix.refs import mkdref, parse_rref
+from pylightnix.store.fsops import unshare_hardlinks
 from pylightnix.store.insert import check_output, store_derivation, store_realization
 from pylightnix.store.query import drefrrefs, drefrrefsC, rrefctx, rrefmeta
+from pylightnix.store.verify import verify
 from pylightnix.types import Context, DRef, RRef
 from tests.helpers import listing
 
@@ -227,3 +229,73 @@ def test_an_output_on_another_filesystem_is_refused(S: StorageSettings) -> None:
         assert os.listdir(out) == ["a.txt"]
     finally:
         shutil.rmtree(out)
+
+
+def test_a_hard_linked_outside_file_is_copied_not_sealed(
+    S: StorageSettings, tmp_path: Path
+) -> None:
+    """A file hard-linked into an output keeps its mode, bytes and mtime; later edits stay out."""
+    user = tmp_path / "user.txt"
+    user.write_bytes(b"mine")
+    os.chmod(user, 0o644)
+    os.utime(user, ns=(1_000_000_000, 2_000_000_000))
+    exe = tmp_path / "tool.sh"
+    exe.write_bytes(b"#!/bin/sh\n")
+    os.chmod(exe, 0o750)
+    before = os.stat(user)
+    o = tmp_path / "build" / "out"
+    os.makedirs(o / "sub")
+    os.link(user, o / "copy.txt")
+    os.link(user, o / "sub" / "again.txt")
+    os.link(exe, o / "tool.sh")
+    rref = store_realization(S, DREF, CFG, {}, str(o), build_start=0.0)
+    after = os.stat(user)
+    assert (stat.S_IMODE(after.st_mode), after.st_mtime_ns, after.st_nlink, after.st_ino) == (
+        0o644,
+        2_000_000_000,
+        1,
+        before.st_ino,
+    )
+    assert stat.S_IMODE(os.stat(exe).st_mode) == 0o750
+    base = os.path.join(S.storage, DREF[5:], parse_rref(rref)[0])
+    stored = os.stat(os.path.join(base, "copy.txt"))
+    assert (stored.st_nlink, stat.S_IMODE(stored.st_mode)) == (1, 0o444)
+    assert stat.S_IMODE(os.stat(os.path.join(base, "tool.sh")).st_mode) == 0o550
+    user.write_bytes(b"edited")
+    with open(os.path.join(base, "copy.txt"), "rb") as f:
+        assert f.read() == b"mine"
+    with open(os.path.join(base, "sub", "again.txt"), "rb") as f:
+        assert f.read() == b"mine"
+    assert verify([rref], S).ok
+
+
+def test_hard_links_inside_one_output_become_separate_files(
+    S: StorageSettings, tmp_path: Path
+) -> None:
+    """Two names of one file in an output (even in a read-only folder) become two files."""
+    o = tmp_path / "out"
+    os.makedirs(o / "ro")
+    (o / "ro" / "a").write_bytes(b"same")
+    os.link(o / "ro" / "a", o / "ro" / "b")
+    os.chmod(o / "ro", 0o555)
+    rref = store_realization(S, DREF, CFG, {}, str(o), build_start=0.0)
+    base = os.path.join(S.storage, DREF[5:], parse_rref(rref)[0], "ro")
+    a, b = os.stat(os.path.join(base, "a")), os.stat(os.path.join(base, "b"))
+    assert a.st_ino != b.st_ino
+    assert (a.st_nlink, b.st_nlink) == (1, 1)
+    assert sorted(os.listdir(base)) == ["a", "b"]
+
+
+def test_unshare_hardlinks_touches_only_linked_files(tmp_path: Path) -> None:
+    """Files with one link keep their inode; only the linked one is copied (one reported)."""
+    (tmp_path / "plain").write_bytes(b"p")
+    (tmp_path / "outside").write_bytes(b"o" * 100_000)
+    os.mkdir(tmp_path / "t")
+    os.rename(tmp_path / "plain", tmp_path / "t" / "plain")
+    os.link(tmp_path / "outside", tmp_path / "t" / "linked")
+    ino = os.stat(tmp_path / "t" / "plain").st_ino
+    assert unshare_hardlinks(str(tmp_path / "t")) == 1
+    assert os.stat(tmp_path / "t" / "plain").st_ino == ino
+    assert (tmp_path / "t" / "linked").read_bytes() == b"o" * 100_000
+    assert os.stat(tmp_path / "outside").st_nlink == 1
+    assert sorted(os.listdir(tmp_path / "t")) == ["linked", "plain"]

@@ -74,6 +74,7 @@ from pylightnix.store.fsops import (
     make_readonly,
     mkdtemp_in,
     remove_tree,
+    unshare_hardlinks,
     write_private,
 )
 from pylightnix.store.insert import meta_json, place_realization
@@ -148,6 +149,7 @@ def store_failed_realization(
     if os.path.lexists(reserved):
         # The build itself wrote the reserved name: keep its bytes under another name.
         os.rename(reserved, os.path.join(folder, RESERVED + ".partial"))
+    unshare_hardlinks(folder)  # as store_realization: never seal a file shared with the outside
     chash = context_hash(context)
     tree = hash_tree(folder)
     fjson = canonical_json(dict(record))

@@ -46,6 +46,7 @@ from pylightnix.store.fsops import (
     mkdtemp_in,
     remove_tree,
     unique_suffix,
+    unshare_hardlinks,
 )
 from pylightnix.store.insert import place_realization, store_derivation
 from pylightnix.store.layout import (
@@ -311,6 +312,8 @@ def store_checked_realization(
     """
     rhash, _, _ = parse_rref(rref)
     dref = rref2dref(rref)
+    # Hard links of a tar archive join files of the staged closure: each gets its own.
+    unshare_hardlinks(folder)
     make_readonly(folder, durable=S.durable, skip_top=True)
     # The top folder must be writable to move it into another parent.
     os.chmod(folder, 0o755)

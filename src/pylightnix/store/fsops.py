@@ -8,12 +8,16 @@ process, so a crash leaves at most leftovers that never block anything.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import stat
 import tempfile
 
 _RO_FILE_MASK = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+_FICLONE = 0x40049409
+"""Linux ``ioctl`` number of ``FICLONE`` (share the extents of another file: a reflink)."""
+_COPY_BLOCK = 1 << 20
 
 
 def unique_suffix() -> str:
@@ -66,6 +70,91 @@ class _suppress_missing:  # noqa: N801 (a tiny context manager used like a funct
 
     def __exit__(self, et: object, ev: object, tb: object) -> bool:
         return isinstance(ev, FileNotFoundError)
+
+
+def unshare_hardlinks(root: str) -> int:
+    """Give every regular file under ``root`` linked from elsewhere a private copy.
+
+    A realizer may hard-link an outside file into its output (``os.link``,
+    ``cp -al``): the store would then chmod the user's file to read-only and a
+    later edit of it would change the stored realization. Each file whose link
+    count is above one is replaced, in its folder, by a copy (a reflink where
+    the filesystem can, else a plain copy) with the same permission bits; the
+    other names keep the original file, untouched. Only such files pay more
+    than one ``lstat``. Returns how many files were copied.
+    """
+    n = 0
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for de in it:
+                if de.is_dir(follow_symlinks=False):
+                    stack.append(de.path)
+                elif de.is_file(follow_symlinks=False):
+                    st = de.stat(follow_symlinks=False)
+                    if st.st_nlink > 1:
+                        private_copy(de.path, st)
+                        n += 1
+    return n
+
+
+def private_copy(path: str, st: os.stat_result) -> None:
+    """Replace the file ``path`` (whose ``lstat`` is ``st``) by a copy of its own.
+
+    The copy is made under a unique name in the same folder and renamed over
+    ``path``, so the original inode (and every other name of it) is only read.
+    """
+    d = os.path.dirname(path)
+    tmp = os.path.join(d, f".unshare-{unique_suffix()}")
+    dmode = None
+    if not os.access(d, os.W_OK):
+        # A read-only folder of the output (copied modes): writable while we copy.
+        dmode = stat.S_IMODE(os.lstat(d).st_mode)
+        os.chmod(d, dmode | stat.S_IWUSR)
+    try:
+        src = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _clone_or_copy(src, dst)
+                os.fchmod(dst, stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_missing():
+            os.unlink(tmp)
+        raise
+    finally:
+        if dmode is not None:
+            os.chmod(d, dmode)
+
+
+def _clone_or_copy(src: int, dst: int) -> None:
+    """Copy the file ``src`` into the empty file ``dst``: reflink, else in-kernel, else read/write."""
+    try:
+        fcntl.ioctl(dst, _FICLONE, src)
+        return
+    except OSError:
+        pass  # not supported here (ext4, tmpfs, another filesystem...)
+    try:
+        while os.copy_file_range(src, dst, _COPY_BLOCK * 64):
+            pass
+        return
+    except OSError:
+        # Unsupported (old kernel, some filesystems): restart from the beginning.
+        os.lseek(src, 0, os.SEEK_SET)
+        os.lseek(dst, 0, os.SEEK_SET)
+        os.ftruncate(dst, 0)
+    while True:
+        buf = os.read(src, _COPY_BLOCK)
+        if not buf:
+            return
+        view = memoryview(buf)
+        while view:
+            view = view[os.write(dst, view) :]
 
 
 def make_readonly(path: str, *, durable: bool = False, skip_top: bool = False) -> None:

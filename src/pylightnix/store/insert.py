@@ -32,6 +32,7 @@ from pylightnix.store.fsops import (
     mkdtemp_in,
     remove_tree,
     rename_noreplace,
+    unshare_hardlinks,
     write_private,
 )
 from pylightnix.store.layout import (
@@ -162,6 +163,8 @@ def store_realization(
             path=outpath,
         )
     reserved = os.path.join(outpath, RESERVED)
+    # Before hashing: a file shared with the outside could change after it.
+    unshare_hardlinks(outpath)
     chash = context_hash(context)
     tree = hash_tree(outpath)
     rhash = realization_hash(chash, tree)
