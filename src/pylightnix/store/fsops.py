@@ -133,7 +133,7 @@ def private_copy(path: str, st: os.stat_result) -> None:
 
 
 def _clone_or_copy(src: int, dst: int) -> None:
-    """Copy the file ``src`` into the empty file ``dst``: reflink, else in-kernel, else read/write."""
+    """Copy the file ``src`` into the empty ``dst``: reflink, else in-kernel, else read/write."""
     try:
         fcntl.ioctl(dst, _FICLONE, src)
         return
