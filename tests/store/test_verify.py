@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from typing import Any
 
@@ -28,9 +29,10 @@ from pylightnix import (
     verify,
 )
 from pylightnix.config import config_hash, config_name, mkconfig
+from pylightnix.errors import IntegrityError
 from pylightnix.hashing import context_hash, hash_tree, realization_hash
 from pylightnix.realize.failures import store_failed_realization
-from pylightnix.refs import mkdref
+from pylightnix.refs import mkdref, rref2dref
 from pylightnix.store.insert import store_derivation
 from pylightnix.store.layout import CONTEXT_FILE, RESERVED
 from pylightnix.types import DRef, RRef
@@ -198,3 +200,72 @@ def test_a_failed_realization_verifies_with_its_failure_record(S: StorageSetting
     assert verify([r], S).ok
     _edit(os.path.join(rref2path(r, S), RESERVED, "failure.json"), b'{"error":"other"}')
     assert [d.rref for d in verify([r], S).damaged] == [r]
+
+
+def _drop_reserved(S: StorageSettings, r: RRef) -> None:
+    """Remove a realization's whole reserved folder by hand."""
+    p = rref2path(r, S)
+    os.chmod(p, 0o755)
+    res = os.path.join(p, RESERVED)
+    os.chmod(res, 0o755)
+    shutil.rmtree(res)
+    os.chmod(p, 0o555)
+
+
+def test_a_realization_without_its_reserved_folder_is_reported(S: StorageSettings) -> None:
+    """Whole-store verify checks and reports a folder whose __pylightnix__ was removed."""
+    top = realize1(instantiate(_chain, 2, S=S))
+    deps = rrefdeps([top], S)
+    _drop_reserved(S, top)
+    assert set(allrrefs(S)) == {top, *deps}
+    res = verify(S=S)
+    assert res.checked == tuple(sorted({top, *deps}))
+    assert res.damaged == (DamagedRealization(top, f"its reserved folder {RESERVED} is missing"),)
+
+
+def test_realize_rebuilds_a_realization_without_its_reserved_folder(S: StorageSettings) -> None:
+    """Realize never returns the damaged folder: it builds the same RRef again, intact."""
+    clo = instantiate(_chain, 2, S=S)
+    top = realize1(clo)
+    _drop_reserved(S, top)
+    assert realize1(instantiate(_chain, 2, S=S)) == top
+    assert os.path.isdir(os.path.join(rref2path(top, S), RESERVED))
+    assert verify(S=S).ok
+
+
+def test_repair_removes_a_realization_without_its_reserved_folder(S: StorageSettings) -> None:
+    """verify(repair='remove') deletes the damaged folder; the rest stays and verifies."""
+    top = realize1(instantiate(_chain, 2, S=S))
+    deps = rrefdeps([top], S)
+    _drop_reserved(S, top)
+    res = verify(S=S, repair="remove")
+    assert [(d.rref, d.action) for d in res.damaged] == [(top, "removed")]
+    assert set(allrrefs(S)) == deps
+    assert verify(S=S).ok
+
+
+def test_a_realization_of_a_derivation_without_config_is_reported(S: StorageSettings) -> None:
+    """A realization whose derivation lost config.json is listed and reported, not skipped."""
+    top = realize1(instantiate(_chain, 1, S=S))
+    cfg = os.path.join(os.path.dirname(rref2path(top, S)), "config.json")
+    os.unlink(cfg)
+    assert list(allrrefs(S)) == [top]
+    (d,) = verify(S=S).damaged
+    assert (d.rref, d.reason) == (
+        top,
+        f"the config.json of its derivation {rref2dref(top)} is missing",
+    )
+
+
+def test_reading_the_context_of_a_damaged_realization_says_what_to_do(
+    S: StorageSettings,
+) -> None:
+    """rrefctx of a realization without its reserved folder is an IntegrityError naming it."""
+    top = realize1(instantiate(_chain, 1, S=S))
+    _drop_reserved(S, top)
+    with pytest.raises(IntegrityError) as ei:
+        rrefctx(top, S)
+    assert str(ei.value) == (
+        f"{top} is damaged: its {RESERVED}/{CONTEXT_FILE} is missing (run `pylightnix verify "
+        "--repair` to remove or quarantine it; the next realize builds it again)"
+    )

@@ -31,6 +31,7 @@ from pylightnix.store.fsops import (
     make_readonly,
     mkdtemp_in,
     remove_tree,
+    remove_via_trash,
     rename_noreplace,
     unshare_hardlinks,
     write_private,
@@ -211,7 +212,13 @@ def place_realization(
             fsync_path(idx)
     ddir = dref2path(dref, S)
     dst = os.path.join(ddir, rhash)
-    if rename_noreplace(folder, dst):
+    moved = rename_noreplace(folder, dst)
+    if not moved and not os.path.isdir(os.path.join(dst, RESERVED)):
+        # Every insertion renames a complete folder, reserved folder included, so
+        # a folder without one was damaged by hand: the fresh copy replaces it.
+        remove_via_trash(dst, S.tmpdir)
+        moved = rename_noreplace(folder, dst)
+    if moved:
         os.chmod(dst, 0o555)
         if S.durable:
             fsync_path(ddir)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pylightnix.config import Config, RConfig, cfg_attrs, mkconfig, resolve_selfrefs
-from pylightnix.errors import RefError
+from pylightnix.errors import IntegrityError, RefError
 from pylightnix.hashing import context_hash
 from pylightnix.refs import (
     dref_dirname,
@@ -133,8 +133,13 @@ def rrefctx(rref: RRef, S: StorageSettings | None = None) -> Context:
     c = _CTX_CACHE.get(key)
     if c is None:
         p = os.path.join(rref2path(rref, s), RESERVED, CONTEXT_FILE)
-        with open(p, "rb") as f:
-            raw = json.loads(f.read())
+        try:
+            raw = json.loads(read_nofollow(p))
+        except (FileNotFoundError, NotADirectoryError):
+            raise damaged_error(rref, f"its {RESERVED}/{CONTEXT_FILE} is missing") from None
+        except (OSError, ValueError) as e:
+            # O_NOFOLLOW: a symlink planted there must not be read out of the store.
+            raise damaged_error(rref, f"its {RESERVED}/{CONTEXT_FILE} is unreadable ({e})") from e
         c = {DRef(k): [RRef(x) for x in v] for k, v in raw.items()}
         _CTX_CACHE[key] = c
     return {k: list(v) for k, v in c.items()}
@@ -148,12 +153,35 @@ def rrefmeta(rref: RRef, S: StorageSettings | None = None) -> dict[str, Any]:
     if m is None:
         p = os.path.join(rref2path_(rref, s), RESERVED, META_FILE)
         try:
-            with open(p, "rb") as f:
-                m = json.loads(f.read())
-        except FileNotFoundError:
+            m = json.loads(read_nofollow(p))
+        except (FileNotFoundError, NotADirectoryError):
+            if os.path.isdir(rref2path_(rref, s)):
+                raise damaged_error(rref, f"its {RESERVED}/{META_FILE} is missing") from None
             raise RefError(f"{rref} is not in the store at {s.storage!r}", ref=rref) from None
+        except (OSError, ValueError) as e:
+            raise damaged_error(rref, f"its {RESERVED}/{META_FILE} is unreadable ({e})") from e
         _META_CACHE[key] = m
     return dict(m)
+
+
+def read_nofollow(path: str) -> bytes:
+    """The bytes of the file ``path``, refusing to follow a symlink in its last component.
+
+    The store's reserved files are regular files; a symlink there (a damaged
+    or forged realization) would make a query read outside the store.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def damaged_error(rref: RRef, why: str) -> IntegrityError:
+    """The error for reading a realization whose reserved files are damaged."""
+    return IntegrityError(
+        f"{rref} is damaged: {why} (run `pylightnix verify --repair` to remove or "
+        "quarantine it; the next realize builds it again)",
+        ref=rref,
+    )
 
 
 def rrefbstart(rref: RRef, S: StorageSettings | None = None) -> float:
@@ -170,8 +198,18 @@ def alldrefs(S: StorageSettings | None = None) -> Iterator[DRef]:
             yield d
 
 
-def drefrrefs(dref: DRef, S: StorageSettings | None = None) -> list[RRef]:
-    """Every realization of a derivation, sorted."""
+def drefrrefs(
+    dref: DRef, S: StorageSettings | None = None, *, damaged: bool = False
+) -> list[RRef]:
+    """Every realization of a derivation, sorted.
+
+    Args:
+        dref: the derivation.
+        S: the store.
+        damaged: also list realization folders whose reserved folder is
+            missing (damaged by hand: :func:`~pylightnix.store.verify.verify`
+            reports them); by default only intact ones are listed.
+    """
     s = _S(S)
     dhash, name = parse_dref(dref)
     p = dref2path(dref, s)
@@ -179,10 +217,11 @@ def drefrrefs(dref: DRef, S: StorageSettings | None = None) -> list[RRef]:
         names = os.listdir(p)
     except FileNotFoundError:
         return []
+    look = "" if damaged else RESERVED
     return sorted(
         mkrref(n, dhash, name)  # type: ignore[arg-type]
         for n in names
-        if is_hashpart(n) and os.path.isdir(os.path.join(p, n, RESERVED))
+        if is_hashpart(n) and os.path.isdir(os.path.join(p, n, look))
     )
 
 
@@ -203,14 +242,30 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
     dhash, name = parse_dref(dref)
     base = dref2path(dref, S)
     # A marker is made before its realization is renamed in: check the folder exists.
-    return sorted(mkrrefs([n for n in names if os.path.isdir(os.path.join(base, n))], dhash, name))
+    # Checking its reserved folder costs the same one stat and never offers a
+    # realization damaged by hand (its reserved folder removed) to a matcher.
+    ok = [n for n in names if os.path.isdir(os.path.join(base, n, RESERVED))]
+    return sorted(mkrrefs(ok, dhash, name))
 
 
 def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
-    """Every realization in the store."""
+    """Every realization folder in the store, damaged ones included, sorted by derivation.
+
+    A folder whose reserved folder was removed by hand, or whose derivation
+    lost its ``config.json``, is listed too, so that ``verify`` checks and
+    reports it; :func:`drefrrefs` (and realize) see only intact realizations.
+    """
     s = _S(S)
-    for d in alldrefs(s):
-        yield from drefrrefs(d, s)
+    for n in sorted(os.listdir(s.storage)):
+        d = maybe_parse_dref_dirname(n)
+        if d is not None and os.path.isdir(os.path.join(s.storage, n)):
+            yield from drefrrefs(d, s, damaged=True)
+
+
+def intact_rrefs(S: StorageSettings) -> Iterator[RRef]:
+    """Every realization of a stored derivation with its reserved folder in place."""
+    for d in alldrefs(S):
+        yield from drefrrefs(d, S)
 
 
 def drefdeps1(drefs: Iterable[DRef], S: StorageSettings | None = None) -> set[DRef]:
@@ -270,7 +325,8 @@ def rootrrefs(S: StorageSettings | None = None) -> set[RRef]:
     """Realizations no other stored realization depends on."""
     s = _S(S)
     alls = set(allrrefs(s))
-    return alls - rrefdeps1(alls, s)
+    # A damaged realization has no readable context: it uses nothing (verify reports it).
+    return alls - rrefdeps1(intact_rrefs(s), s)
 
 
 def rrefdata(rref: RRef, S: StorageSettings | None = None) -> Iterator[Path]:
@@ -316,7 +372,7 @@ def store_reindex(S: StorageSettings | None = None) -> int:
     """Rebuild the context index from the realization folders; return markers made."""
     s = _S(S)
     made = 0
-    for r in allrrefs(s):
+    for r in intact_rrefs(s):
         rhash, _, _ = parse_rref(r)
         chash = context_hash(rrefctx(r, s))
         # A failed realization (failures.py) must never become a matcher candidate.

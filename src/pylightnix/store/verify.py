@@ -136,6 +136,8 @@ def writable_entry(path: str) -> str | None:
 def _reserved_context(path: str) -> Context | str:
     """The stored context of a realization folder, or why its reserved files are bad."""
     res = os.path.join(path, RESERVED)
+    if not os.path.isdir(res) or os.path.islink(res):
+        return f"its reserved folder {RESERVED} is missing"
     for name in (CONTEXT_FILE, META_FILE):
         if not os.path.isfile(os.path.join(res, name)):
             return f"its reserved file {RESERVED}/{name} is missing"
