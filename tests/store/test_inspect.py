@@ -16,11 +16,13 @@ from pylightnix import (
     Registry,
     StorageSettings,
     build_cattrs,
+    build_outpath,
     build_outpaths,
     build_path,
     build_wrapper,
     instantiate,
     match_all,
+    match_only,
     mkdrv,
     realize1,
     realizeMany,
@@ -42,6 +44,7 @@ from pylightnix.store.inspect import (
     shell,
     shellref,
 )
+from pylightnix.types import RRef
 
 
 def _two_outputs(b: Build) -> None:
@@ -230,3 +233,51 @@ def test_closure_sizes_add_every_dependency_once(S: StorageSettings) -> None:
     (src,) = [r for r in usage.rrefs if r not in top]
     assert sizes[src] == usage.rrefs[src]
     assert all(sizes[t] == usage.rrefs[t] + usage.rrefs[src] for t in top)
+
+
+def _links(b: Build) -> None:
+    out = build_outpath(b)
+    with open(os.path.join(out, "data.txt"), "w") as f:
+        f.write("inside\n")
+    os.mkdir(os.path.join(out, "sub"))
+    for name, target in build_cattrs(b).links.items():
+        os.symlink(target, os.path.join(out, name))
+
+
+def _linked(S: StorageSettings, links: dict[str, str]) -> RRef:
+    clo = instantiate(
+        mkdrv, {"name": "links", "links": links}, match_only(), build_wrapper(_links), S=S
+    )
+    return realize1(clo)
+
+
+def test_catref_never_follows_a_symlink_out_of_the_store(
+    S: StorageSettings, tmp_path: Path
+) -> None:
+    """A link to a file outside the store is refused, naming where it leads; nothing is read."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside\n")
+    r = _linked(S, {"out": str(secret), "rel": "../../../../secret.txt", "dir": str(tmp_path)})
+    for name in ("out", "dir/secret.txt"):
+        with pytest.raises(RefError) as ei:
+            catref(r, name.split("/"), S)
+        assert str(ei.value) == (
+            f"catref: {name!r} of {rref2path(r, S)} is a symlink leading outside the store "
+            f"(to {str(secret)!r}): reading through the store never leaves it"
+        )
+    with pytest.raises(RefError, match="is a symlink leading outside the store"):
+        catref([r, "rel"], S=S)
+    with pytest.raises(RefError) as ei:
+        catref(r, ["..", "..", "..", "secret.txt"], S)
+    assert "is outside the realization: reading through the store never leaves it" in str(ei.value)
+
+
+def test_catref_follows_symlinks_inside_the_store(S: StorageSettings) -> None:
+    """Links to a file of the same realization or of another realization keep working."""
+    first = _linked(S, {"same": "data.txt"})
+    other = os.path.join(rref2path(first, S), "data.txt")
+    r = _linked(S, {"same": "data.txt", "up": "sub/../data.txt", "dep": other})
+    assert catref(r, "same", S) == ["inside"]
+    assert catref(r, "up", S) == ["inside"]
+    assert catref(r, "dep", S) == ["inside"]
+    assert catref(first, "same", S) == ["inside"]

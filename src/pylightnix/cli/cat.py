@@ -10,7 +10,7 @@ import click
 
 from pylightnix.cli.common import parse_ref, store_settings
 from pylightnix.errors import RefError
-from pylightnix.store.inspect import refpath2path
+from pylightnix.store.inspect import escape_problem, refpath2path
 
 
 @click.command("cat")
@@ -27,10 +27,13 @@ def cat_cmd(ref: str, path: str) -> None:
     S = store_settings()
     r = parse_ref(ref, S)
     base = refpath2path(r, None, S, who="cat")
-    p = os.path.join(base, *[x for x in path.split("/") if x])
-    inside = os.path.realpath(p).startswith(os.path.realpath(base) + os.sep)
-    if not inside or not os.path.isfile(p):
-        why = "is outside the realization" if not inside else "is not a file there"
+    items = [x for x in path.split("/") if x]
+    p = os.path.join(base, *items)
+    # Links may lead to other files of the store, never out of it.
+    why = escape_problem(base, os.path.join(*items) if items else "", S)
+    if why is None and not os.path.isfile(p):
+        why = "is not a file there"
+    if why is not None:
         raise RefError(f"{path!r} {why} ({r}): list its files with `pylightnix show {r}`", ref=r)
     with open(p, "rb") as f:
         sys.stdout.flush()

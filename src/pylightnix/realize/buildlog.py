@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 from pylightnix.errors import StoreError
 from pylightnix.store.layout import LOG_FILE, RESERVED
-from pylightnix.store.query import rref2path
+from pylightnix.store.query import read_nofollow, rref2path
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import RRef
 
@@ -292,8 +292,8 @@ def rreflog(rref: RRef, S: StorageSettings | None = None) -> str:
     """
     p = rreflog_path(rref, S)
     try:
-        with open(p, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        # Never through a symlink: reading the store must not leave it.
+        return read_nofollow(p).decode("utf-8", "replace")
     except FileNotFoundError:
         raise StoreError(
             f"{rref} has no build log ({LOG_FILE} is missing in its {RESERVED} folder): "

@@ -89,6 +89,7 @@ from pylightnix.store.layout import (
     rref2path_,
 )
 from pylightnix.store.locks import build_lock, gc_shared
+from pylightnix.store.query import read_nofollow
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Matcher, Path, Realizer, RRef
 
@@ -172,8 +173,7 @@ def rref_failure(rref: RRef, S: StorageSettings | None = None) -> Failure | None
     s = fsS(S)
     p = os.path.join(rref2path_(rref, s), RESERVED, FAILURE_FILE)
     try:
-        with open(p, "rb") as f:
-            d = json.loads(f.read())
+        d = json.loads(read_nofollow(p))
     except FileNotFoundError:
         return None
     dep = d.get("dependency")

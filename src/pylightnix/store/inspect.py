@@ -82,26 +82,55 @@ def refpath2path(
     Raises:
         RefError: malformed ref, not stored, or several realizations of a DRef.
     """
+    base, items, _ = _ref_base(ref_or_refpath, path, S, who)
+    return Path(os.path.join(base, *items))
+
+
+def _ref_base(
+    x: Any, path: list[str] | str | None, S: StorageSettings | None, who: str
+) -> tuple[Path, list[str], bool]:
+    """The folder a ref (or plain path) stands for, the path items below it, and
+    whether it is a realization of the store (not a plain path)."""
     s = _S(S)
     items = [path] if isinstance(path, str) else list(path or [])
-    x = ref_or_refpath
     if isinstance(x, list) and x and (is_dref(x[0]) or is_rref(x[0])):
         x, items = x[0], [*x[1:], *items]
     if is_rref(x):
-        base = rref2path(RRef(x), s)
-    elif is_dref(x):
-        base = rref2path(_only_rref(DRef(x), s, who), s)
-    elif isinstance(x, str) and not x.startswith(("dref:", "rref:")):
-        base = Path(x)
-    else:
-        raise RefError(f"{who}: {x!r} is not an RRef, DRef, RefPath or path", ref=x)
-    return Path(os.path.join(base, *items))
+        return rref2path(RRef(x), s), items, True
+    if is_dref(x):
+        return rref2path(_only_rref(DRef(x), s, who), s), items, True
+    if isinstance(x, str) and not x.startswith(("dref:", "rref:")):
+        return Path(x), items, False
+    raise RefError(f"{who}: {x!r} is not an RRef, DRef, RefPath or path", ref=x)
+
+
+def escape_problem(base: str, rel: str, S: StorageSettings | None = None) -> str | None:
+    """Why reading ``rel`` inside the realization folder ``base`` would leave it (or ``None``).
+
+    ``rel`` itself must stay inside the realization (no ``..`` out of it, not
+    absolute); symlinks on the way may lead to any file of the store (the
+    same realization, a dependency), but never outside the store.
+
+    >>> escape_problem("/s/d/r", "../../FORMAT")
+    'is outside the realization'
+    """
+    norm = os.path.normpath(rel) if rel else "."
+    if os.path.isabs(norm) or norm == ".." or norm.startswith(".." + os.sep):
+        return "is outside the realization"
+    real = os.path.realpath(os.path.join(base, norm))
+    root = os.path.realpath(fsS(S).storage)
+    if real != root and not real.startswith(root + os.sep):
+        return f"is a symlink leading outside the store (to {real!r})"
+    return None
 
 
 def catref(
     ref_or_refpath: Any, path: list[str] | str | None = None, S: StorageSettings | None = None
 ) -> list[str]:
     """The lines (without line ends) of a UTF-8 text file of a realization.
+
+    Reading through the store never leaves it: a symlink of the realization
+    may point to another file of the store, not outside it.
 
     Args:
         ref_or_refpath: an RRef, a DRef with one realization, a RefPath
@@ -111,9 +140,19 @@ def catref(
 
     Raises:
         RefError: the ref cannot be resolved, or the file is missing, a folder,
-            or not UTF-8 text (read bytes with ``open(refpath2path(...), 'rb')``).
+            outside the realization or the store, or not UTF-8 text (read
+            bytes with ``open(refpath2path(...), 'rb')``).
     """
-    p = refpath2path(ref_or_refpath, path, S, who="catref")
+    base, items, in_store = _ref_base(ref_or_refpath, path, S, "catref")
+    p = os.path.join(base, *items)
+    if in_store:
+        rel = os.path.join(*items) if items else ""
+        why = escape_problem(base, rel, S)
+        if why is not None:
+            raise RefError(
+                f"catref: {rel!r} of {base} {why}: reading through the store never leaves it",
+                ref=ref_or_refpath,
+            )
     try:
         with open(p, "rb") as f:
             data = f.read()

@@ -198,9 +198,7 @@ def alldrefs(S: StorageSettings | None = None) -> Iterator[DRef]:
             yield d
 
 
-def drefrrefs(
-    dref: DRef, S: StorageSettings | None = None, *, damaged: bool = False
-) -> list[RRef]:
+def drefrrefs(dref: DRef, S: StorageSettings | None = None, *, damaged: bool = False) -> list[RRef]:
     """Every realization of a derivation, sorted.
 
     Args:
