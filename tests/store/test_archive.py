@@ -39,6 +39,7 @@ from pylightnix import (
     verify,
 )
 from pylightnix.errors import ArchiveError, UnsafeArchiveError
+from pylightnix.realize.buildlog import rreflog
 from pylightnix.realize.failures import is_failed
 from pylightnix.refs import dref_dirname, parse_rref
 from pylightnix.store.archive import MANIFEST
@@ -401,3 +402,63 @@ def test_an_unknown_compression_is_refused(S: StorageSettings, tmp_path: Any) ->
     assert str(ei.value) == "compression='zip': expected None, 'gz' or 'xz'"
     assert (ei.value.option, ei.value.value) == ("compression", "zip")  # type: ignore[attr-defined]
     assert os.listdir(tmp_path) == ["plx"]
+
+
+def _with_reserved_member(
+    S: StorageSettings, tmp_path: Any, member: tarfile.TarInfo, data: bytes | None
+) -> tuple[RRef, str]:
+    """An exported one-stage closure with one more member in its __pylightnix__ folder."""
+    top = realize1(instantiate(_chain, "a", 1, S=S))
+    arch = str(tmp_path / "c.tar")
+    export_closure([top], arch, S)
+    member.name = f"{dref_dirname(rref2dref(top))}/{parse_rref(top)[0]}/__pylightnix__/" + (
+        member.name
+    )
+    with tarfile.open(arch) as tin:
+        members = [(m, tin.extractfile(m).read() if m.isreg() else None) for m in tin]  # type: ignore[union-attr]
+    members = [(m, d) for m, d in members if not m.name.endswith("/" + member.name.split("/")[-1])]
+    if data is not None:
+        member.size = len(data)
+    return top, _tar(str(tmp_path / "bad.tar"), [*members, (member, data)])
+
+
+def test_an_unknown_file_in_a_reserved_folder_is_refused_on_import(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """A stray file in __pylightnix__ is an IntegrityError naming it; nothing is imported."""
+    top, bad = _with_reserved_member(S, tmp_path, tarfile.TarInfo("trusted.json"), b"{}")
+    with pytest.raises(IntegrityError) as ei:
+        import_closure(bad, S2)
+    assert str(ei.value) == (
+        f"{bad}: realization {top} does not match its RRef: its reserved folder __pylightnix__ "
+        "holds 'trusted.json', which the store never writes (only context.json, meta.json, "
+        "build.log, failure.json belong there); nothing was imported"
+    )
+    assert _empty(S2)
+
+
+def test_a_build_log_that_is_a_link_is_refused_on_import(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """A build.log symlink (reading it would leave the store) is refused; nothing is imported."""
+    link = tarfile.TarInfo("build.log")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "meta.json"
+    top, bad = _with_reserved_member(S, tmp_path, link, None)
+    with pytest.raises(IntegrityError) as ei:
+        import_closure(bad, S2)
+    assert str(ei.value) == (
+        f"{bad}: realization {top} does not match its RRef: its reserved file "
+        "__pylightnix__/build.log is not a regular file (a link or folder); nothing was imported"
+    )
+    assert _empty(S2)
+
+
+def test_an_imported_build_log_is_kept_as_the_builders_claim(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """A regular build.log is outside the hash: import keeps it as is (docs/store-format.md)."""
+    top, edited = _with_reserved_member(S, tmp_path, tarfile.TarInfo("build.log"), b"claimed\n")
+    assert import_closure(edited, S2) == [top]
+    assert rreflog(top, S2) == "claimed\n"
+    assert verify(S=S2).ok

@@ -269,3 +269,21 @@ def test_reading_the_context_of_a_damaged_realization_says_what_to_do(
         f"{top} is damaged: its {RESERVED}/{CONTEXT_FILE} is missing (run `pylightnix verify "
         "--repair` to remove or quarantine it; the next realize builds it again)"
     )
+
+
+def test_a_stray_file_in_a_reserved_folder_is_reported(S: StorageSettings) -> None:
+    """verify reports a file the store never writes, added to __pylightnix__ by hand."""
+    top = realize1(instantiate(_chain, 1, S=S))
+    res = os.path.join(rref2path(top, S), RESERVED)
+    os.chmod(res, 0o755)
+    with open(os.path.join(res, "notes.txt"), "w") as f:
+        f.write("x")
+    os.chmod(os.path.join(res, "notes.txt"), 0o444)
+    os.chmod(res, 0o555)
+    assert verify(S=S).damaged == (
+        DamagedRealization(
+            top,
+            f"its reserved folder {RESERVED} holds 'notes.txt', which the store never writes "
+            "(only context.json, meta.json, build.log, failure.json belong there)",
+        ),
+    )

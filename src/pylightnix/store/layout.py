@@ -38,6 +38,8 @@ LOG_FILE = "build.log"
 INDEX_DIR = "by-context"
 FAILURE_FILE = "failure.json"
 FAILED_INDEX_DIR = "by-context-failed"
+RESERVED_FILES = (CONTEXT_FILE, META_FILE, LOG_FILE, FAILURE_FILE)
+"""Everything a reserved folder may hold: regular files of these names, nothing else."""
 LOCKS_DIR = ".locks"
 ROOTS_DIR = ".roots"
 CHASH_LEN = 32

@@ -36,6 +36,7 @@ from pylightnix.store.layout import (
     FAILURE_FILE,
     META_FILE,
     RESERVED,
+    RESERVED_FILES,
     check_store,
     dref2path,
     rref2path_,
@@ -133,11 +134,41 @@ def writable_entry(path: str) -> str | None:
     return None
 
 
+def reserved_folder_problem(res: str) -> str | None:
+    """Why the reserved folder ``res`` is missing, unreadable or holds strays (or ``None``)."""
+    if not os.path.isdir(res) or os.path.islink(res):
+        return f"its reserved folder {RESERVED} is missing"
+    try:
+        return reserved_entries_problem(res)
+    except OSError as e:
+        return f"its reserved folder {RESERVED} is unreadable ({e})"
+
+
+def reserved_entries_problem(res: str) -> str | None:
+    """Why the reserved folder ``res`` holds something the store never writes (or ``None``).
+
+    Only regular files named in :data:`~pylightnix.store.layout.RESERVED_FILES`
+    belong there: a stray file could pass for the store's own (a reader would
+    trust it), and a symlink would lead reads out of the store.
+    """
+    known = ", ".join(RESERVED_FILES)
+    for n in sorted(os.listdir(res)):
+        if n not in RESERVED_FILES:
+            return (
+                f"its reserved folder {RESERVED} holds {n!r}, which the store never writes "
+                f"(only {known} belong there)"
+            )
+        if not stat.S_ISREG(os.lstat(os.path.join(res, n)).st_mode):
+            return f"its reserved file {RESERVED}/{n} is not a regular file (a link or folder)"
+    return None
+
+
 def _reserved_context(path: str) -> Context | str:
     """The stored context of a realization folder, or why its reserved files are bad."""
     res = os.path.join(path, RESERVED)
-    if not os.path.isdir(res) or os.path.islink(res):
-        return f"its reserved folder {RESERVED} is missing"
+    why = reserved_folder_problem(res)
+    if why is not None:
+        return why
     for name in (CONTEXT_FILE, META_FILE):
         if not os.path.isfile(os.path.join(res, name)):
             return f"its reserved file {RESERVED}/{name} is missing"
