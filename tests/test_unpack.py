@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pylightnix.errors import ArchiveError, UnsafeArchiveError
-from pylightnix.unpack import archive_kind, safe_extract
+from pylightnix.errors import ArchiveError, OptionError, UnpackLimitError, UnsafeArchiveError
+from pylightnix.unpack import UnpackLimits, archive_kind, safe_extract, unpack_limits
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -353,3 +353,146 @@ def test_errors_pickle_with_their_attributes(tmp_path: Path) -> None:
         bad,
         str(arc),
     )
+
+
+def _zeros_tar_bz2(path: Path, mib: int) -> None:
+    """A .tar.bz2 holding one file of ``mib`` MiB of zeros (a few hundred bytes on disk)."""
+    with tarfile.open(path, "w:bz2") as tf:
+        ti = tarfile.TarInfo("zeros.bin")
+        ti.size = mib << 20
+        tf.addfile(ti, io.BytesIO(bytes(ti.size)))
+
+
+def test_a_decompression_bomb_is_refused_by_default_before_writing(tmp_path: Path) -> None:
+    """A few hundred bytes unpacking to 100 MiB pass the ratio limit: refused, nothing written."""
+    arc = tmp_path / "bomb.tar.bz2"
+    _zeros_tar_bz2(arc, 100)
+    size = os.path.getsize(arc)
+    dest = tmp_path / "d"
+    with pytest.raises(UnpackLimitError) as ei:
+        safe_extract(str(arc), str(dest))
+    assert str(ei.value) == (
+        f"archive {str(arc)!r} ({size} B) unpacks to more than 1000 times its size "
+        "(100.0 MiB so far, max_ratio=1000): refusing to extract it (nothing was kept); if you "
+        "trust it, raise max_ratio= or $PYLIGHTNIX_UNPACK_MAX_RATIO (0: no limit)"
+    )
+    assert (ei.value.limit, ei.value.value) == ("max_ratio", 1000.0)  # type: ignore[attr-defined]
+    assert os.listdir(dest) == []
+    assert safe_extract(str(arc), str(dest), max_ratio=0) == ["zeros.bin"]
+    assert os.path.getsize(dest / "zeros.bin") == 100 << 20
+
+
+def _payloads(tmp_path: Path) -> list[Path]:
+    """A tar.gz, a zip and a .gz, each unpacking to 3000 bytes."""
+    tgz = tmp_path / "a.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        _add_file(tf, "one", b"1" * 1500)
+        _add_file(tf, "two", b"2" * 1500)
+    zp = tmp_path / "a.zip"
+    with zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("one", b"1" * 1500)
+        zf.writestr("two", b"2" * 1500)
+    gz = tmp_path / "a.csv.gz"
+    gz.write_bytes(gzip.compress(b"3" * 3000))
+    return [tgz, zp, gz]
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["tar.gz", "zip", "gz"])
+def test_the_size_limit_counts_every_kind_and_leaves_nothing(tmp_path: Path, which: int) -> None:
+    """max_size below the unpacked size refuses each kind, naming the limit; dest is as before."""
+    arc = _payloads(tmp_path)[which]
+    dest = tmp_path / "d"
+    dest.mkdir()
+    (dest / "keep").write_text("k")
+    with pytest.raises(UnpackLimitError) as ei:
+        safe_extract(str(arc), str(dest), max_size=2999)
+    assert str(ei.value) == (
+        f"archive {str(arc)!r} unpacks to more than 2.9 KiB (max_size=2999): refusing to "
+        "extract it (nothing was kept); if you trust it, raise max_size= or "
+        "$PYLIGHTNIX_UNPACK_MAX_SIZE (0: no limit)"
+    )
+    assert _tree(dest) == {"keep": "k"}
+    assert safe_extract(str(arc), str(dest), max_size=3000) != []
+
+
+def test_limits_come_from_arguments_then_environment_then_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$PYLIGHTNIX_UNPACK_MAX_SIZE applies when no argument is given; an argument beats it."""
+    assert unpack_limits() == UnpackLimits(1 << 40, 1000.0)
+    monkeypatch.setenv("PYLIGHTNIX_UNPACK_MAX_SIZE", "2999")
+    monkeypatch.setenv("PYLIGHTNIX_UNPACK_MAX_RATIO", "5")
+    assert unpack_limits() == UnpackLimits(2999, 5.0)
+    assert unpack_limits(max_size=0, max_ratio=0) == UnpackLimits(0, 0)
+    zp = _payloads(tmp_path)[1]
+    with pytest.raises(UnpackLimitError, match="max_size=2999"):
+        safe_extract(str(zp), str(tmp_path / "d"))
+    assert safe_extract(str(zp), str(tmp_path / "d"), max_size=0) == ["one", "two"]
+
+
+@pytest.mark.parametrize("raw", ["-1", "lots", "nan", "inf"])
+def test_a_bad_limit_in_the_environment_is_an_option_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    """A limit that is not a non-negative number is refused, naming the variable."""
+    monkeypatch.setenv("PYLIGHTNIX_UNPACK_MAX_SIZE", raw)
+    with pytest.raises(OptionError) as ei:
+        safe_extract(str(_payloads(tmp_path)[1]), str(tmp_path / "d"))
+    assert str(ei.value) == (
+        f"$PYLIGHTNIX_UNPACK_MAX_SIZE={raw!r} is not a non-negative number (0 means no limit)"
+    )
+    with pytest.raises(OptionError, match=r"max_ratio=-2: expected a non-negative number"):
+        unpack_limits(max_ratio=-2)
+
+
+def test_a_tar_holding_a_path_twice_is_refused(tmp_path: Path) -> None:
+    """Two members with one path are refused, as in zip; nothing is extracted."""
+    arc = tmp_path / "dup.tar"
+    with tarfile.open(arc, "w") as tf:
+        _add_file(tf, "pkg/a.txt", b"first")
+        _add_file(tf, "pkg/./a.txt", b"second")
+    dest = tmp_path / "d"
+    with pytest.raises(ArchiveError) as ei:
+        safe_extract(str(arc), str(dest))
+    assert str(ei.value) == (
+        f"archive {str(arc)!r} holds 'pkg/./a.txt' twice: refusing to guess which one is meant"
+    )
+    assert os.listdir(dest) == []
+
+
+def test_a_tar_member_is_never_written_through_a_same_name_link(tmp_path: Path) -> None:
+    """A file after a symlink of the same name is refused: the link's target keeps its bytes."""
+    arc = tmp_path / "through.tar"
+    with tarfile.open(arc, "w") as tf:
+        _add_file(tf, "target.txt", b"original")
+        _add_special(tf, "a", tarfile.SYMTYPE, "target.txt")
+        _add_file(tf, "a", b"overwritten")
+    dest = tmp_path / "d"
+    dest.mkdir()
+    with pytest.raises(ArchiveError, match="holds 'a' twice"):
+        safe_extract(str(arc), str(dest))
+    assert os.listdir(dest) == []
+
+
+def test_a_folder_listed_twice_in_a_tar_is_fine(tmp_path: Path) -> None:
+    """Repeated folder entries (as some tar tools write) extract normally."""
+    arc = tmp_path / "dirs.tar"
+    with tarfile.open(arc, "w") as tf:
+        for _ in range(2):
+            d = tarfile.TarInfo("pkg")
+            d.type = tarfile.DIRTYPE
+            d.mode = 0o755
+            tf.addfile(d)
+        _add_file(tf, "pkg/x", b"x")
+    assert safe_extract(str(arc), str(tmp_path / "d")) == ["pkg", "pkg", "pkg/x"]
+
+
+def test_errors_name_the_given_archive_name_not_the_private_copy(tmp_path: Path) -> None:
+    """name= is what every error calls the archive (the user's file, not a temporary copy)."""
+    arc = tmp_path / "tmp-copy.zip"
+    arc.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ArchiveError) as ei:
+        safe_extract(str(arc), str(tmp_path / "d"), name="https://example.org/data.zip")
+    assert str(ei.value).startswith("archive 'https://example.org/data.zip' is corrupt")
+    assert ei.value.archive == "https://example.org/data.zip"  # type: ignore[attr-defined]
+    assert "tmp-copy" not in str(ei.value)

@@ -37,6 +37,7 @@ from pylightnix.errors import RefError as RefError
 from pylightnix.errors import ReplError as ReplError
 from pylightnix.errors import StoreError as StoreError
 from pylightnix.errors import StoreVersionError as StoreVersionError
+from pylightnix.errors import UnpackLimitError as UnpackLimitError
 from pylightnix.errors import UnsafeArchiveError as UnsafeArchiveError
 from pylightnix.hashing import hash_tree as hash_tree
 from pylightnix.inplace import inplace_registry as inplace_registry
@@ -178,7 +179,9 @@ from pylightnix.types import Name as Name
 from pylightnix.types import Path as Path
 from pylightnix.types import RefPath as RefPath
 from pylightnix.types import RRef as RRef
+from pylightnix.unpack import UnpackLimits as UnpackLimits
 from pylightnix.unpack import safe_extract as safe_extract
+from pylightnix.unpack import unpack_limits as unpack_limits
 
 __version__ = "0.3.0"
 
@@ -231,6 +234,8 @@ __all__ = [
     "StorageSettings",
     "StoreError",
     "StoreVersionError",
+    "UnpackLimitError",
+    "UnpackLimits",
     "UnsafeArchiveError",
     "VerifyResult",
     "alldrefs",
@@ -357,6 +362,7 @@ __all__ = [
     "store_initialize",
     "store_reindex",
     "unlinkrref",
+    "unpack_limits",
     "unpackref",
     "verify",
 ]

@@ -22,6 +22,7 @@ catch, and carries the offending values as attributes::
     ├── InUseError (RuntimeError)        .ref, .users
     ├── OptionError (ValueError)         .option, .value
     ├── ArchiveError (ValueError)        .archive
+    │   └── UnpackLimitError             .archive, .limit, .value
     ├── UnsafeArchiveError (ValueError)  .archive, .member
     ├── FetchError (OSError)             .url
     │   └── HashMismatchError            .url, .algo, .expected, .actual
@@ -119,6 +120,11 @@ class OptionError(PylightnixError, ValueError):
 
 class ArchiveError(PylightnixError, ValueError):
     """An archive is corrupt, truncated or of an unknown kind; ``.archive`` names it."""
+
+
+class UnpackLimitError(ArchiveError):
+    """An archive unpacks to more than a limit allows (``.limit``: ``"max_size"`` or
+    ``"max_ratio"``, ``.value``: the limit in force)."""
 
 
 class UnsafeArchiveError(PylightnixError, ValueError):
