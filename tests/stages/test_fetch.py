@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 import zipfile
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -32,8 +36,15 @@ from pylightnix import (
     rref2path,
     store_initialize,
 )
-from pylightnix.errors import FetchError, HashMismatchError, UnsafeArchiveError
-from pylightnix.stages.fetch import fetchlocal, fetchurl, unpackref
+from pylightnix.errors import (
+    ArchiveError,
+    FetchError,
+    HashMismatchError,
+    OptionError,
+    UnpackLimitError,
+    UnsafeArchiveError,
+)
+from pylightnix.stages.fetch import fetchlocal, fetchurl, stall_rule, unpackref
 from tests.serve import serve_dir
 
 
@@ -561,3 +572,186 @@ def test_https_fetch_trusts_only_verified_certificates(
         rref = realize1(instantiate(fetchurl, url=url, sha256=_sha256(arc), S=S))
     assert _tree(rref2path(rref, S)) == tree
     assert srv.requests == ["/s.tgz"]
+
+
+class _TrickleHandler(BaseHTTPRequestHandler):
+    """Announces 1000 bytes and sends one every 50 ms (at most 200: bounded); or, with
+    the path /silent, sends the headers and then nothing until the test ends."""
+
+    done: threading.Event
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.flush()
+        if self.path.startswith("/silent"):
+            self.done.wait(timeout=30)
+            return
+        for _ in range(200):
+            if self.done.wait(timeout=0.05):
+                return
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:
+                return  # the client gave up
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Run ``handler`` on 127.0.0.1 (ephemeral port); yield the base URL."""
+    done = threading.Event()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (handler,), {"done": done}))
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02})
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        done.set()
+        srv.shutdown()
+        srv.server_close()
+        t.join()
+
+
+def test_a_trickling_server_fails_the_download_after_the_stall_window(
+    S: StorageSettings,
+) -> None:
+    """One byte per 50 ms against a 100 B/s minimum over 1 s fails in about 1 s, naming the rate."""
+    with _serve(_TrickleHandler) as base:
+        url = f"{base}/slow.bin"
+        t0 = time.monotonic()
+        with pytest.raises(BuildError) as ei:
+            realize1(
+                instantiate(
+                    fetchurl,
+                    url=url,
+                    sha256="1" * 64,
+                    mode="as-is",
+                    speed_limit=100,
+                    speed_time=1.0,
+                    S=S,
+                )
+            )
+        elapsed = time.monotonic() - t0
+    cause = ei.value.__cause__
+    assert isinstance(cause, FetchError)
+    assert cause.url == url
+    assert 0 < cause.rate < 100  # type: ignore[attr-defined]
+    assert re.fullmatch(
+        rf"download of {re.escape(url)} stalled: \d+\.\d B/s over the last 1\.\d s, below the "
+        r"minimum of 100 B/s over 1 s: try again or use a mirror \(or relax the rule: "
+        r"speed_limit=/speed_time= of fetchurl, \$PYLIGHTNIX_FETCH_SPEED_LIMIT/"
+        r"\$PYLIGHTNIX_FETCH_SPEED_TIME; 0 turns it off\)",
+        str(cause),
+    )
+    assert elapsed < 8
+    _nothing_stored(S)
+
+
+def test_a_silent_server_fails_after_one_window_from_the_environment(
+    S: StorageSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Headers then silence: with the rule set by environment, the read gives up after 1 s."""
+    monkeypatch.setenv("PYLIGHTNIX_FETCH_SPEED_LIMIT", "10")
+    monkeypatch.setenv("PYLIGHTNIX_FETCH_SPEED_TIME", "1")
+    with _serve(_TrickleHandler) as base:
+        url = f"{base}/silent.bin"
+        with pytest.raises(BuildError) as ei:
+            realize1(instantiate(fetchurl, url=url, sha256="1" * 64, mode="as-is", S=S))
+    cause = ei.value.__cause__
+    assert isinstance(cause, FetchError)
+    assert str(cause).startswith(f"download of {url} stalled: 0.0 B/s over the last 1.")
+    _nothing_stored(S)
+
+
+def test_the_stall_rule_does_not_change_the_dref(S: StorageSettings) -> None:
+    """speed_limit= and speed_time= are settings of the build, not part of the config."""
+    url = "http://127.0.0.1:9/x.tar"
+    plain, _ = instantiate(fetchurl, url=url, sha256="1" * 64, S=S)
+    tuned, _ = instantiate(fetchurl, url=url, sha256="1" * 64, speed_limit=0, speed_time=5, S=S)
+    assert plain == tuned
+
+
+def test_bad_stall_rule_values_are_option_errors(
+    S: StorageSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A negative limit or a zero window is refused when the stage is made; so is a bad env."""
+    with pytest.raises(OptionError) as ei:
+        instantiate(fetchurl, url="http://127.0.0.1:9/x", sha256="1" * 64, speed_limit=-1, S=S)
+    assert str(ei.value) == "speed_limit=-1: expected a number >= 0 (0: no rule)"
+    with pytest.raises(OptionError, match=r"speed_time=0: expected a positive number of seconds"):
+        stall_rule(speed_time=0)
+    monkeypatch.setenv("PYLIGHTNIX_FETCH_SPEED_TIME", "soon")
+    with pytest.raises(OptionError) as ei:
+        stall_rule()
+    assert str(ei.value) == (
+        "$PYLIGHTNIX_FETCH_SPEED_TIME='soon': expected a positive number of seconds"
+    )
+
+
+class _NegativeLengthHandler(BaseHTTPRequestHandler):
+    """Serves a fixed body with ``Content-Length: -1`` and closes the connection."""
+
+    done: threading.Event
+    body = b"the right bytes\n"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "-1")
+        self.end_headers()
+        self.wfile.write(self.body)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_negative_content_length_is_treated_as_unknown(S: StorageSettings) -> None:
+    """A correct download announced with Content-Length: -1 succeeds."""
+    body = _NegativeLengthHandler.body
+    with _serve(_NegativeLengthHandler) as base:
+        rref = realize1(
+            instantiate(
+                fetchurl,
+                url=f"{base}/f.txt",
+                sha256=hashlib.sha256(body).hexdigest(),
+                mode="as-is",
+                S=S,
+            )
+        )
+    with open(os.path.join(rref2path(rref, S), "f.txt"), "rb") as f:
+        assert f.read() == body
+
+
+def test_unpack_errors_name_the_users_file_not_the_private_copy(
+    S: StorageSettings, tmp_path: Path
+) -> None:
+    """A corrupt archive fetched with fetchlocal is reported under the user's path."""
+    arc = tmp_path / "broken.zip"
+    arc.write_bytes(b"PK\x03\x04 not a zip at all")
+    with pytest.raises(BuildError) as ei:
+        realize1(instantiate(fetchlocal, path=str(arc), sha256=_sha256(arc), S=S))
+    cause = ei.value.__cause__
+    assert isinstance(cause, ArchiveError)
+    assert cause.archive == str(arc)  # type: ignore[attr-defined]
+    assert str(cause).startswith(f"archive {str(arc)!r} is corrupt or truncated")
+    _nothing_stored(S)
+
+
+def test_an_archive_over_the_unpack_limit_leaves_nothing_in_the_store(
+    S: StorageSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archive unpacking past $PYLIGHTNIX_UNPACK_MAX_SIZE fails naming it; nothing stays."""
+    monkeypatch.setenv("PYLIGHTNIX_UNPACK_MAX_SIZE", "5")
+    arc = tmp_path / "p.tar.gz"
+    _make_archive(arc, "tar.gz")
+    with pytest.raises(BuildError) as ei:
+        realize1(instantiate(fetchlocal, path=str(arc), sha256=_sha256(arc), S=S))
+    cause = ei.value.__cause__
+    assert isinstance(cause, UnpackLimitError)
+    assert str(cause).startswith(f"archive {str(arc)!r} unpacks to more than 5 B (max_size=5)")
+    _nothing_stored(S)

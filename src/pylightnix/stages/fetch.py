@@ -13,12 +13,24 @@ output folder.
 * ``"unpack,remove"`` (default): unpack the archive into the output, drop it;
 * ``"unpack"``: unpack it and keep the archive next to its contents;
 * ``"as-is"``: keep the downloaded file as it is.
+
+Stall rule (like curl's ``--speed-limit``/``--speed-time``): a download whose
+average rate over a window of ``speed_time`` seconds stays below
+``speed_limit`` bytes per second fails with a :class:`FetchError` naming the
+URL and the rate, so a server trickling bytes never keeps a realize (and its
+build lock) forever. Defaults: 1 KiB/s over 60 s. They are not part of the
+config (a slow network does not change what is downloaded, so not the DRef):
+give ``speed_limit=``/``speed_time=`` to :func:`fetchurl`, or set
+``$PYLIGHTNIX_FETCH_SPEED_LIMIT`` / ``$PYLIGHTNIX_FETCH_SPEED_TIME`` (read when
+the build runs; arguments win); a limit of ``0`` turns the rule off.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
+import math
 import os
 import re
 import sys
@@ -26,9 +38,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pylightnix.errors import ConfigError, FetchError, HashMismatchError, UnsafeArchiveError
+from pylightnix.errors import (
+    ConfigError,
+    FetchError,
+    HashMismatchError,
+    OptionError,
+    UnsafeArchiveError,
+)
 from pylightnix.hashing import hash_file
 from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.build import (
@@ -63,7 +82,62 @@ LOG_EVERY = 10.0
 TIMEOUT = 60.0
 """Seconds without a byte from the server before a download is abandoned."""
 
+SPEED_LIMIT_ENV = "PYLIGHTNIX_FETCH_SPEED_LIMIT"
+SPEED_TIME_ENV = "PYLIGHTNIX_FETCH_SPEED_TIME"
+SPEED_LIMIT = 1024.0
+"""Default minimum download rate, in bytes per second (curl's ``--speed-limit``)."""
+SPEED_TIME = 60.0
+"""Default window, in seconds, over which the rate is measured (curl's ``--speed-time``)."""
+
 _HEX = {"sha256": 64, "sha1": 40}
+
+
+@dataclass(frozen=True)
+class StallRule:
+    """When a download counts as stalled.
+
+    Attributes:
+        speed_limit: the minimum average rate, in bytes per second (``0``: no rule).
+        speed_time: the window, in seconds, the rate is averaged over.
+    """
+
+    speed_limit: float = SPEED_LIMIT
+    speed_time: float = SPEED_TIME
+
+
+def _rule_value(name: str, raw: Any, *, positive: bool) -> float:
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        v = math.nan
+    if isinstance(raw, bool) or not math.isfinite(v) or v < 0 or (positive and v == 0):
+        want = "a positive number of seconds" if positive else "a number >= 0 (0: no rule)"
+        raise OptionError(f"{name}={raw!r}: expected {want}", option=name, value=raw)
+    return v
+
+
+def stall_rule(speed_limit: float | None = None, speed_time: float | None = None) -> StallRule:
+    """The stall rule in force: explicit arguments, else the environment, else the defaults.
+
+    >>> stall_rule(speed_limit=10, speed_time=2)
+    StallRule(speed_limit=10.0, speed_time=2.0)
+
+    Raises:
+        OptionError: a value (argument or environment variable) is not a
+            number >= 0 (the window: > 0).
+    """
+    out: list[float] = []
+    for arg, opt, env, default, positive in (
+        (speed_limit, "speed_limit", SPEED_LIMIT_ENV, SPEED_LIMIT, False),
+        (speed_time, "speed_time", SPEED_TIME_ENV, SPEED_TIME, True),
+    ):
+        if arg is not None:
+            out.append(_rule_value(opt, arg, positive=positive))
+        elif os.environ.get(env, "").strip():
+            out.append(_rule_value("$" + env, os.environ[env].strip(), positive=positive))
+        else:
+            out.append(default)
+    return StallRule(out[0], out[1])
 
 
 def _check_hash(sha256: str | None, sha1: str | None, who: str) -> tuple[str, str]:
@@ -167,6 +241,8 @@ def fetchurl(
     name: str | None = None,
     filename: str | None = None,
     r: Registry | None = None,
+    speed_limit: float | None = None,
+    speed_time: float | None = None,
     **kwargs: Any,
 ) -> DRef:
     """Register a download of ``url`` checked against its hash (the seed's ``fetchurl``).
@@ -179,6 +255,12 @@ def fetchurl(
         name: the stage name (default: from the file name).
         filename: the name of the downloaded file (default: from the URL).
         r: the registry (passed by ``instantiate``).
+        speed_limit: fail a download slower than this many bytes per second
+            over ``speed_time`` (module docs; default
+            ``$PYLIGHTNIX_FETCH_SPEED_LIMIT``, else 1024; ``0``: never). Not
+            part of the config: it does not change the DRef.
+        speed_time: the window of the stall rule, in seconds (default
+            ``$PYLIGHTNIX_FETCH_SPEED_TIME``, else 60).
         **kwargs: more config entries (they change the DRef, not the download).
 
     Returns:
@@ -186,6 +268,7 @@ def fetchurl(
 
     Raises:
         ConfigError: a missing or malformed hash, an unknown mode or scheme.
+        OptionError: ``speed_limit`` or ``speed_time`` is not a valid number.
     """
     if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in SCHEMES:
         raise ConfigError(
@@ -201,7 +284,14 @@ def fetchurl(
         filename=filename or url_filename(url),
         kwargs=kwargs,
     )
-    return mkdrv(config, match_only(), build_wrapper(_fetchurl_realize), r=r)
+    stall_rule(speed_limit, speed_time)  # refuse bad values now, not at build time
+    realizer: Any = _fetchurl_realize
+    if speed_limit is not None or speed_time is not None:
+        # Bound to the realizer, not put in the config: the DRef stays the same.
+        realizer = functools.partial(
+            _fetchurl_realize, speed_limit=speed_limit, speed_time=speed_time
+        )
+    return mkdrv(config, match_only(), build_wrapper(realizer), r=r)
 
 
 def fetchlocal(
@@ -289,7 +379,45 @@ def unpackref(
 
 
 class _Readable(Protocol):
-    def readinto(self, buf: bytearray, /) -> int | None: ...
+    def readinto1(self, buf: bytearray, /) -> int | None: ...
+
+
+class _StallWatch:
+    """Raises :class:`FetchError` when the average rate over a window falls below the rule."""
+
+    def __init__(self, url: str, rule: StallRule) -> None:
+        self.url, self.rule = url, rule
+        self.t0 = time.monotonic()
+        self.done0 = self.done = 0
+
+    def __call__(self, done: int) -> None:
+        self.done = done
+        if not self.rule.speed_limit:
+            return
+        now = time.monotonic()
+        window = now - self.t0
+        if window < self.rule.speed_time:
+            return
+        rate = (done - self.done0) / window
+        if rate < self.rule.speed_limit:
+            raise self.stalled(rate, window)
+        self.t0, self.done0 = now, done
+
+    def silent(self) -> FetchError:
+        """The error for a read that waited a whole window without a byte."""
+        window = max(time.monotonic() - self.t0, 1e-9)
+        return self.stalled((self.done - self.done0) / window, window)
+
+    def stalled(self, rate: float, window: float) -> FetchError:
+        r = self.rule
+        return FetchError(
+            f"download of {self.url} stalled: {rate:.1f} B/s over the last {window:.1f} s, "
+            f"below the minimum of {r.speed_limit:g} B/s over {r.speed_time:g} s: try again "
+            f"or use a mirror (or relax the rule: speed_limit=/speed_time= of fetchurl, "
+            f"${SPEED_LIMIT_ENV}/${SPEED_TIME_ENV}; 0 turns it off)",
+            url=self.url,
+            rate=rate,
+        )
 
 
 class _Progress:
@@ -343,8 +471,18 @@ class _Progress:
         sys.stderr.flush()
 
 
-def _stream(src: _Readable, dst: str, algo: str, progress: _Progress) -> tuple[str, int]:
-    """Copy ``src`` into the new file ``dst``, hashing on the way; return (hexdigest, bytes)."""
+def _stream(
+    src: _Readable,
+    dst: str,
+    algo: str,
+    progress: _Progress,
+    watch: _StallWatch | None = None,
+) -> tuple[str, int]:
+    """Copy ``src`` into the new file ``dst``, hashing on the way; return (hexdigest, bytes).
+
+    Reads return as soon as some bytes arrive (``readinto1``), so ``watch``
+    sees a trickle as it comes instead of waiting for a full block.
+    """
     h = hashlib.new(algo)
     buf = bytearray(BLOCK)
     view = memoryview(buf)
@@ -352,13 +490,15 @@ def _stream(src: _Readable, dst: str, algo: str, progress: _Progress) -> tuple[s
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "wb") as out:
         while True:
-            n = src.readinto(buf)
+            n = src.readinto1(buf)
             if not n:
                 break
             h.update(view[:n])
             out.write(view[:n])
             done += n
             progress(done)
+            if watch is not None:
+                watch(done)
     progress(done, final=True)
     return h.hexdigest(), done
 
@@ -379,7 +519,8 @@ def _finish(b: Build, src: str, path: str, mode: str, fname: str) -> None:
     if mode == "as-is":
         os.rename(path, os.path.join(out, fname))
         return
-    safe_extract(path, out)  # the kind from the name ``fname``, else from the contents
+    # The kind from the name ``fname``, else from the contents; errors name the source.
+    safe_extract(path, out, name=src)
     if mode == "unpack":
         dst = os.path.join(out, fname)
         if os.path.lexists(dst):
@@ -407,18 +548,43 @@ def _verify(src: str, algo: str, expected: str, actual: str, path: str) -> None:
         )
 
 
-def _download(url: str, dst: str, algo: str, progress: _Progress) -> tuple[str, int]:
+def content_length(value: str | None) -> int:
+    """The size a ``Content-Length`` header announces; ``0`` (unknown) unless a count >= 0.
+
+    >>> content_length("42"), content_length("-1"), content_length(None), content_length("x")
+    (42, 0, 0, 0)
+    """
+    try:
+        n = int((value or "").strip())
+    except ValueError:
+        return 0
+    return max(n, 0)
+
+
+def _download(
+    url: str, dst: str, algo: str, progress: _Progress, rule: StallRule | None = None
+) -> tuple[str, int]:
     """Download ``url`` into the new file ``dst``; return (hexdigest, bytes).
 
     Raises:
-        FetchError: HTTP errors, network errors and short reads, naming the URL.
+        FetchError: HTTP errors, network errors, short reads and stalls
+            (``rule``), naming the URL.
     """
+    rule = rule or stall_rule()
     req = urllib.request.Request(url, headers={"User-Agent": "pylightnix"})  # noqa: S310
+    # A socket silent for a whole window is a stall too: no read may wait longer.
+    timeout = min(TIMEOUT, rule.speed_time) if rule.speed_limit else TIMEOUT
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:  # noqa: S310
-            total = int(resp.headers.get("Content-Length") or 0)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            total = content_length(resp.headers.get("Content-Length"))
             progress.total = total
-            digest, n = _stream(resp, dst, algo, progress)
+            watch = _StallWatch(url, rule)
+            try:
+                digest, n = _stream(resp, dst, algo, progress, watch)
+            except TimeoutError:
+                if not rule.speed_limit:
+                    raise
+                raise watch.silent() from None
     except urllib.error.HTTPError as e:
         e.close()  # the error carries the open response; drop the connection now
         raise FetchError(
@@ -444,11 +610,14 @@ def _download(url: str, dst: str, algo: str, progress: _Progress) -> tuple[str, 
     return digest, n
 
 
-def _fetchurl_realize(b: Build) -> None:
+def _fetchurl_realize(
+    b: Build, *, speed_limit: float | None = None, speed_time: float | None = None
+) -> None:
     c = build_cattrs(b)
     algo, expected = _expected(c)
     path = os.path.join(_download_dir(b), c.filename)
-    digest, _ = _download(c.url, path, algo, _Progress(b, c.url, 0))
+    rule = stall_rule(speed_limit, speed_time)
+    digest, _ = _download(c.url, path, algo, _Progress(b, c.url, 0), rule)
     _verify(c.url, algo, expected, digest, path)
     _finish(b, c.url, path, c.mode, c.filename)
 
