@@ -8,13 +8,27 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pylightnix import StorageSettings, fsinit, mkSS
+from pylightnix import (
+    Build,
+    StorageSettings,
+    build_cattrs,
+    build_outpath,
+    build_wrapper,
+    fsinit,
+    instantiate,
+    match_only,
+    mkdrv,
+    mkSS,
+    realize1,
+    rref2path,
+)
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.errors import StoreError
 from pylightnix.refs import mkdref, parse_rref
@@ -299,3 +313,28 @@ def test_unshare_hardlinks_touches_only_linked_files(tmp_path: Path) -> None:
     assert (tmp_path / "t" / "linked").read_bytes() == b"o" * 100_000
     assert os.stat(tmp_path / "outside").st_nlink == 1
     assert sorted(os.listdir(tmp_path / "t")) == ["linked", "plain"]
+
+
+def _cp_al(b: Build) -> None:
+    """A realizer that hard-links a user's folder into its output with ``cp -al``."""
+    src = build_cattrs(b).src
+    subprocess.run(["cp", "-al", src, os.path.join(build_outpath(b), "data")], check=True)
+
+
+def test_a_realizer_using_cp_al_leaves_the_users_files_alone(
+    S: StorageSettings, tmp_path: Path
+) -> None:
+    """After realize, the user's files keep mode 0644 and edits never reach the realization."""
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"v1")
+    os.chmod(src / "a.txt", 0o644)
+    clo = instantiate(
+        mkdrv, {"name": "cpal", "src": str(src)}, match_only(), build_wrapper(_cp_al), S=S
+    )
+    rref = realize1(clo)
+    assert stat.S_IMODE(os.stat(src / "a.txt").st_mode) == 0o644
+    (src / "a.txt").write_bytes(b"v2")
+    with open(os.path.join(rref2path(rref, S), "data", "a.txt"), "rb") as f:
+        assert f.read() == b"v1"
+    assert verify([rref], S).ok

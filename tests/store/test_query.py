@@ -258,3 +258,22 @@ def test_realizing_leaves_no_temporary_folders(built: Built) -> None:
     """Realizing leaves the store's temporary folder empty."""
     S = built.S
     assert os.listdir(S.tmpdir) == []
+
+
+def test_a_folder_without_its_reserved_folder_is_listed_only_as_damaged(built: Built) -> None:
+    """allrrefs and drefrrefs(damaged=True) list it; drefrrefs, the index lookup and
+    rootrrefs's dependency walk leave it out; store_reindex skips it."""
+    S, b, c, ctx = built.S, built.b, built.c, built.ctx
+    (rb,) = ctx[b]
+    (rc,) = ctx[c]
+    p = rref2path(rc, S)
+    os.chmod(p, 0o755)
+    os.chmod(os.path.join(p, "__pylightnix__"), 0o755)
+    shutil.rmtree(os.path.join(p, "__pylightnix__"))
+    assert drefrrefs(c, S) == []
+    assert drefrrefs(c, S, damaged=True) == [rc]
+    assert rc in set(allrrefs(S))
+    assert drefrrefs_chash(c, context_hash({b: [rb]}), S) == []
+    # Nothing readable says rc uses rb: rb becomes a root, and so is the damaged rc.
+    assert {rb, rc} <= rootrrefs(S)
+    assert store_reindex(S) == 0
