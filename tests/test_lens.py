@@ -13,12 +13,14 @@ from pylightnix import (
     DRef,
     LensError,
     StorageSettings,
+    build_cattrs,
     build_outpath,
     build_outpaths,
     build_wrapper,
     instantiate,
     match_all,
     match_latest,
+    match_only,
     mkdrv,
     mklens,
     realize,
@@ -234,3 +236,29 @@ def test_configs_read_once(S: StorageSettings, monkeypatch: pytest.MonkeyPatch) 
         assert ln.data.size.val == 5
         assert ln.opts.lr.val == 0.1
     assert sorted(calls) == sorted({mklens(r, S).dref, ln.data.dref})
+
+
+def _link_out(b: Build) -> None:
+    os.symlink(build_cattrs(b).target, os.path.join(build_outpath(b), "out.txt"))
+
+
+def test_contents_never_follow_a_link_out_of_the_store(S: StorageSettings, tmp_path: Any) -> None:
+    """A realization's link to a file outside the store is refused by .contents, naming it."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    r = realize1(
+        instantiate(
+            mkdrv,
+            {"name": "lo", "target": str(secret)},
+            match_only(),
+            build_wrapper(_link_out),
+            S=S,
+        )
+    )
+    p = os.path.join(rref2path(r, S), "out.txt")
+    with pytest.raises(LensError) as ei:
+        mklens([r, "out.txt"], S).contents  # noqa: B018
+    assert str(ei.value) == (
+        f"mklens({[r, 'out.txt']!r}).contents: {p!r} is a symlink leading outside the store "
+        f"(to {str(secret)!r})"
+    )

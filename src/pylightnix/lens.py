@@ -33,6 +33,7 @@ from pylightnix.errors import LensError
 from pylightnix.realize.build import Build
 from pylightnix.realize.registry import Closure
 from pylightnix.refs import is_dref, is_rref, rref2dref
+from pylightnix.store.inspect import outside_store_problem
 from pylightnix.store.query import drefcfg, rref2path, rrefctx
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RefPath, RRef
@@ -249,6 +250,12 @@ class Lens:
     def contents(self) -> str:
         """The text (UTF-8) of the file at :attr:`syspath`."""
         p = self.syspath
+        S = self._root.S
+        if p.startswith(fsS(S).storage + os.sep):
+            # A file of the store (not of a running build): reading never leaves the store.
+            why = outside_store_problem(p, S)
+            if why is not None:
+                raise self._fail("contents", f"{p!r} {why}")
         try:
             with open(p, encoding="utf-8") as f:
                 return f.read()

@@ -231,3 +231,25 @@ def test_every_matcher_pickles_and_has_a_readable_repr(m: Any) -> None:
     assert m2 == m
     assert repr(m2) == repr(m)
     assert "<function" not in repr(m)
+
+
+def test_match_best_never_reads_a_metric_outside_the_store(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """A metric file that is a link out of the store is a MatcherError, not a number."""
+    secret = tmp_path / "score.txt"
+    secret.write_text("100")
+
+    def link(b: Build) -> None:
+        os.symlink(str(secret), os.path.join(build_outpaths(b)[0], "score.txt"))
+
+    d, clo = instantiate(mkdrv, {"name": "lnk"}, match_all(), build_wrapper(link), S=S)
+    realize(clo)
+    (r,) = drefrrefs(d, S)
+    p = os.path.join(S.storage, d[5:], r[5:37], "score.txt")
+    with pytest.raises(MatcherError) as ei:
+        match_best("score.txt")(S, [r])
+    assert str(ei.value) == (
+        f"match_best: {p!r} is a symlink leading outside the store (to {str(secret)!r}): "
+        "a metric is read from the store only"
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pylightnix.errors import MatcherError
+from pylightnix.store.inspect import outside_store_problem
 from pylightnix.store.layout import rref2path_
 from pylightnix.store.query import rrefbstart
 from pylightnix.store.settings import StorageSettings
@@ -79,6 +80,11 @@ class FileKey:
 
     def __call__(self, S: StorageSettings, rref: RRef) -> float | None:
         p = os.path.join(rref2path_(rref, S), self.filename)
+        why = outside_store_problem(p, S)
+        if why is not None:
+            raise MatcherError(
+                f"match_best: {p!r} {why}: a metric is read from the store only", dref=None
+            )
         try:
             with open(p, encoding="utf-8") as f:
                 text = f.read().strip()

@@ -117,7 +117,12 @@ def escape_problem(base: str, rel: str, S: StorageSettings | None = None) -> str
     norm = os.path.normpath(rel) if rel else "."
     if os.path.isabs(norm) or norm == ".." or norm.startswith(".." + os.sep):
         return "is outside the realization"
-    real = os.path.realpath(os.path.join(base, norm))
+    return outside_store_problem(os.path.join(base, norm), S)
+
+
+def outside_store_problem(path: str, S: StorageSettings | None = None) -> str | None:
+    """Why reading ``path`` (a path into the store) would leave the store (or ``None``)."""
+    real = os.path.realpath(path)
     root = os.path.realpath(fsS(S).storage)
     if real != root and not real.startswith(root + os.sep):
         return f"is a symlink leading outside the store (to {real!r})"
