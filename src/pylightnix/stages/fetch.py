@@ -59,7 +59,7 @@ from pylightnix.realize.build import (
 )
 from pylightnix.realize.matchers import match_only
 from pylightnix.realize.registry import Registry, mkdrv
-from pylightnix.refs import dref_name
+from pylightnix.refs import MAX_NAME_LEN, dref_name
 from pylightnix.store.fsops import mkdtemp_in
 from pylightnix.types import DRef, RefPath
 from pylightnix.unpack import archive_kind, member_target, safe_extract
@@ -186,13 +186,15 @@ def name_from_filename(filename: str) -> str:
     'hello-2_10'
     >>> name_from_filename("data set.zip")
     'data_set'
+    >>> len(name_from_filename("x" * 300 + ".csv"))  # cut to refs.MAX_NAME_LEN
+    128
     """
     base = filename
     for suf in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip", ".gz"):
         if base.lower().endswith(suf):
             base = base[: -len(suf)]
             break
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", base).strip("_")
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", base).strip("_")[:MAX_NAME_LEN]
     return name or "fetched"
 
 
