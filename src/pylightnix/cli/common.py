@@ -8,13 +8,11 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from pylightnix.cli.app import CliState
 from pylightnix.errors import RefError
 from pylightnix.refs import is_rref
 from pylightnix.store.layout import check_store
@@ -22,23 +20,13 @@ from pylightnix.store.query import dref2path_checked, path2dref, path2rref, rref
 from pylightnix.store.settings import StorageSettings, fsS, mkSS
 from pylightnix.types import DRef, RRef
 
+if TYPE_CHECKING:  # rich loads only when a command prints a table (start-up, issue 15)
+    from rich.console import Console
+    from rich.table import Table
+
 _AGE_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])\Z")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-@dataclass(frozen=True)
-class CliState:
-    """Options of the ``pylightnix`` group, handed to every command.
-
-    Attributes:
-        root: ``--store`` (a store root folder), or ``None`` for the default
-            (``$PYLIGHTNIX_ROOT``, else ``~/_pylightnix``).
-        debug: show tracebacks of errors.
-    """
-
-    root: str | None
-    debug: bool
 
 
 def state() -> CliState:
@@ -168,6 +156,8 @@ def emit_json(obj: Any) -> None:
 
 def console(*, stderr: bool = False) -> Console:
     """A rich console on stdout (or stderr); wide and plain when not a terminal."""
+    from rich.console import Console
+
     f = sys.stderr if stderr else sys.stdout
     if f.isatty():
         return Console(file=f)

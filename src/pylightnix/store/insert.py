@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 from typing import Any
 
@@ -77,6 +76,8 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
 
 def meta_json(build_start: float, build_stop: float, extra: dict[str, Any] | None) -> bytes:
     """The ``meta.json`` bytes of a realization (build times, host, pid; never hashed)."""
+    import socket  # lazily: start-up (issue 15)
+
     m: dict[str, Any] = {
         "build_start": build_start,
         "build_stop": build_stop,
