@@ -197,3 +197,34 @@ def rref_hash(rref: RRef) -> HashPart:
 def rref_name(rref: RRef) -> Name:
     """The name part of an RRef."""
     return parse_rref(rref)[2]
+
+
+def rref_hashes(rrefs: list[RRef], dref: DRef) -> list[HashPart] | None:
+    """The realization hash of each RRef when all of them realize ``dref``, else ``None``.
+
+    The hot path of matchers over thousands of candidates of one derivation:
+    one comparison per RRef instead of a full parse.
+
+    >>> d = DRef("dref:" + "2" * 32 + "-x")
+    >>> rref_hashes([RRef("rref:" + "1" * 32 + "-" + "2" * 32 + "-x")], d) == ["1" * 32]
+    True
+    >>> rref_hashes([RRef("rref:" + "1" * 32 + "-" + "3" * 32 + "-x")], d) is None
+    True
+    """
+    dhash, name = parse_dref(dref)
+    tail = f"-{dhash}-{name}"
+    end = len(RREF_PREFIX) + HASH_LEN
+    try:
+        hashes = [r[len(RREF_PREFIX) : end] for r in rrefs]
+    except TypeError:
+        return None
+    # Rebuilding each RRef from its parts and comparing the lists checks the
+    # prefix, the tail and the lengths in one pass; the hex check is one set test.
+    if [f"{RREF_PREFIX}{h}{tail}" for h in hashes] != rrefs:
+        return None
+    if not _HEX_DIGITS.issuperset("".join(hashes)):
+        return None
+    return hashes  # type: ignore[return-value]
+
+
+_HEX_DIGITS = frozenset("0123456789abcdef")

@@ -12,6 +12,7 @@
         failure.json   only in a failed realization (realize/failures.py)
     <storage>/<dhash>-<name>/by-context/<chash>/<rhash>   index marker (empty)
     <storage>/<dhash>-<name>/by-context-failed/<chash>/<rhash>   marker of a failed one
+    <storage>/<dhash>-<name>/facts.tsv                 cached build times and scores
     <storage>/.locks/  <storage>/.roots/                  locks, GC roots
 """
 
@@ -40,6 +41,8 @@ FAILURE_FILE = "failure.json"
 FAILED_INDEX_DIR = "by-context-failed"
 LOCKS_DIR = ".locks"
 ROOTS_DIR = ".roots"
+FACTS_FILE = "facts.tsv"
+"""Per-derivation cache of build times and scores (``store/facts.py``); not part of any hash."""
 CHASH_LEN = 32
 
 

@@ -18,6 +18,7 @@ from pylightnix.hashing import context_hash
 from pylightnix.refs import (
     dref_dirname,
     is_hashpart,
+    is_rref,
     maybe_parse_dref_dirname,
     mkrref,
     mkrrefs,
@@ -25,6 +26,7 @@ from pylightnix.refs import (
     parse_rref,
     rref2dref,
 )
+from pylightnix.store.facts import bstarts, forget_facts, rebuild_facts
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
@@ -51,12 +53,14 @@ def forget_cached(S: StorageSettings) -> None:
     for cache in caches:
         for key in [k for k in cache if k[0] == S.storage]:
             del cache[key]
+    forget_facts(S)
 
 
 def forget_cached_ref(S: StorageSettings, ref: DRef | RRef) -> None:
     """Drop what is cached about one object of ``S`` (it was removed)."""
     for cache in (_CFG_CACHE, _CTX_CACHE, _META_CACHE):
         cache.pop((S.storage, ref), None)  # type: ignore[arg-type]
+    forget_facts(S, rref2dref(RRef(ref)) if is_rref(ref) else DRef(ref))
 
 
 def _S(S: StorageSettings | None) -> StorageSettings:
@@ -157,8 +161,9 @@ def rrefmeta(rref: RRef, S: StorageSettings | None = None) -> dict[str, Any]:
 
 
 def rrefbstart(rref: RRef, S: StorageSettings | None = None) -> float:
-    """Build start time of a realization (seconds since the epoch)."""
-    return float(rrefmeta(rref, S).get("build_start", 0.0))
+    """Build start time of a realization (seconds since the epoch; cached in ``facts.tsv``)."""
+    parse_rref(rref)
+    return bstarts(_S(S), [rref])[0]
 
 
 def alldrefs(S: StorageSettings | None = None) -> Iterator[DRef]:
@@ -203,7 +208,21 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
     dhash, name = parse_dref(dref)
     base = dref2path(dref, S)
     # A marker is made before its realization is renamed in: check the folder exists.
-    return sorted(mkrrefs([n for n in names if os.path.isdir(os.path.join(base, n))], dhash, name))
+    if len(names) <= _STAT_EACH_MAX:
+        names = [n for n in names if os.path.isdir(os.path.join(base, n))]
+    else:
+        # Many candidates: one listing of the derivation folder, not a stat each.
+        # (Folders of temporary names are never index markers' names.)
+        try:
+            present = set(os.listdir(base))
+        except FileNotFoundError:
+            return []
+        names = [n for n in names if n in present]
+    return sorted(mkrrefs(names, dhash, name))
+
+
+_STAT_EACH_MAX = 4
+"""Up to this many markers, a stat each is cheaper than listing the derivation folder."""
 
 
 def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
@@ -313,9 +332,14 @@ def rref_under(path: str, storage: str) -> RRef | None:
 
 
 def store_reindex(S: StorageSettings | None = None) -> int:
-    """Rebuild the context index from the realization folders; return markers made."""
+    """Rebuild the context index and the facts caches from the realization folders.
+
+    Returns the number of index markers made.
+    """
     s = _S(S)
     made = 0
+    for d in alldrefs(s):
+        rebuild_facts(s, d, [parse_rref(r)[0] for r in drefrrefs(d, s)])
     for r in allrrefs(s):
         rhash, _, _ = parse_rref(r)
         chash = context_hash(rrefctx(r, s))
