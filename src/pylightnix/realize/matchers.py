@@ -42,11 +42,15 @@ class Match:
         ks = batch(S, rrefs) if batch is not None else [self.key(S, r) for r in rrefs]
         if ks is None:  # every candidate ranks the same: ascending RRef order
             return self.trim(sorted(rrefs))
-        scored = [(k, r) for k, r in zip(ks, rrefs, strict=True) if k is not None]
+        scored = list(zip(ks, rrefs, strict=True))
+        if None in ks:
+            scored = [kr for kr in scored if kr[0] is not None]
         # Highest key first; equal keys in ascending RRef order (deterministic).
-        scored.sort(key=itemgetter(1))
+        # Candidates from the store come sorted: the stable sort keeps that order.
+        if sorted(rrefs) != rrefs:
+            scored.sort(key=itemgetter(1))
         scored.sort(key=itemgetter(0), reverse=True)
-        return self.trim([r for _, r in scored])
+        return self.trim(list(map(itemgetter(1), scored)))
 
 
 def match(key: Key, trim: Trim) -> Match:

@@ -77,7 +77,7 @@ def ask_matcher(drv: Derivation, S: StorageSettings, cands: list[RRef]) -> list[
             "expected a list of RRefs or None",
             dref=drv.dref,
         )
-    cs = set(cands)
+    cs = set(cands) if len(m) > 8 else cands  # a few choices: scanning beats building a set
     foreign = [r for r in m if r not in cs]
     if foreign:
         raise MatcherError(

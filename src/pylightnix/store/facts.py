@@ -26,15 +26,16 @@ file opened with ``O_APPEND``, so concurrent writers never interleave lines.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pylightnix.errors import RefError
 from pylightnix.refs import (
     dref_dirname,
-    is_hashpart,
     mkrref,
     parse_dref,
     parse_rref,
@@ -72,6 +73,8 @@ class _Facts:
 
 
 _CACHE: dict[tuple[str, str], _Facts] = {}
+_BY_RREF: dict[tuple[str, str], dict[RRef, Fact]] = {}
+"""(storage, fact key) -> RRef -> value: what lookups answered, for the next ones."""
 
 
 def forget_facts(S: StorageSettings, dref: DRef | None = None) -> None:
@@ -79,26 +82,12 @@ def forget_facts(S: StorageSettings, dref: DRef | None = None) -> None:
     for key in [k for k in _CACHE if k[0] == S.storage]:
         if dref is None or key[1] == dref_dirname(dref):
             del _CACHE[key]
+    for key in [k for k in _BY_RREF if k[0] == S.storage]:
+        del _BY_RREF[key]
 
 
 def _path(S: StorageSettings, dirname: str) -> str:
     return os.path.join(S.storage, dirname, FACTS_FILE)
-
-
-def _parse_line(line: bytes) -> tuple[str, str, Fact] | None:
-    parts = line.split(b"\t")
-    if len(parts) != 3:
-        return None
-    try:
-        rhash, key, text = (p.decode() for p in parts)
-        value: Fact = None if text == "-" else float(text)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not is_hashpart(rhash) or not (key == BSTART or key.startswith(SCORE)):
-        return None
-    if value is None and key == BSTART:
-        return None
-    return rhash, key, value
 
 
 def _refresh(S: StorageSettings, dirname: str, facts: _Facts) -> None:
@@ -114,12 +103,35 @@ def _refresh(S: StorageSettings, dirname: str, facts: _Facts) -> None:
     except OSError:
         return  # missing or unreadable: a cold cache
     end = data.rfind(b"\n") + 1  # a last line without its newline is still being written
-    for line in data[:end].splitlines():
-        parsed = _parse_line(line)
-        if parsed is not None:
-            rhash, key, value = parsed
-            facts.values.setdefault(key, {})[rhash] = value
+    _parse_into(data[:end].decode("utf-8", "replace"), facts.values)
     facts.offset += end
+
+
+_KEYS_RE = re.compile(r"^[0-9a-f]{32}\t([^\t\n]+)\t", re.M)
+
+
+def _parse_into(text: str, values: dict[str, dict[str, Fact]]) -> None:
+    """Add the facts of complete lines to ``values``; malformed lines are skipped.
+
+    One regular-expression pass per fact key (there are few) instead of a
+    Python loop per line: a lookup may parse thousands of lines.
+
+    >>> v = {}
+    >>> _parse_into("a" * 32 + "\\tbstart\\t1.5\\nbad\\n" + "b" * 32 + "\\tscore:f\\t-\\n", v)
+    >>> v == {"bstart": {"a" * 32: 1.5}, "score:f": {"b" * 32: None}}
+    True
+    """
+    for key in dict.fromkeys(_KEYS_RE.findall(text)):
+        if key != BSTART and not key.startswith(SCORE):
+            continue
+        rows = re.findall(rf"^([0-9a-f]{{32}})\t{re.escape(key)}\t([^\t\n]+)$", text, re.M)
+        d = values.setdefault(key, {})
+        try:
+            d.update((h, None if v == "-" else float(v)) for h, v in rows)
+        except ValueError:
+            for h, v in rows:  # some line is not a number: take the others one by one
+                with contextlib.suppress(ValueError):
+                    d[h] = None if v == "-" else float(v)
 
 
 def _line(rhash: str, key: str, value: Fact) -> str:
@@ -190,12 +202,30 @@ def _read_bstart(S: StorageSettings, dref: DRef) -> Callable[[str], Fact]:
     return read
 
 
+def _memo(
+    S: StorageSettings, rrefs: list[RRef], key: str, fill: Callable[[], list[Fact]]
+) -> list[Fact]:
+    """Answer from this process's memo of earlier answers; ``fill`` computes them otherwise."""
+    memo = _BY_RREF.get((S.storage, key))
+    if memo is not None:
+        got = list(map(memo.get, rrefs))
+        if None not in got or (key != BSTART and all(r in memo for r in rrefs)):
+            return got
+    values = fill()
+    _BY_RREF.setdefault((S.storage, key), {}).update(zip(rrefs, values, strict=True))
+    return values
+
+
 def bstarts(S: StorageSettings, rrefs: list[RRef]) -> list[float]:
     """Build start times of realizations (seconds since the epoch), from the facts cache."""
-    out: list[float] = []
-    for dref, hashes in _by_derivation(rrefs):
-        out.extend(v or 0.0 for v in lookup(S, dref, hashes, BSTART, _read_bstart(S, dref)))
-    return out
+
+    def fill() -> list[Fact]:
+        out: list[Fact] = []
+        for dref, hashes in _by_derivation(rrefs):
+            out.extend(v or 0.0 for v in lookup(S, dref, hashes, BSTART, _read_bstart(S, dref)))
+        return out
+
+    return _memo(S, rrefs, BSTART, fill)  # type: ignore[return-value]
 
 
 def cacheable_score_file(filename: str) -> bool:
@@ -211,18 +241,24 @@ def scores(S: StorageSettings, rrefs: list[RRef], filename: str) -> list[Fact]:
     Raises:
         ScoreNotANumberError: a file does not hold a number.
     """
-    out: list[Fact] = []
-    for dref, hashes in _by_derivation(rrefs):
-        dhash, name = parse_dref(dref)
 
-        def read(h: str, dhash: str = dhash, name: str = name) -> Fact:
-            return read_score_file(S, mkrref(h, dhash, name), filename)  # type: ignore[arg-type]
+    def fill() -> list[Fact]:
+        out: list[Fact] = []
+        for dref, hashes in _by_derivation(rrefs):
+            dhash, name = parse_dref(dref)
 
-        if cacheable_score_file(filename):
-            out.extend(lookup(S, dref, hashes, SCORE + filename, read))
-        else:
-            out.extend(read(h) for h in hashes)
-    return out
+            def read(h: str, dhash: str = dhash, name: str = name) -> Fact:
+                return read_score_file(S, mkrref(h, dhash, name), filename)  # type: ignore[arg-type]
+
+            if cacheable_score_file(filename):
+                out.extend(lookup(S, dref, hashes, SCORE + filename, read))
+            else:
+                out.extend(read(h) for h in hashes)
+        return out
+
+    if not cacheable_score_file(filename):
+        return fill()
+    return _memo(S, rrefs, SCORE + filename, fill)
 
 
 def _by_derivation(rrefs: list[RRef]) -> list[tuple[DRef, list[str]]]:

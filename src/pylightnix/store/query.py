@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -53,6 +54,8 @@ def forget_cached(S: StorageSettings) -> None:
     for cache in caches:
         for key in [k for k in cache if k[0] == S.storage]:
             del cache[key]
+    for idx in [k for k in _LISTINGS if k.startswith(S.storage + os.sep)]:
+        del _LISTINGS[idx]
     forget_facts(S)
 
 
@@ -198,31 +201,66 @@ def drefrrefsC(dref: DRef, context: Context, S: StorageSettings | None = None) -
 
 
 def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
-    """Realizations of ``dref`` whose context hash is ``chash`` (no validation of ``S``)."""
+    """Realizations of ``dref`` whose context hash is ``chash`` (no validation of ``S``).
+
+    A large answer is kept in memory while neither the index folder nor the
+    derivation folder changes (see :data:`_SETTLED_NS`): then a lookup costs
+    two ``stat`` calls however many realizations there are.
+    """
+    idx = index_dir(dref, chash, S)
+    base = dref2path(dref, S)
+    cached = _LISTINGS.get(idx)
+    if cached is not None:
+        try:
+            if (os.stat(idx).st_mtime_ns, os.stat(base).st_mtime_ns) == cached[:2]:
+                return list(cached[2])
+        except FileNotFoundError:
+            pass
+        del _LISTINGS[idx]
+    now = time.time_ns()
     try:
-        names = os.listdir(index_dir(dref, chash, S))
+        # Times first, then the listings: a change in between shows in the times.
+        mtimes = (os.stat(idx).st_mtime_ns, os.stat(base).st_mtime_ns)
+        names = os.listdir(idx)
     except FileNotFoundError:
         return []
     if not names:
         return []
     dhash, name = parse_dref(dref)
-    base = dref2path(dref, S)
     # A marker is made before its realization is renamed in: check the folder exists.
     if len(names) <= _STAT_EACH_MAX:
         names = [n for n in names if os.path.isdir(os.path.join(base, n))]
     else:
         # Many candidates: one listing of the derivation folder, not a stat each.
-        # (Folders of temporary names are never index markers' names.)
         try:
             present = set(os.listdir(base))
         except FileNotFoundError:
             return []
         names = [n for n in names if n in present]
-    return sorted(mkrrefs(names, dhash, name))
+    # Same derivation, so sorting the hash parts sorts the RRefs.
+    names.sort()
+    out = mkrrefs(names, dhash, name)
+    if len(out) > _STAT_EACH_MAX and max(mtimes) < now - _SETTLED_NS:
+        _LISTINGS[idx] = (*mtimes, tuple(out))
+    return out
 
 
 _STAT_EACH_MAX = 4
 """Up to this many markers, a stat each is cheaper than listing the derivation folder."""
+
+_SETTLED_NS = 1_000_000_000
+"""A listing is kept only when both folders were last changed this long before it.
+
+Any later change to a folder (a marker made, a realization renamed in or
+deleted) sets its modification time to the time of the change, which is then
+later than the kept one even on filesystems whose timestamps are coarse
+(ticks of a few milliseconds): so an equal time proves the folder unchanged.
+A folder changed less than this before the listing could change again
+within the same timestamp tick unseen, so its listing is not kept.
+"""
+
+_LISTINGS: dict[str, tuple[int, int, tuple[RRef, ...]]] = {}
+"""Index folder -> (its mtime, its derivation folder's mtime, the realizations found)."""
 
 
 def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
