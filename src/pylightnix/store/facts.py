@@ -26,15 +26,15 @@ file opened with ``O_APPEND``, so concurrent writers never interleave lines.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import operator
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pylightnix.errors import RefError
 from pylightnix.refs import (
+    HASH_LEN,
     dref_dirname,
     mkrref,
     parse_dref,
@@ -107,31 +107,53 @@ def _refresh(S: StorageSettings, dirname: str, facts: _Facts) -> None:
     facts.offset += end
 
 
-_KEYS_RE = re.compile(r"^[0-9a-f]{32}\t([^\t\n]+)\t", re.M)
+def _number(text: str) -> Fact:
+    return None if text == "-" else float(text)
 
 
 def _parse_into(text: str, values: dict[str, dict[str, Fact]]) -> None:
-    """Add the facts of complete lines to ``values``; malformed lines are skipped.
+    """Add the facts of the complete lines ``text`` to ``values``; malformed lines are skipped.
 
-    One regular-expression pass per fact key (there are few) instead of a
-    Python loop per line: a lookup may parse thousands of lines.
+    A lookup may parse thousands of lines, so well-formed text is split in
+    bulk (C-level passes); any doubt falls back to checking line by line.
 
     >>> v = {}
     >>> _parse_into("a" * 32 + "\\tbstart\\t1.5\\nbad\\n" + "b" * 32 + "\\tscore:f\\t-\\n", v)
     >>> v == {"bstart": {"a" * 32: 1.5}, "score:f": {"b" * 32: None}}
     True
     """
-    for key in dict.fromkeys(_KEYS_RE.findall(text)):
-        if key != BSTART and not key.startswith(SCORE):
+    lines = text.split("\n")[:-1]
+    if set(map(_TAB_COUNT, lines)) == {2}:
+        hs, ks, vs = (text[:-1].replace("\n", "\t").split("\t")[i::3] for i in range(3))
+        keys = set(ks)
+        if set(map(len, hs)) == {HASH_LEN} and all(_known_key(k) for k in keys):
+            try:
+                if keys == {BSTART}:
+                    values.setdefault(BSTART, {}).update(zip(hs, map(float, vs), strict=True))
+                else:
+                    for h, k, v in zip(hs, ks, map(_number, vs), strict=True):
+                        if v is not None or k != BSTART:
+                            values.setdefault(k, {})[h] = v
+                return
+            except ValueError:
+                pass  # some value is not a number: line by line below
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) != 3 or len(parts[0]) != HASH_LEN or not _known_key(parts[1]):
             continue
-        rows = re.findall(rf"^([0-9a-f]{{32}})\t{re.escape(key)}\t([^\t\n]+)$", text, re.M)
-        d = values.setdefault(key, {})
         try:
-            d.update((h, None if v == "-" else float(v)) for h, v in rows)
+            value = _number(parts[2])
         except ValueError:
-            for h, v in rows:  # some line is not a number: take the others one by one
-                with contextlib.suppress(ValueError):
-                    d[h] = None if v == "-" else float(v)
+            continue
+        if value is not None or parts[1] != BSTART:
+            values.setdefault(parts[1], {})[parts[0]] = value
+
+
+_TAB_COUNT = operator.methodcaller("count", "\t")
+
+
+def _known_key(key: str) -> bool:
+    return key == BSTART or key.startswith(SCORE)
 
 
 def _line(rhash: str, key: str, value: Fact) -> str:
