@@ -179,19 +179,21 @@ def alldrefs(S: StorageSettings | None = None) -> Iterator[DRef]:
 
 
 def drefrrefs(dref: DRef, S: StorageSettings | None = None) -> list[RRef]:
-    """Every realization of a derivation, sorted."""
+    """Every realization of a derivation, sorted.
+
+    One listing of the derivation folder: its sub-folders named by a hash
+    are its realizations (each appears by one rename of a complete folder),
+    told apart by the listing's entry types, with no ``stat`` each.
+    """
     s = _S(S)
     dhash, name = parse_dref(dref)
-    p = dref2path(dref, s)
     try:
-        names = os.listdir(p)
-    except FileNotFoundError:
+        with os.scandir(dref2path(dref, s)) as it:
+            names = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(
-        mkrref(n, dhash, name)  # type: ignore[arg-type]
-        for n in names
-        if is_hashpart(n) and os.path.isdir(os.path.join(p, n, RESERVED))
-    )
+    # mkrrefs leaves out what is not a hash part (by-context, temporary folders).
+    return mkrrefs(names, dhash, name)
 
 
 def drefrrefsC(dref: DRef, context: Context, S: StorageSettings | None = None) -> list[RRef]:

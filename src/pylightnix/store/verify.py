@@ -136,13 +136,16 @@ def writable_entry(path: str) -> str | None:
 def _reserved_context(path: str) -> Context | str:
     """The stored context of a realization folder, or why its reserved files are bad."""
     res = os.path.join(path, RESERVED)
-    for name in (CONTEXT_FILE, META_FILE):
-        if not os.path.isfile(os.path.join(res, name)):
-            return f"its reserved file {RESERVED}/{name} is missing"
     try:
         ctx = read_context_file(os.path.join(res, CONTEXT_FILE))
         with open(os.path.join(res, META_FILE), "rb") as fm:
             meta = json.loads(fm.read())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+        # Opened directly (no stat first): name the file that is not there.
+        name = META_FILE if e.filename and e.filename.endswith(META_FILE) else CONTEXT_FILE
+        if not os.path.isfile(os.path.join(res, name)):
+            return f"its reserved file {RESERVED}/{name} is missing"
+        return f"its reserved files are unreadable ({e})"
     except (OSError, ValueError) as e:
         return f"its reserved files are unreadable ({e})"
     if not isinstance(meta, dict):
@@ -150,15 +153,30 @@ def _reserved_context(path: str) -> Context | str:
     return ctx
 
 
-def realization_problem(path: str, rref: RRef) -> str | None:
-    """Why the folder ``path`` is not a sound realization ``rref`` (or ``None``)."""
-    why = content_problem(path, rref)
+def realization_problem(path: str, rref: RRef, *, rehash: bool = True) -> str | None:
+    """Why the folder ``path`` is not a sound realization ``rref`` (or ``None``).
+
+    ``rehash=False`` checks all but the content hash: the folder, its
+    reserved files (present and well-formed) and its read-only modes.
+    """
+    why = content_problem(path, rref) if rehash else structure_problem(path)
     if why is not None:
         return why
     w = writable_entry(path)
     if w is not None:
         return f"{os.path.relpath(w, path)!r} in it is writable (realizations are read-only)"
     return None
+
+
+def structure_problem(path: str) -> str | None:
+    """Why the folder ``path`` is not shaped like a realization (content not hashed)."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return "its folder is missing"
+    except FileNotFoundError:
+        return "its folder is missing"
+    ctx = _reserved_context(path)
+    return ctx if isinstance(ctx, str) else None
 
 
 def content_problem(path: str, rref: RRef) -> str | None:
@@ -193,6 +211,7 @@ def verify(
     S: StorageSettings | None = None,
     *,
     repair: Repair | None = None,
+    rehash: bool = True,
 ) -> VerifyResult:
     """Re-hash realizations and report every one whose content no longer matches its RRef.
 
@@ -202,6 +221,9 @@ def verify(
         repair: ``None`` to only report; ``"remove"`` to delete damaged
             realizations; ``"quarantine"`` to move them to ``<root>/quarantine/``
             for inspection. Repairing waits until no realize runs.
+        rehash: ``False`` checks everything but the content hashes (folders,
+            reserved files, read-only modes, configs): a small constant per
+            realization instead of reading every byte.
 
     Returns:
         a :class:`VerifyResult`.
@@ -232,7 +254,7 @@ def verify(
             d = rref2dref(r)
             if d not in cfg_problems:
                 cfg_problems[d] = config_problem(dref2path(d, s), d)
-            why = realization_problem(rref2path_(r, s), r) or cfg_problems[d]
+            why = realization_problem(rref2path_(r, s), r, rehash=rehash) or cfg_problems[d]
             if why is None:
                 continue
             damaged.append(DamagedRealization(r, why, _repair(s, r, repair) if repair else ""))
