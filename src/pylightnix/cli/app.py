@@ -52,7 +52,7 @@ SHORT_HELP: dict[str, str] = {
     "explain": (
         "For each stage of STAGE's closure, say whether realize would reuse or build it, and why."
     ),
-    "ls": "List derivations: name, number of realizations, latest build time, size.",
+    "ls": "List derivations: name, number of realizations, latest build time (and size).",
     "show": (
         "Show a derivation (config, realizations) or a realization (config, context, "
         "build times, files)."

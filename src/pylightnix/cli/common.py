@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -152,6 +153,32 @@ def newer_than(t: float | None, age: float | None) -> bool:
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON with sorted keys (for scripts)."""
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def emit_json_stream(items: Iterable[Any]) -> None:
+    """Print a JSON list item by item as :func:`emit_json` would print it whole.
+
+    Each record is printed as soon as it is made, so a listing of a large
+    store starts at once and holds one record in memory at a time.
+
+    >>> emit_json_stream(iter([{"b": 1, "a": [2]}]))
+    [
+      {
+        "a": [
+          2
+        ],
+        "b": 1
+      }
+    ]
+    >>> emit_json_stream([])
+    []
+    """
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, sort_keys=True, default=str).replace("\n", "\n  ")
+        click.echo(f"{'[' if first else ','}\n  {text}", nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 def console(*, stderr: bool = False) -> Console:
