@@ -23,7 +23,7 @@ from pylightnix import (
     store_reindex,
 )
 from pylightnix.refs import rref_hashes
-from pylightnix.store.facts import bstarts, forget_facts, scores
+from pylightnix.store.facts import FEW, bstarts, forget_facts, scores
 from pylightnix.store.fsops import make_readonly, make_writable
 from pylightnix.store.layout import FACTS_FILE
 from pylightnix.store.query import drefrrefs, drefrrefs_chash, rrefbstart
@@ -33,11 +33,11 @@ from pylightnix.types import DRef, RRef
 def _three(b: Build) -> None:
     for i, o in enumerate(build_outpaths(b)):
         with open(os.path.join(o, "score.txt"), "w") as f:
-            f.write(f"{[3, 9, 1][i]}\n")
+            f.write(f"{[3, 9, 1, 4, 7, 2][i]}\n")
 
 
-def _built(S: StorageSettings) -> tuple[DRef, list[RRef]]:
-    d, clo = instantiate(mkdrv, {"name": "f"}, match_all(), build_wrapper(_three, nouts=3), S=S)
+def _built(S: StorageSettings, n: int = 3) -> tuple[DRef, list[RRef]]:
+    d, clo = instantiate(mkdrv, {"name": "f"}, match_all(), build_wrapper(_three, nouts=n), S=S)
     realize(clo)
     return d, drefrrefs(d, S)
 
@@ -63,7 +63,7 @@ def _meta(S: StorageSettings, r: RRef) -> str:
 
 def test_build_times_are_read_once_and_appended(S: StorageSettings) -> None:
     """The first lookup appends one bstart line per realization; later ones come from the file."""
-    d, rs = _built(S)
+    d, rs = _built(S, 6)
     assert not os.path.exists(os.path.join(S.storage, d[5:], FACTS_FILE))
     times = bstarts(S, rs)
     expected = []
@@ -77,6 +77,13 @@ def test_build_times_are_read_once_and_appended(S: StorageSettings) -> None:
     forget_facts(S)
     assert bstarts(S, rs) == times
     assert rrefbstart(rs[0], S) == times[0]
+
+
+def test_few_build_times_make_no_file(S: StorageSettings) -> None:
+    """Build times of up to FEW candidates are read from meta.json, with no facts file made."""
+    d, rs = _built(S, FEW)
+    assert len(bstarts(S, rs)) == FEW
+    assert not os.path.exists(os.path.join(S.storage, d[5:], FACTS_FILE))
 
 
 def test_match_best_reads_each_score_once(S: StorageSettings) -> None:
@@ -125,7 +132,7 @@ def test_torn_and_malformed_lines_are_skipped_and_the_later_line_wins(S: Storage
 
 def test_unwritable_facts_file_costs_only_reads(S: StorageSettings) -> None:
     """When the facts file cannot be written (a read-only store), lookups read the realizations."""
-    d, rs = _built(S)
+    d, rs = _built(S, 6)
     path = os.path.join(S.storage, d[5:], FACTS_FILE)
     os.mkdir(path)  # even root cannot append to a folder
     try:
@@ -150,6 +157,7 @@ def test_build_time_of_a_missing_realization_is_a_ref_error(S: StorageSettings) 
 def test_match_latest_ranks_from_the_cache(S: StorageSettings) -> None:
     """match_latest picks the realization with the latest cached build time."""
     d, rs = _built(S)
+    assert len(rs) <= FEW  # the file written here is read: it exists
     path = os.path.join(S.storage, d[5:], FACTS_FILE)
     with open(path, "w") as f:
         f.writelines(f"{r[5:37]}\tbstart\t{t}\n" for r, t in zip(rs, (3.0, 9.0, 1.0), strict=True))
@@ -184,9 +192,9 @@ def test_rref_hashes_needs_one_derivation() -> None:
 
 def test_facts_file_is_not_read_only(S: StorageSettings) -> None:
     """facts.tsv stays appendable (mode 0644) after a reindex rewrites it."""
-    d, rs = _built(S)
+    d, rs = _built(S, 6)
     bstarts(S, rs)
     store_reindex(S)
     mode = stat.S_IMODE(os.stat(os.path.join(S.storage, d[5:], FACTS_FILE)).st_mode)
     assert mode == 0o644
-    assert [line[1] for line in _facts(S, d)] == ["bstart"] * 3
+    assert [line[1] for line in _facts(S, d)] == ["bstart"] * 6

@@ -49,6 +49,8 @@ from pylightnix.types import DRef, RRef
 
 BSTART = "bstart"
 SCORE = "score:"
+FEW = 4
+"""Build times are written to a new facts file only for more candidates than this."""
 
 Fact = float | None
 """A cached value: a number, or ``None`` (a score file the realization does not have)."""
@@ -205,7 +207,10 @@ def lookup(
         if missing:
             new = [(h, read(h)) for h in missing]
             known.update(new)
-            _append(S, dirname, [_line(h, key, v) for h, v in new])
+            # Build times of a derivation with a few realizations are as cheap to
+            # read as the file would be: do not make a file (an inode) for them.
+            if key != BSTART or len(rhashes) > FEW or facts.offset > 0:
+                _append(S, dirname, [_line(h, key, v) for h, v in new])
     return [known[h] for h in rhashes]
 
 
