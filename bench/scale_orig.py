@@ -1,4 +1,4 @@
-"""The original's side of ``bench/scale.py``: pylightnix 0.3.0 builds a store and times ``store_gc``.
+"""The original's side of ``bench/scale.py``: pylightnix 0.3.0 builds a store, times store_gc.
 
 Runs ONLY under the python of a separate venv holding the original from the
 package index, never under ours (``bench/scale.py`` starts it)::

@@ -80,10 +80,16 @@ def test_build_times_are_read_once_and_appended(S: StorageSettings) -> None:
 
 
 def test_few_build_times_make_no_file(S: StorageSettings) -> None:
-    """Build times of up to FEW candidates are read from meta.json, with no facts file made."""
+    """Build times of up to FEW candidates are read from meta.json, neither made nor read."""
     d, rs = _built(S, FEW)
-    assert len(bstarts(S, rs)) == FEW
-    assert not os.path.exists(os.path.join(S.storage, d[5:], FACTS_FILE))
+    real = bstarts(S, rs)
+    assert len(real) == FEW
+    path = os.path.join(S.storage, d[5:], FACTS_FILE)
+    assert not os.path.exists(path)
+    with open(path, "w") as f:
+        f.writelines(f"{r[5:37]}\tbstart\t1.0\n" for r in rs)
+    forget_facts(S)
+    assert bstarts(S, rs) == real
 
 
 def test_match_best_reads_each_score_once(S: StorageSettings) -> None:
@@ -113,7 +119,7 @@ def test_missing_score_file_is_cached_as_none(S: StorageSettings) -> None:
 
 def test_torn_and_malformed_lines_are_skipped_and_the_later_line_wins(S: StorageSettings) -> None:
     """A line without its newline, or not of the format, is ignored; the later of two lines wins."""
-    d, rs = _built(S)
+    d, rs = _built(S, 6)
     h = rs[0][5:37]
     path = os.path.join(S.storage, d[5:], FACTS_FILE)
     with open(path, "w") as f:
@@ -123,11 +129,13 @@ def test_torn_and_malformed_lines_are_skipped_and_the_later_line_wins(S: Storage
         f.write(f"{h}\tbstart\t7.0\n")
         f.write(f"{rs[1][5:37]}\tbstart\t9.0")  # torn: no newline
     forget_facts(S)
-    assert bstarts(S, rs[:1]) == [7.0]
+    got = bstarts(S, rs)
+    assert got[0] == 7.0
     with open(_meta(S, rs[1])) as f:
         real = json.load(f)["build_start"]
     # The torn line was not taken: the fact was read from meta.json and appended again.
-    assert bstarts(S, rs[1:2]) == [real]
+    assert got[1] == real
+    assert _facts(S, d)[-1] == [rs[5][5:37], "bstart", repr(got[5])]
 
 
 def test_unwritable_facts_file_costs_only_reads(S: StorageSettings) -> None:
@@ -156,14 +164,14 @@ def test_build_time_of_a_missing_realization_is_a_ref_error(S: StorageSettings) 
 
 def test_match_latest_ranks_from_the_cache(S: StorageSettings) -> None:
     """match_latest picks the realization with the latest cached build time."""
-    d, rs = _built(S)
-    assert len(rs) <= FEW  # the file written here is read: it exists
+    d, rs = _built(S, 6)
     path = os.path.join(S.storage, d[5:], FACTS_FILE)
+    times = (3.0, 9.0, 1.0, 4.0, 2.0, 5.0)
     with open(path, "w") as f:
-        f.writelines(f"{r[5:37]}\tbstart\t{t}\n" for r, t in zip(rs, (3.0, 9.0, 1.0), strict=True))
+        f.writelines(f"{r[5:37]}\tbstart\t{t}\n" for r, t in zip(rs, times, strict=True))
     forget_facts(S)
     assert match_latest(1)(S, rs) == [rs[1]]
-    assert match_latest(2)(S, list(reversed(rs))) == [rs[1], rs[0]]
+    assert match_latest(2)(S, list(reversed(rs))) == [rs[1], rs[5]]
 
 
 def test_many_candidates_skip_dangling_markers(S: StorageSettings) -> None:

@@ -175,10 +175,36 @@ def emit_json_stream(items: Iterable[Any]) -> None:
     """
     first = True
     for item in items:
-        text = json.dumps(item, indent=2, sort_keys=True, default=str).replace("\n", "\n  ")
+        text = _flat_record(item)
+        if text is None:
+            text = json.dumps(item, indent=2, sort_keys=True, default=str).replace("\n", "\n  ")
         click.echo(f"{'[' if first else ','}\n  {text}", nl=False)
         first = False
     click.echo("[]" if first else "\n]")
+
+
+def _flat_record(item: Any) -> str | None:
+    """``item`` as ``json.dumps(indent=2, sort_keys=True)`` prints it inside a list, for a
+    dict of plain values (``None`` otherwise): the C encoder does the values, where the
+    indenting encoder is pure Python.
+
+    >>> print(_flat_record({"b": None, "a": 1.5}))
+    {
+        "a": 1.5,
+        "b": null
+      }
+    >>> _flat_record({"a": [1]}) is None
+    True
+    """
+    if not isinstance(item, dict) or not item:
+        return None
+    if not all(type(v) in _PLAIN for v in item.values()) or not all(type(k) is str for k in item):
+        return None
+    lines = ",\n".join(f"    {json.dumps(k)}: {json.dumps(item[k])}" for k in sorted(item))
+    return f"{{\n{lines}\n  }}"
+
+
+_PLAIN = (str, int, float, bool, type(None))
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -19,7 +19,7 @@ from pylightnix.cli.common import (
 from pylightnix.refs import dref_name
 from pylightnix.store.facts import bstarts
 from pylightnix.store.inspect import realization_sizes
-from pylightnix.store.query import alldrefs, drefrrefs
+from pylightnix.store.query import alldrefs, alldrefs_rrefs
 from pylightnix.store.settings import StorageSettings
 
 
@@ -38,12 +38,10 @@ def derivation_rows(
     realizations' files (as :func:`du` counts them), which reads every file's
     size: asked for only.
     """
-    drefs = sorted(alldrefs(S), key=lambda d: (str(dref_name(d)), d))
-    for d in drefs:
+    for d, rrefs in alldrefs_rrefs(S, key=lambda d: (str(dref_name(d)), d)):
         n = str(dref_name(d))
         if name is not None and not fnmatch.fnmatchcase(n, name):
             continue
-        rrefs = drefrrefs(d, S)
         latest = max(bstarts(S, rrefs), default=None)
         if not newer_than(latest, newer):
             continue

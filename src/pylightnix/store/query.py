@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -185,15 +185,43 @@ def drefrrefs(dref: DRef, S: StorageSettings | None = None) -> list[RRef]:
     are its realizations (each appears by one rename of a complete folder),
     told apart by the listing's entry types, with no ``stat`` each.
     """
-    s = _S(S)
+    return _listing(dref, _S(S))[1]
+
+
+def _listing(dref: DRef, S: StorageSettings) -> tuple[bool, list[RRef]]:
+    """Whether the derivation's config is stored, and its realizations: one ``scandir``."""
     dhash, name = parse_dref(dref)
+    names: list[str] = []
+    config = False
     try:
-        with os.scandir(dref2path(dref, s)) as it:
-            names = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+        with os.scandir(dref2path(dref, S)) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    names.append(e.name)
+                elif e.name == CONFIG_FILE:
+                    config = True
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return False, []
+    names.sort()
     # mkrrefs leaves out what is not a hash part (by-context, temporary folders).
-    return mkrrefs(names, dhash, name)
+    return config, mkrrefs(names, dhash, name)
+
+
+def alldrefs_rrefs(
+    S: StorageSettings | None = None, *, key: Callable[[DRef], Any] | None = None
+) -> Iterator[tuple[DRef, list[RRef]]]:
+    """Every derivation with its realizations, one ``scandir`` each, in the order of ``key``.
+
+    The store's listing gives the candidates (no ``stat`` each); a folder
+    without its ``config.json`` is no derivation and is left out.
+    """
+    s = _S(S)
+    drefs = [d for d in map(maybe_parse_dref_dirname, os.listdir(s.storage)) if d is not None]
+    drefs.sort(key=key)
+    for d in drefs:
+        config, rrefs = _listing(d, s)
+        if config:
+            yield d, rrefs
 
 
 def drefrrefsC(dref: DRef, context: Context, S: StorageSettings | None = None) -> list[RRef]:
@@ -267,9 +295,8 @@ _LISTINGS: dict[str, tuple[int, int, tuple[RRef, ...]]] = {}
 
 def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
     """Every realization in the store."""
-    s = _S(S)
-    for d in alldrefs(s):
-        yield from drefrrefs(d, s)
+    for _, rrefs in alldrefs_rrefs(S):
+        yield from rrefs
 
 
 def drefdeps1(drefs: Iterable[DRef], S: StorageSettings | None = None) -> set[DRef]:

@@ -102,11 +102,19 @@ def read_context_file(path: str) -> Context:
     return out
 
 
-def config_problem(ddir: str, dref: DRef) -> str | None:
-    """Why the derivation folder's ``config.json`` does not belong to ``dref`` (or ``None``)."""
+def config_problem(ddir: str, dref: DRef, *, rehash: bool = True) -> str | None:
+    """Why the derivation folder's ``config.json`` does not belong to ``dref`` (or ``None``).
+
+    ``rehash=False`` only checks that it is there and is a JSON object.
+    """
     try:
         with open(os.path.join(ddir, CONFIG_FILE), "rb") as f:
-            cfg = mkconfig(json.loads(f.read()))
+            raw = json.loads(f.read())
+        if not rehash:
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            return None
+        cfg = mkconfig(raw)
     except FileNotFoundError:
         return f"the config.json of its derivation {dref} is missing"
     except (OSError, ValueError) as e:
@@ -117,20 +125,38 @@ def config_problem(ddir: str, dref: DRef) -> str | None:
     return None
 
 
-def writable_entry(path: str) -> str | None:
+def writable_entry(path: str, *, reserved: set[str] | None = None) -> str | None:
     """The first file or folder inside the folder ``path`` with a write bit, if any.
+
+    ``reserved``, when given, receives the names in the reserved folder (the
+    walk lists it anyway).
 
     The top folder itself is not checked: it must be writable while it is
     renamed into the store and is made read-only right after, so a crash in
     between leaves it writable with its content complete; GC seals it.
     """
-    for dirpath, dirnames, filenames in os.walk(path):
-        for n in sorted(dirnames + filenames):
-            p = os.path.join(dirpath, n)
-            m = os.lstat(p).st_mode
-            if not stat.S_ISLNK(m) and m & _WRITE_BITS:
-                return p
-    return None
+    stack = [path]
+    res = os.path.join(path, RESERVED)
+    first: str | None = None
+    while stack:
+        d = stack.pop()
+        with os.scandir(d) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        if reserved is not None and d == res:
+            reserved.update(e.name for e in entries)
+        subdirs = []
+        for e in entries:
+            m = e.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(m):
+                continue
+            if m & _WRITE_BITS and first is None:
+                first = e.path
+                if reserved is None:
+                    return first
+            if stat.S_ISDIR(m):
+                subdirs.append(e.path)
+        stack.extend(reversed(subdirs))  # depth first, in name order
+    return first
 
 
 def _reserved_context(path: str) -> Context | str:
@@ -159,7 +185,9 @@ def realization_problem(path: str, rref: RRef, *, rehash: bool = True) -> str | 
     ``rehash=False`` checks all but the content hash: the folder, its
     reserved files (present and well-formed) and its read-only modes.
     """
-    why = content_problem(path, rref) if rehash else structure_problem(path)
+    if not rehash:
+        return structure_problem(path)
+    why = content_problem(path, rref)
     if why is not None:
         return why
     w = writable_entry(path)
@@ -169,14 +197,26 @@ def realization_problem(path: str, rref: RRef, *, rehash: bool = True) -> str | 
 
 
 def structure_problem(path: str) -> str | None:
-    """Why the folder ``path`` is not shaped like a realization (content not hashed)."""
+    """Why the folder ``path`` is not a sound realization, its content not hashed.
+
+    One walk checks the modes and sees the reserved files; only
+    ``context.json`` is read (what GC and queries parse).
+    """
+    seen: set[str] = set()
     try:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            return "its folder is missing"
-    except FileNotFoundError:
+        w = writable_entry(path, reserved=seen)
+    except (FileNotFoundError, NotADirectoryError):
         return "its folder is missing"
-    ctx = _reserved_context(path)
-    return ctx if isinstance(ctx, str) else None
+    for name in (CONTEXT_FILE, META_FILE):
+        if name not in seen:
+            return f"its reserved file {RESERVED}/{name} is missing"
+    try:
+        read_context_file(os.path.join(path, RESERVED, CONTEXT_FILE))
+    except (OSError, ValueError) as e:
+        return f"its reserved files are unreadable ({e})"
+    if w is not None:
+        return f"{os.path.relpath(w, path)!r} in it is writable (realizations are read-only)"
+    return None
 
 
 def content_problem(path: str, rref: RRef) -> str | None:
@@ -253,7 +293,7 @@ def verify(
         for r in todo:
             d = rref2dref(r)
             if d not in cfg_problems:
-                cfg_problems[d] = config_problem(dref2path(d, s), d)
+                cfg_problems[d] = config_problem(dref2path(d, s), d, rehash=rehash)
             why = realization_problem(rref2path_(r, s), r, rehash=rehash) or cfg_problems[d]
             if why is None:
                 continue
