@@ -174,13 +174,15 @@ def emit_json_stream(items: Iterable[Any]) -> None:
     []
     """
     first = True
+    out = sys.stdout  # not click.echo: it flushes each call, a write per record
     for item in items:
         text = _flat_record(item)
         if text is None:
             text = json.dumps(item, indent=2, sort_keys=True, default=str).replace("\n", "\n  ")
-        click.echo(f"{'[' if first else ','}\n  {text}", nl=False)
+        out.write(f"{'[' if first else ','}\n  {text}")
         first = False
-    click.echo("[]" if first else "\n]")
+    out.write("[]\n" if first else "\n]\n")
+    out.flush()
 
 
 def _flat_record(item: Any) -> str | None:

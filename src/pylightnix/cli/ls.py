@@ -17,7 +17,7 @@ from pylightnix.cli.common import (
     store_settings,
 )
 from pylightnix.refs import dref_name
-from pylightnix.store.facts import bstarts
+from pylightnix.store.facts import dref_bstarts
 from pylightnix.store.inspect import realization_sizes
 from pylightnix.store.query import alldrefs, alldrefs_rrefs
 from pylightnix.store.settings import StorageSettings
@@ -42,7 +42,7 @@ def derivation_rows(
         n = str(dref_name(d))
         if name is not None and not fnmatch.fnmatchcase(n, name):
             continue
-        latest = max(bstarts(S, rrefs), default=None)
+        latest = max(dref_bstarts(S, d, rrefs), default=None)
         if not newer_than(latest, newer):
             continue
         row: dict[str, Any] = {

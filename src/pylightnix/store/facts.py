@@ -259,6 +259,17 @@ def bstarts(S: StorageSettings, rrefs: list[RRef]) -> list[float]:
     return _memo(S, rrefs, BSTART, fill)  # type: ignore[return-value]
 
 
+def dref_bstarts(S: StorageSettings, dref: DRef, rrefs: list[RRef]) -> list[float]:
+    """Build start times of realizations of one derivation (:func:`bstarts` without the memo).
+
+    For walks over a whole store, which ask once per derivation.
+    """
+    hashes = rref_hashes(rrefs, dref)
+    if hashes is None:
+        return bstarts(S, rrefs)
+    return [v or 0.0 for v in lookup(S, dref, list(hashes), BSTART, _read_bstart(S, dref))]
+
+
 def cacheable_score_file(filename: str) -> bool:
     """Whether scores read from ``filename`` can be cached (a line holds no tab or newline)."""
     return not any(c in filename for c in "\t\n\r")

@@ -19,7 +19,7 @@ from pylightnix.config import Config, config_dict
 from pylightnix.errors import RefError
 from pylightnix.hashing import hash_file
 from pylightnix.refs import dref_name, is_dref, is_rref, rref2dref
-from pylightnix.store.facts import bstarts
+from pylightnix.store.facts import dref_bstarts
 from pylightnix.store.layout import RESERVED, dref2path, rref2path_
 from pylightnix.store.query import (
     _S,
@@ -344,7 +344,9 @@ def find(
         rs = drefrrefs(d, s)
         # Build times from the derivation's facts cache: no file per realization.
         out.extend(
-            (t, r) for t, r in zip(bstarts(s, rs), rs, strict=True) if since is None or t >= since
+            (t, r)
+            for t, r in zip(dref_bstarts(s, d, rs), rs, strict=True)
+            if since is None or t >= since
         )
     return [r for _, r in sorted(out)]
 
