@@ -175,6 +175,15 @@ def _grow(S: StorageSettings, total: int) -> None:
         realize(clo, force_rebuild=True)
 
 
+def _forget(S: StorageSettings) -> None:
+    """Forget this process's cached facts, so "first" is a first lookup (if there is a cache)."""
+    try:
+        from pylightnix.store.facts import forget_facts
+    except ImportError:  # a version without the facts cache (to compare with)
+        return
+    forget_facts(S)
+
+
 def _candidates_child(root: str, matcher: str) -> None:
     S = mkSS(root)
     print(f"{_many(S, matcher):.6f}")
@@ -195,9 +204,7 @@ def _candidates(where: str | None) -> None:
             # (store/query.py keeps a listing of folders unchanged for a second).
             time.sleep(1.1)
             for matcher in ("latest", "best"):
-                from pylightnix.store.facts import forget_facts
-
-                forget_facts(S)
+                _forget(S)
                 first = _many(S, matcher)
                 same = min(_many(S, matcher) for _ in range(5))
                 new = min(

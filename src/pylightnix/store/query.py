@@ -247,22 +247,26 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
         except FileNotFoundError:
             pass
         del _LISTINGS[idx]
-    now = time.time_ns()
     try:
-        # Times first, then the listings: a change in between shows in the times.
-        mtimes = (os.stat(idx).st_mtime_ns, os.stat(base).st_mtime_ns)
         names = os.listdir(idx)
     except FileNotFoundError:
         return []
     if not names:
         return []
     dhash, name = parse_dref(dref)
+    mtimes = (0, 0)
+    now = 0
     # A marker is made before its realization is renamed in: check the folder exists.
     if len(names) <= _STAT_EACH_MAX:
         names = [n for n in names if os.path.isdir(os.path.join(base, n))]
     else:
-        # Many candidates: one listing of the derivation folder, not a stat each.
+        # Many candidates: one listing of the derivation folder, not a stat each;
+        # the folders' times taken first, then both listed (again): a change in
+        # between shows in the times, so the answer may be kept.
+        now = time.time_ns()
         try:
+            mtimes = (os.stat(idx).st_mtime_ns, os.stat(base).st_mtime_ns)
+            names = os.listdir(idx)
             present = set(os.listdir(base))
         except FileNotFoundError:
             return []
