@@ -41,7 +41,7 @@ from pylightnix.store.layout import (
     rref2path_,
 )
 from pylightnix.store.locks import gc_exclusive, gc_shared
-from pylightnix.store.query import allrrefs
+from pylightnix.store.query import alldrefs_rrefs
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RRef
 
@@ -105,7 +105,8 @@ def read_context_file(path: str) -> Context:
 def config_problem(ddir: str, dref: DRef, *, rehash: bool = True) -> str | None:
     """Why the derivation folder's ``config.json`` does not belong to ``dref`` (or ``None``).
 
-    ``rehash=False`` only checks that it is there and is a JSON object.
+    ``rehash=False`` only checks that it is there and is a JSON object
+    (:func:`verify` of a whole store only that it is there).
     """
     try:
         with open(os.path.join(ddir, CONFIG_FILE), "rb") as f:
@@ -287,8 +288,15 @@ def verify(
     # Checking only reads: realizes may go on. Repair deletes, as GC does.
     lock = gc_shared(s) if repair is None else gc_exclusive(s)
     with lock:
-        todo = sorted(set(allrrefs(s) if chosen is None else chosen))
         cfg_problems: dict[DRef, str | None] = {}
+        if chosen is None:
+            listed = list(alldrefs_rrefs(s))
+            todo = sorted(r for _, rs in listed for r in rs)
+            if not rehash:
+                # Listed derivations have their config.json (the listing saw it).
+                cfg_problems = dict.fromkeys((d for d, _ in listed), None)
+        else:
+            todo = sorted(set(chosen))
         damaged: list[DamagedRealization] = []
         for r in todo:
             d = rref2dref(r)
