@@ -13,15 +13,20 @@ import pylightnix
 INIT = Path(pylightnix.__file__)
 
 
+def _lazy_imports(tree: ast.Module) -> list[ast.ImportFrom]:
+    """The imports under ``if TYPE_CHECKING:``: the lazily loaded names."""
+    return [
+        n
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+        for n in node.body
+        if isinstance(n, ast.ImportFrom)
+    ]
+
+
 def _reexports(tree: ast.Module) -> list[ast.ImportFrom]:
-    """The facade's imports: top-level ones and those under ``if TYPE_CHECKING:`` (lazy names)."""
-    out: list[ast.ImportFrom] = []
-    for node in tree.body:
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
-            out.extend(n for n in node.body if isinstance(n, ast.ImportFrom))
-        elif isinstance(node, ast.ImportFrom):
-            out.append(node)
-    return out
+    """The facade's imports: top-level ones (loaded at once) and the lazily loaded ones."""
+    return [n for n in tree.body if isinstance(n, ast.ImportFrom)] + _lazy_imports(tree)
 
 
 def test_all_is_sorted_and_unique() -> None:
@@ -65,7 +70,7 @@ def test_lazy_table_matches_the_type_checking_imports() -> None:
         (a.asname or a.name): node.module
         if a.asname in (None, a.name)
         else f"{node.module}:{a.name}"
-        for node in _reexports(tree)
+        for node in _lazy_imports(tree)
         for a in node.names
     }
     assert expected == pylightnix._LAZY
