@@ -12,7 +12,10 @@ and each process keeps what it has read of that file in memory. Matchers
 thus see the build times and scores of all their candidates with no
 filesystem call per candidate: a fact missing from memory makes one read of
 the file's new lines, and a fact missing from the file is read from the
-realization once, ever, and appended.
+realization once, ever, and appended. (Build times of a derivation asked for
+at most ``FEW`` at a time and without a file yet are read directly and kept
+only in memory: a file per derivation would cost a new inode each, for
+reads that are as cheap as the file's.)
 
 The file is a cache, never the truth: :func:`rebuild_facts` (run by
 ``store_reindex``) rewrites it from the realizations; a missing or unwritable
@@ -21,7 +24,8 @@ later are ignored (lookups are by the realizations listed now); a torn or
 malformed line (a crash mid-append) is skipped, so its fact is read again.
 The later of two lines for the same fact wins (a realization deleted and
 built again has a new build time). Appends are single ``write`` calls on a
-file opened with ``O_APPEND``, so concurrent writers never interleave lines.
+file opened with ``O_APPEND``, so on local filesystems concurrent writers do
+not interleave lines (and a line that did would be skipped as malformed).
 """
 
 from __future__ import annotations
