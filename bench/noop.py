@@ -14,7 +14,14 @@ Cold realization is bound by the filesystem: every realization creates a
 handful of folders and files (output, reserved files, index marker), so it
 is also worth running with ``--dir /dev/shm`` to see the library's own cost.
 
-Run: ``.venv/bin/python bench/noop.py [--stages N] [--dir D] [--profile chain-noop]``.
+``--candidates`` measures instead the no-op realize of one derivation that
+has M = 100 / 1,000 / 10,000 realizations in its context (issue 15): with
+``match_latest(1)`` and with ``match_best("score.txt")`` after the first
+scoring, in the same process and in a new one, and the cost per extra
+candidate between the sizes (targets: under 2 us and 5 us).
+
+Run: ``.venv/bin/python bench/noop.py [--stages N] [--dir D] [--profile chain-noop]``,
+``.venv/bin/python bench/noop.py --candidates [--dir /dev/shm]``.
 """
 
 from __future__ import annotations
@@ -36,9 +43,12 @@ from pylightnix import (
     Registry,
     StorageSettings,
     build_outpath,
+    build_outpaths,
     build_wrapper,
     fsinit,
     instantiate,
+    match_best,
+    match_latest,
     match_only,
     mkdrv,
     mkSS,
@@ -78,6 +88,29 @@ def fanin(n: int, r: Registry) -> DRef:
     return mkdrv({"name": "top", "deps": leaves}, match_only(), build_wrapper(_touch), r=r)
 
 
+def cold_floor(where: str, n: int) -> float:
+    """Seconds for the filesystem floor of ``n`` cold stages: a folder, one file, a rename each.
+
+    Made in a temporary folder and renamed into a store-like folder on the
+    same filesystem, as an insertion does at the least.
+    """
+    base = tempfile.mkdtemp(prefix="plx-bench-floor-", dir=where)
+    try:
+        tmp, store = os.path.join(base, "tmp"), os.path.join(base, "store")
+        os.mkdir(tmp)
+        os.mkdir(store)
+        t0 = time.perf_counter()
+        for i in range(n):
+            d = os.path.join(tmp, f"o{i}")
+            os.mkdir(d)
+            with open(os.path.join(d, "out.txt"), "w") as f:
+                f.write("x")
+            os.rename(d, os.path.join(store, f"o{i}"))
+        return time.perf_counter() - t0
+    finally:
+        remove_tree(base)
+
+
 def _run(S: StorageSettings, shape: Callable[[int, Registry], DRef], n: int) -> float:
     t0 = time.perf_counter()
     _, clo = instantiate(shape, n, S=S)
@@ -100,6 +133,107 @@ def _noop_new_process(root: str, sname: str, n: int) -> float:
         check=True,
     )
     return float(out.stdout.strip())
+
+
+CANDIDATES = (100, 1000, 10000)
+LATEST_TARGET_US = 2.0
+BEST_TARGET_US = 5.0
+
+
+def _scored(b: Build) -> None:
+    for o in build_outpaths(b):
+        with open(os.path.join(o, "score.txt"), "w") as f:
+            f.write(f"{int.from_bytes(os.urandom(4), 'big') / 2**32}\n")
+
+
+def _many(S: StorageSettings, matcher: str) -> float:
+    """One no-op instantiate + realize of the stage with M realizations, in CPU seconds.
+
+    CPU time of this process (user + system): the machine is shared, and a
+    no-op realize does not wait for anything but the CPU.
+    """
+    m = match_latest(1) if matcher == "latest" else match_best("score.txt")
+    t0 = time.process_time()
+    _, clo = instantiate(mkdrv, {"name": "many"}, m, build_wrapper(_scored), S=S)
+    realize(clo)
+    return time.process_time() - t0
+
+
+def _grow(S: StorageSettings, total: int) -> None:
+    """Build realizations of the stage (through realize, in batches of nouts) up to ``total``."""
+    from pylightnix import drefrrefs
+
+    while True:
+        d, clo = instantiate(mkdrv, {"name": "many"}, match_latest(1), build_wrapper(_scored), S=S)
+        have = len(drefrrefs(d, S))
+        if have >= total:
+            return
+        k = min(500, total - have)
+        _, clo = instantiate(
+            mkdrv, {"name": "many"}, match_latest(k), build_wrapper(_scored, nouts=k), S=S
+        )
+        realize(clo, force_rebuild=True)
+
+
+def _forget(S: StorageSettings) -> None:
+    """Forget this process's cached facts, so "first" is a first lookup (if there is a cache)."""
+    try:
+        from pylightnix.store.facts import forget_facts
+    except ImportError:  # a version without the facts cache (to compare with)
+        return
+    forget_facts(S)
+
+
+def _candidates_child(root: str, matcher: str) -> None:
+    S = mkSS(root)
+    print(f"{_many(S, matcher):.6f}")
+
+
+def _candidates(where: str | None) -> None:
+    root = tempfile.mkdtemp(prefix="plx-bench-cands-", dir=where)
+    print(f"no-op realize of one stage with M realizations (store in {root}), CPU us")
+    print(f"{'M':>6} {'matcher':8} {'first us':>10} {'same-proc us':>13} {'new-proc us':>12}")
+    rows: dict[str, list[tuple[int, float, float]]] = {"latest": [], "best": []}
+    try:
+        S = fsinit(mkSS(root))
+        for m in CANDIDATES:
+            t0 = time.perf_counter()
+            _grow(S, m)
+            setup = time.perf_counter() - t0
+            # A store is realized long after it was built: let the folders settle
+            # (store/query.py keeps a listing of folders unchanged for a second).
+            time.sleep(1.1)
+            for matcher in ("latest", "best"):
+                _forget(S)
+                first = _many(S, matcher)
+                same = min(_many(S, matcher) for _ in range(5))
+                new = min(
+                    float(
+                        subprocess.run(
+                            [sys.executable, __file__, "--child-cands", root, matcher],
+                            capture_output=True,
+                            text=True,
+                            check=True,
+                        ).stdout
+                    )
+                    for _ in range(3)
+                )
+                rows[matcher].append((m, same, new))
+                print(
+                    f"{m:6} {matcher:8} {first * 1e6:10.0f} {same * 1e6:13.0f} {new * 1e6:12.0f}"
+                    + (f"   (set-up {setup:.1f} s)" if matcher == "latest" else "")
+                )
+        print("cost per extra candidate (slope between sizes), same process / new process:")
+        for matcher, target in (("latest", LATEST_TARGET_US), ("best", BEST_TARGET_US)):
+            for (m1, s1, n1), (m2, s2, n2) in zip(rows[matcher], rows[matcher][1:], strict=False):
+                ss = (s2 - s1) / (m2 - m1) * 1e6
+                ns = (n2 - n1) / (m2 - m1) * 1e6
+                print(
+                    f"  {matcher:6} M {m1:>5} -> {m2:<6} {ss:6.2f} us / {ns:6.2f} us"
+                    f"   target < {target} us: ratio {max(ss, ns) / target:.2f}"
+                )
+    finally:
+        remove_tree(root)
 
 
 def _scaling(where: str | None) -> None:
@@ -127,8 +261,20 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="no-op cost per stage of the chain at 250..4000 stages (linear: it stays flat)",
     )
+    ap.add_argument(
+        "--candidates",
+        action="store_true",
+        help="no-op realize of one stage with M = 100 / 1,000 / 10,000 realizations",
+    )
     ap.add_argument("--child", nargs=3, metavar=("ROOT", "SHAPE", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-cands", nargs=2, metavar=("ROOT", "MATCHER"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child_cands:
+        _candidates_child(*args.child_cands)
+        return
+    if args.candidates:
+        _candidates(args.dir)
+        return
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]))
         return
@@ -165,6 +311,12 @@ def main(argv: list[str] | None = None) -> None:
                     dt = _run(S, shape, n)
                 us = dt / stages * 1e6
                 print(f"{sname:6} {pname:9} {dt:9.3f} {us:10.1f} {target:10.0f} {us / target:7.2f}")
+                if pname == "cold":
+                    fl = cold_floor(where, stages)
+                    print(
+                        f"{'':6} {'floor':9} {fl:9.3f} {fl / stages * 1e6:10.1f}"
+                        f"   cold / floor (folder + file + rename per stage): {dt / fl:.2f}"
+                    )
         finally:
             remove_tree(root)
     print("ratio = measured / target (no-op < 50 us/stage, cold < 1000 us/stage): < 1.00 meets it")

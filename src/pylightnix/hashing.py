@@ -20,7 +20,6 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pylightnix.config import canonical_json, short_hash
@@ -110,6 +109,8 @@ def hash_tree(root: str, *, exclude: Iterable[str] = (), threads: int | None = N
         n = threads or min(8, (os.cpu_count() or 1) * 2)
         # Large files first so that one big file does not finish last alone.
         order = sorted(files, key=lambda e: -e.size)
+        from concurrent.futures import ThreadPoolExecutor  # lazily: start-up (issue 15)
+
         with ThreadPoolExecutor(max_workers=n) as ex:
             digests = dict(
                 zip(

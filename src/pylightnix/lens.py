@@ -33,7 +33,7 @@ from pylightnix.errors import LensError
 from pylightnix.realize.build import Build
 from pylightnix.realize.registry import Closure
 from pylightnix.refs import is_dref, is_rref, rref2dref
-from pylightnix.store.inspect import outside_store_problem
+from pylightnix.store.layout import outside_store_problem
 from pylightnix.store.query import drefcfg, rref2path, rrefctx
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RefPath, RRef

@@ -177,6 +177,13 @@ def mkrrefs(rhashes: list[str], dhash: HashPart, name: Name) -> list[RRef]:
     if not is_hashpart(dhash):
         raise RefError(f"invalid hash part {dhash!r}", ref=dhash)
     tail = f"-{dhash}-{parse_name(name)}"
+    if set(map(len, rhashes)) <= {HASH_LEN} and _all_hex("".join(rhashes)):
+        # The usual case (names listed from an index folder): validated in bulk,
+        # and the RRefs printed by one join (hash parts hold no newline).
+        if not rhashes:
+            return []
+        sep = f"{tail}\n{RREF_PREFIX}"
+        return f"{RREF_PREFIX}{sep.join(rhashes)}{tail}".split("\n")  # type: ignore[return-value]
     m = _HASH_RE.match
     return [RRef(f"{RREF_PREFIX}{h}{tail}") for h in rhashes if m(h) is not None]
 
@@ -221,3 +228,43 @@ def rref_hash(rref: RRef) -> HashPart:
 def rref_name(rref: RRef) -> Name:
     """The name part of an RRef."""
     return parse_rref(rref)[2]
+
+
+def rref_hashes(rrefs: list[RRef], dref: DRef) -> list[HashPart] | None:
+    """The realization hash of each RRef when all of them realize ``dref``, else ``None``.
+
+    The hot path of matchers over thousands of candidates of one derivation:
+    one comparison per RRef instead of a full parse.
+
+    >>> d = DRef("dref:" + "2" * 32 + "-x")
+    >>> rref_hashes([RRef("rref:" + "1" * 32 + "-" + "2" * 32 + "-x")], d) == ["1" * 32]
+    True
+    >>> rref_hashes([RRef("rref:" + "1" * 32 + "-" + "3" * 32 + "-x")], d) is None
+    True
+    """
+    dhash, name = parse_dref(dref)
+    tail = f"-{dhash}-{name}"
+    end = len(RREF_PREFIX) + HASH_LEN
+    try:
+        hashes = [r[len(RREF_PREFIX) : end] for r in rrefs]
+    except TypeError:
+        return None
+    # Rebuilding each RRef from its parts and comparing the lists checks the
+    # prefix, the tail and the lengths in one pass; the hex check is one set test.
+    if [f"{RREF_PREFIX}{h}{tail}" for h in hashes] != rrefs:
+        return None
+    if not _all_hex("".join(hashes)):
+        return None
+    return hashes  # type: ignore[return-value]
+
+
+_DROP_HEX = str.maketrans("", "", "0123456789abcdef")
+
+
+def _all_hex(s: str) -> bool:
+    """Whether ``s`` holds only lowercase hex digits (in bulk: one C-level pass).
+
+    >>> _all_hex("09af"), _all_hex("09aF"), _all_hex("")
+    (True, False, True)
+    """
+    return not s.translate(_DROP_HEX)

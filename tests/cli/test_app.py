@@ -147,3 +147,37 @@ def test_closed_pipe_is_quiet(built: Built, root: str) -> None:
     finally:
         os.close(w)
     assert (p.returncode, p.stderr) == (1, "")
+
+
+def test_short_help_table_matches_the_commands() -> None:
+    """SHORT_HELP gives each command the short help its own docstring gives, under its name."""
+    import importlib
+
+    import click
+
+    from pylightnix.cli.app import COMMANDS, SHORT_HELP, command_name
+
+    assert sorted(SHORT_HELP) == sorted(m for m, _ in COMMANDS)
+    for mod, fn in COMMANDS:
+        cmd = getattr(importlib.import_module(f"pylightnix.cli.{mod}"), fn)
+        assert cmd.name == command_name(mod)
+        for limit in (45, 70, 200):
+            stand_in = click.Command(cmd.name, help=SHORT_HELP[mod])
+            assert stand_in.get_short_help_str(limit) == cmd.get_short_help_str(limit), mod
+
+
+def test_help_loads_no_command_module() -> None:
+    """`pylightnix --help` lists every command without importing any command module or rich."""
+    code = (
+        "import sys\nfrom pylightnix.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('=====', sorted(m for m in sys.modules "
+        "if m.startswith(('pylightnix.cli.', 'rich.console', 'rich.table', 'pylightnix.store.', "
+        "'pylightnix.realize'))))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    help_text, loaded = p.stdout.split("===== ")
+    assert loaded == "['pylightnix.cli.app']\n"
+    listed = help_text.split("Commands:\n")[1].split()
+    for name in ("cat", "gc", "import", "ls", "verify"):
+        assert name in listed

@@ -6,8 +6,11 @@ from tests.cli.conftest import PIPELINE, Built, Run
 
 
 def test_ls_json_lists_derivations_with_counts_and_sizes(built: Built, plx: Run) -> None:
-    """Each derivation has its name, one realization, a build time and its files' bytes."""
-    rows = plx("ls", "--json").json()
+    """Each derivation has its name, one realization, a build time and (--size) its files' bytes."""
+    assert [sorted(r) for r in plx("ls", "--json").json()] == [
+        ["dref", "latest_build", "name", "realizations"]
+    ] * 3
+    rows = plx("ls", "--size", "--json").json()
     assert [(r["name"], r["dref"], r["realizations"]) for r in rows] == [
         ("data", built.drefs["data"], 1),
         ("report", built.drefs["report"], 1),
@@ -35,12 +38,24 @@ def test_ls_newer_leaves_out_unbuilt_derivations(built: Built, plx: Run) -> None
 
 
 def test_ls_table(built: Built, plx: Run) -> None:
-    """The table has a header and one line per derivation, sizes for people."""
+    """The table has a header and one line per derivation; --size adds sizes for people."""
     lines = plx("ls").out.splitlines()
+    assert lines[0].split() == ["NAME", "REALIZATIONS", "LATEST", "BUILD", "DREF"]
+    assert [line.split()[0] for line in lines[1:]] == ["data", "report", "train"]
+    assert [line.split()[1] for line in lines[1:]] == ["1", "1", "1"]
+    assert lines[1].split()[-1] == built.drefs["data"]
+    lines = plx("ls", "--size").out.splitlines()
     assert lines[0].split() == ["NAME", "REALIZATIONS", "LATEST", "BUILD", "SIZE", "DREF"]
     assert [line.split()[0] for line in lines[1:]] == ["data", "report", "train"]
     assert lines[1].split()[-1] == built.drefs["data"]
     assert lines[1].split()[-2] == "B"  # data's few hundred bytes, in bytes
+
+
+def test_ls_on_an_empty_store(plx: Run) -> None:
+    """An empty store lists an empty JSON list and a header alone."""
+    plx("init")
+    assert plx("ls", "--json").out == "[]\n"
+    assert plx("ls").out.split() == ["NAME", "REALIZATIONS", "LATEST", "BUILD", "DREF"]
 
 
 def test_ls_bad_age_is_a_usage_error(built: Built, plx: Run) -> None:

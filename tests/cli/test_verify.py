@@ -52,3 +52,10 @@ def test_verify_repair_quarantine(built: Built, plx: Run, root: str) -> None:
     assert d["action"].startswith(f"quarantined to {root}/quarantine/")
     assert built.rrefs["report"] not in plx("find", "--json").json()
     assert plx("verify", "--json").json()["ok"] is True
+
+
+def test_verify_no_rehash_checks_structure_only(built: Built, plx: Run) -> None:
+    """--no-rehash does not see an edited artifact (the full verify does)."""
+    _tamper(plx, built.rrefs["data"], "data.csv")
+    assert plx("verify", "--no-rehash").out == "checked 3 realizations, 0 damaged\n"
+    plx("verify", code=1)

@@ -277,3 +277,57 @@ def test_a_folder_without_its_reserved_folder_is_listed_only_as_damaged(built: B
     # Nothing readable says rc uses rb: rb becomes a root, and so is the damaged rc.
     assert {rb, rc} <= rootrrefs(S)
     assert store_reindex(S) == 0
+
+
+def _six(b: Build) -> None:
+    for o in build_outpaths(b):
+        with open(os.path.join(o, "r.txt"), "w") as f:
+            f.write(os.urandom(8).hex())
+
+
+def _age(*paths: str) -> None:
+    """Date folders back by an hour, as in a store left alone for a while."""
+    for p in paths:
+        st = os.stat(p)
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - 3600 * 10**9))
+
+
+def test_kept_listing_sees_new_and_removed_realizations(S: StorageSettings) -> None:
+    """A kept listing of many candidates is dropped when a realization is added or removed."""
+    from pylightnix import rmref
+
+    d, clo = instantiate(mkdrv, {"name": "six"}, match_all(), build_wrapper(_six, nouts=6), S=S)
+    realize(clo)
+    (chash,) = os.listdir(os.path.join(S.storage, d[5:], "by-context"))
+    idx, base = index_dir(d, chash, S), os.path.join(S.storage, d[5:])
+    _age(idx, base)
+    first = drefrrefs_chash(d, chash, S)
+    assert len(first) == 6 and drefrrefs_chash(d, chash, S) == first
+    realize(clo, force_rebuild=True)
+    second = drefrrefs_chash(d, chash, S)
+    assert len(second) == 12 and set(first) < set(second)
+    _age(idx, base)
+    assert drefrrefs_chash(d, chash, S) == second
+    rmref(second[0], S)
+    assert drefrrefs_chash(d, chash, S) == second[1:]
+
+
+def test_recent_folders_are_listed_every_time(S: StorageSettings) -> None:
+    """Folders changed within the last second are listed again by every lookup (never kept)."""
+    d, clo = instantiate(mkdrv, {"name": "six"}, match_all(), build_wrapper(_six, nouts=6), S=S)
+    realize(clo)
+    (chash,) = os.listdir(os.path.join(S.storage, d[5:], "by-context"))
+    idx, base = index_dir(d, chash, S), os.path.join(S.storage, d[5:])
+    for p in (idx, base):
+        os.utime(p)  # changed just now, however long the build took
+    before = drefrrefs_chash(d, chash, S)
+    # A marker and a folder slipped in with the folders' times put back as they were
+    # (what a change within one timestamp tick looks like): still seen.
+    times = [os.stat(p).st_mtime_ns for p in (idx, base)]
+    ghost = "f" * 32
+    os.mkdir(os.path.join(base, ghost))
+    os.close(os.open(os.path.join(idx, ghost), os.O_CREAT | os.O_WRONLY, 0o444))
+    for p, t in zip((idx, base), times, strict=True):
+        os.utime(p, ns=(t, t))
+    after = drefrrefs_chash(d, chash, S)
+    assert len(after) == 7 and set(before) < set(after)

@@ -287,3 +287,26 @@ def test_a_stray_file_in_a_reserved_folder_is_reported(S: StorageSettings) -> No
             "(only context.json, meta.json, build.log, failure.json belong there)",
         ),
     )
+
+
+def test_no_rehash_skips_content_but_checks_structure_and_modes(S: StorageSettings) -> None:
+    """rehash=False passes an edited artifact but reports missing reserved files and write bits."""
+    a = realize1(instantiate(_chain, 1, S=S))
+    _edit(os.path.join(rref2path(a, S), "out.txt"), b"edited\n")
+    assert verify(S=S, rehash=False) == VerifyResult((a,), ())
+    assert [d.rref for d in verify(S=S).damaged] == [a]
+    _edit(os.path.join(rref2path(a, S), RESERVED, "meta.json"), None)
+    assert verify(S=S, rehash=False).damaged == (
+        DamagedRealization(a, f"its reserved file {RESERVED}/meta.json is missing"),
+    )
+
+
+def test_no_rehash_reports_write_bits_and_unreadable_context(S: StorageSettings) -> None:
+    """rehash=False reports a writable file and a context.json that is not JSON."""
+    top = realize1(instantiate(_chain, 2, S=S))
+    (dep,) = rrefdeps([top], S)
+    os.chmod(os.path.join(rref2path(top, S), "out.txt"), 0o644)
+    _edit(os.path.join(rref2path(dep, S), RESERVED, CONTEXT_FILE), b"not json")
+    damaged = {d.rref: d.reason for d in verify(S=S, rehash=False).damaged}
+    assert damaged[top] == "'out.txt' in it is writable (realizations are read-only)"
+    assert damaged[dep].startswith("its reserved files are unreadable (Expecting value")

@@ -10,11 +10,11 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from pylightnix.cli.common import CliState
 from pylightnix.errors import PylightnixError
 
 # (module, command function name): one module per command (--help lists them sorted).
@@ -40,9 +40,109 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("import_", "import_cmd"),
 )
 
+# Short help of each command module, so `pylightnix --help` lists the commands
+# without importing them (start-up, issue 15); tests/cli/test_app.py checks it
+# against each command's docstring. A module missing here is imported for its help.
+SHORT_HELP: dict[str, str] = {
+    "init": "Create the store (nothing happens if it exists already).",
+    "realize": (
+        "Realize STAGE (module:function or path/to/file.py:function) and print the RRefs "
+        "of its targets, one per line."
+    ),
+    "explain": (
+        "For each stage of STAGE's closure, say whether realize would reuse or build it, and why."
+    ),
+    "ls": "List derivations: name, number of realizations, latest build time (and size).",
+    "show": (
+        "Show a derivation (config, realizations) or a realization (config, context, "
+        "build times, files)."
+    ),
+    "tree": "Show what REF depends on, transitively, as a tree.",
+    "referrers": (
+        "List what depends directly on REF: realizations built from a realization, "
+        "derivations whose config mentions a derivation."
+    ),
+    "cat": "Print the file PATH of the realization REF (a DRef means its only realization).",
+    "du": (
+        "Disk usage of every realization, largest first; the closure size adds everything"
+        " it was built from."
+    ),
+    "diff": (
+        "Compare the configs of A and B (DRefs or RRefs) and, for two realizations, their files."
+    ),
+    "find": "List realizations, oldest build first, filtered by name and age.",
+    "log": "Print what the build of REF printed (stdout and stderr).",
+    "graph": "Print the dependency graph of REF in Graphviz DOT format.",
+    "shell": "Run $SHELL (else /bin/sh) in the folder of REF; exit with the shell's code.",
+    "rm": "Remove REF; refused (nothing removed) while something still uses it, unless --force.",
+    "gc": (
+        "Collect garbage: delete every derivation and realization that no root (result "
+        "link, --keep) needs, then temporary leftovers."
+    ),
+    "verify": "Check that realizations (default: all) still match their hashes.",
+    "export": "Export the realizations RREF and everything they were built from.",
+    "import_": (
+        "Import a closure archive (every object is re-hashed before it enters the store) "
+        "and print its target RRefs."
+    ),
+}
+
+
+def command_name(module: str) -> str:
+    """The command a module of COMMANDS defines (``import_`` defines ``import``).
+
+    >>> command_name("import_"), command_name("ls")
+    ('import', 'ls')
+    """
+    return module.rstrip("_")
+
+
+_MODULES = {command_name(m): (m, fn) for m, fn in COMMANDS}
+
+
+@dataclass(frozen=True)
+class CliState:
+    """Options of the ``pylightnix`` group, handed to every command.
+
+    Attributes:
+        root: ``--store`` (a store root folder), or ``None`` for the default
+            (``$PYLIGHTNIX_ROOT``, else ``~/_pylightnix``).
+        debug: show tracebacks of errors.
+    """
+
+    root: str | None
+    debug: bool
+
 
 class _Group(click.Group):
-    """Turns library errors into one-line messages with exit code 1."""
+    """Loads command modules on demand; turns library errors into one-line messages (exit 1)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in _MODULES:
+            mod, fn = _MODULES[cmd_name]
+            cmd = getattr(importlib.import_module(f"pylightnix.cli.{mod}"), fn)
+            self.add_command(cmd, cmd_name)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            text = SHORT_HELP.get(_MODULES[name][0]) if name in _MODULES else None
+            if text is not None:
+                # A bare Command shortens the text exactly as the real one would.
+                rows.append((name, click.Command(name, help=text).get_short_help_str(limit)))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -99,14 +199,6 @@ def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
       pylightnix gc --dry-run
     """
     ctx.obj = CliState(root or None, debug)
-
-
-def _load_commands() -> None:
-    for mod, fn in COMMANDS:
-        cli.add_command(getattr(importlib.import_module(f"pylightnix.cli.{mod}"), fn))
-
-
-_load_commands()
 
 
 def run(argv: Sequence[str] | None = None) -> None:

@@ -8,13 +8,12 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from pylightnix.cli.app import CliState
 from pylightnix.errors import RefError
 from pylightnix.refs import is_rref
 from pylightnix.store.layout import check_store
@@ -22,23 +21,13 @@ from pylightnix.store.query import dref2path_checked, path2dref, path2rref, rref
 from pylightnix.store.settings import StorageSettings, fsS, mkSS
 from pylightnix.types import DRef, RRef
 
+if TYPE_CHECKING:  # rich loads only when a command prints a table (start-up, issue 15)
+    from rich.console import Console
+    from rich.table import Table
+
 _AGE_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])\Z")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-@dataclass(frozen=True)
-class CliState:
-    """Options of the ``pylightnix`` group, handed to every command.
-
-    Attributes:
-        root: ``--store`` (a store root folder), or ``None`` for the default
-            (``$PYLIGHTNIX_ROOT``, else ``~/_pylightnix``).
-        debug: show tracebacks of errors.
-    """
-
-    root: str | None
-    debug: bool
 
 
 def state() -> CliState:
@@ -166,8 +155,64 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
+def emit_json_stream(items: Iterable[Any]) -> None:
+    """Print a JSON list item by item as :func:`emit_json` would print it whole.
+
+    Each record is printed as soon as it is made, so a listing of a large
+    store starts at once and holds one record in memory at a time.
+
+    >>> emit_json_stream(iter([{"b": 1, "a": [2]}]))
+    [
+      {
+        "a": [
+          2
+        ],
+        "b": 1
+      }
+    ]
+    >>> emit_json_stream([])
+    []
+    """
+    first = True
+    out = sys.stdout  # not click.echo: it flushes each call, a write per record
+    for item in items:
+        text = _flat_record(item)
+        if text is None:
+            text = json.dumps(item, indent=2, sort_keys=True, default=str).replace("\n", "\n  ")
+        out.write(f"{'[' if first else ','}\n  {text}")
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+    out.flush()
+
+
+def _flat_record(item: Any) -> str | None:
+    """``item`` as ``json.dumps(indent=2, sort_keys=True)`` prints it inside a list, for a
+    dict of plain values (``None`` otherwise): the C encoder does the values, where the
+    indenting encoder is pure Python.
+
+    >>> print(_flat_record({"b": None, "a": 1.5}))
+    {
+        "a": 1.5,
+        "b": null
+      }
+    >>> _flat_record({"a": [1]}) is None
+    True
+    """
+    if not isinstance(item, dict) or not item:
+        return None
+    if not all(type(v) in _PLAIN for v in item.values()) or not all(type(k) is str for k in item):
+        return None
+    lines = ",\n".join(f"    {json.dumps(k)}: {json.dumps(item[k])}" for k in sorted(item))
+    return f"{{\n{lines}\n  }}"
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def console(*, stderr: bool = False) -> Console:
     """A rich console on stdout (or stderr); wide and plain when not a terminal."""
+    from rich.console import Console
+
     f = sys.stderr if stderr else sys.stdout
     if f.isatty():
         return Console(file=f)

@@ -1,87 +1,87 @@
-"""``pylightnix ls``: derivations with their realization count, latest build and size."""
+"""``pylightnix ls``: derivations with their realization count, latest build (and size)."""
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterator
 from typing import Any
 
 import click
-from rich.table import Table
 
 from pylightnix.cli.common import (
-    emit_json,
+    emit_json_stream,
     fmt_time,
     human_size,
     newer_than,
     parse_age,
-    print_table,
     store_settings,
 )
 from pylightnix.refs import dref_name
-from pylightnix.store.inspect import du
-from pylightnix.store.query import alldrefs, drefrrefs, rrefbstart
+from pylightnix.store.facts import dref_bstarts
+from pylightnix.store.inspect import realization_sizes
+from pylightnix.store.query import alldrefs, alldrefs_rrefs
 from pylightnix.store.settings import StorageSettings
-from pylightnix.types import DRef
 
 
 def derivation_rows(
-    S: StorageSettings, name: str | None = None, newer: float | None = None
-) -> list[dict[str, Any]]:
+    S: StorageSettings,
+    name: str | None = None,
+    newer: float | None = None,
+    *,
+    size: bool = False,
+) -> Iterator[dict[str, Any]]:
     """One record per derivation matching ``name`` (a glob) and built within ``newer`` seconds.
 
-    ``size`` is the bytes of its realizations' files (as :func:`du` counts them).
+    Records come one by one in (name, dref) order, each costing a listing of
+    its derivation folder and its realizations' cached build times (see
+    ``store/facts.py``). With ``size``, ``size`` is the bytes of its
+    realizations' files (as :func:`du` counts them), which reads every file's
+    size: asked for only.
     """
-    sizes = du(S).rrefs
-    rows: list[dict[str, Any]] = []
-    for d in alldrefs(S):
+    for d, rrefs in alldrefs_rrefs(S, key=lambda d: (str(dref_name(d)), d)):
         n = str(dref_name(d))
         if name is not None and not fnmatch.fnmatchcase(n, name):
             continue
-        rrefs = drefrrefs(DRef(d), S)
-        latest = max((rrefbstart(r, S) for r in rrefs), default=None)
+        latest = max(dref_bstarts(S, d, rrefs), default=None)
         if not newer_than(latest, newer):
             continue
-        rows.append(
-            {
-                "dref": d,
-                "name": n,
-                "realizations": len(rrefs),
-                "latest_build": latest,
-                "size": sum(sizes.get(r, 0) for r in rrefs),
-            }
-        )
-    rows.sort(key=lambda x: (x["name"], x["dref"]))
-    return rows
+        row: dict[str, Any] = {
+            "dref": d,
+            "name": n,
+            "realizations": len(rrefs),
+            "latest_build": latest,
+        }
+        if size:
+            row["size"] = sum(realization_sizes(rrefs, S).values())
+        yield row
 
 
 @click.command("ls")
 @click.option("--name", "name", metavar="GLOB", help="Only derivations whose name matches.")
 @click.option("--newer", metavar="AGE", help="Only those built within AGE (30m, 2h, 3d, 1w).")
+@click.option("--size", "size", is_flag=True, help="Add the bytes of each one's realizations.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
-def ls_cmd(name: str | None, newer: str | None, as_json: bool) -> None:
-    """List derivations: name, number of realizations, latest build time, size.
+def ls_cmd(name: str | None, newer: str | None, size: bool, as_json: bool) -> None:
+    """List derivations: name, number of realizations, latest build time (and size).
 
     \b
     Examples:
       pylightnix ls
       pylightnix ls --name 'train*' --newer 3d --json
+      pylightnix ls --size
     """
     age = parse_age(newer) if newer is not None else None
-    rows = derivation_rows(store_settings(), name, age)
+    S = store_settings()
+    rows = derivation_rows(S, name, age, size=size)
     if as_json:
-        emit_json(rows)
+        emit_json_stream(rows)
         return
-    t = Table(box=None, pad_edge=False)
-    for col, just in (("NAME", "left"), ("REALIZATIONS", "right"), ("LATEST BUILD", "left")):
-        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
-    t.add_column("SIZE", justify="right", no_wrap=True)
-    t.add_column("DREF", no_wrap=True)
+    # Printed as the rows come: column widths fixed up front (names from the listing).
+    width = max([4, *(len(str(dref_name(d))) for d in alldrefs(S))])
+    head = f"{'NAME':<{width}}  {'REALIZATIONS':>12}  {'LATEST BUILD':<19}"
+    click.echo(f"{head}  {'SIZE':>10}  DREF" if size else f"{head}  DREF")
     for r in rows:
-        t.add_row(
-            r["name"],
-            str(r["realizations"]),
-            fmt_time(r["latest_build"]),
-            human_size(r["size"]),
-            r["dref"],
-        )
-    print_table(t)
+        line = f"{r['name']:<{width}}  {r['realizations']:>12}  {fmt_time(r['latest_build']):<19}"
+        if size:
+            line += f"  {human_size(r['size']):>10}"
+        click.echo(f"{line}  {r['dref']}")

@@ -17,8 +17,14 @@ from pylightnix.store.verify import verify
     type=click.Choice(["remove", "quarantine"]),
     help="Remove damaged realizations, or move them to <root>/quarantine.",
 )
+@click.option(
+    "--no-rehash",
+    "no_rehash",
+    is_flag=True,
+    help="Check folders, reserved files and modes, not the content hashes (fast).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def verify_cmd(refs: tuple[str, ...], repair: str | None, as_json: bool) -> None:
+def verify_cmd(refs: tuple[str, ...], repair: str | None, no_rehash: bool, as_json: bool) -> None:
     """Check that realizations (default: all) still match their hashes.
 
     \b
@@ -26,12 +32,13 @@ def verify_cmd(refs: tuple[str, ...], repair: str | None, as_json: bool) -> None
       pylightnix verify
       pylightnix verify rref:...-train --json
       pylightnix verify --repair quarantine
+      pylightnix verify --no-rehash
 
     Exits 1 when something is damaged, so scripts can rely on it.
     """
     S = store_settings()
     chosen = [parse_rref_arg(r, S) for r in refs] if refs else None
-    res = verify(chosen, S, repair=repair)  # type: ignore[arg-type]
+    res = verify(chosen, S, repair=repair, rehash=not no_rehash)  # type: ignore[arg-type]
     if as_json:
         emit_json({**dataclasses.asdict(res), "ok": res.ok})
     else:

@@ -7,19 +7,27 @@ derivation built in the current context, and returns the chosen ones, or
 candidates whose key is ``None`` are left out), ties broken by RRef text so
 the answer never depends on filesystem order, and ``trim`` picks from the
 ranked list. All of them are picklable objects with a readable ``repr``.
+
+A key may also rank all candidates in one call (``keys(S, rrefs)``, one key
+per candidate, or ``None`` when all rank the same): the keys here do, so
+they read build times and scores from the per-derivation facts cache
+(``store/facts.py``) with no filesystem call per candidate.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from pylightnix.errors import MatcherError
-from pylightnix.store.inspect import outside_store_problem
-from pylightnix.store.layout import rref2path_
-from pylightnix.store.query import rrefbstart
+from pylightnix.store.facts import (
+    ScoreNotANumberError,
+    ScoreOutsideStoreError,
+    bstarts,
+    scores,
+)
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import RRef
 
@@ -35,15 +43,19 @@ class Match:
     trim: Trim
 
     def __call__(self, S: StorageSettings, rrefs: list[RRef]) -> list[RRef] | None:
-        scored = []
-        for r in rrefs:
-            k = self.key(S, r)
-            if k is not None:
-                scored.append((k, r))
+        batch = getattr(self.key, "keys", None)
+        ks = batch(S, rrefs) if batch is not None else [self.key(S, r) for r in rrefs]
+        if ks is None:  # every candidate ranks the same: ascending RRef order
+            return self.trim(sorted(rrefs))
+        scored = list(zip(ks, rrefs, strict=True))
+        if None in ks:
+            scored = [kr for kr in scored if kr[0] is not None]
         # Highest key first; equal keys in ascending RRef order (deterministic).
-        scored.sort(key=lambda kr: kr[1])
-        scored.sort(key=lambda kr: kr[0], reverse=True)
-        return self.trim([r for _, r in scored])
+        # Candidates from the store come sorted: the stable sort keeps that order.
+        if sorted(rrefs) != rrefs:
+            scored.sort(key=itemgetter(1))
+        scored.sort(key=itemgetter(0), reverse=True)
+        return self.trim(list(map(itemgetter(1), scored)))
 
 
 def match(key: Key, trim: Trim) -> Match:
@@ -63,13 +75,19 @@ class NoKey:
     def __call__(self, S: StorageSettings, rref: RRef) -> int:
         return 0
 
+    def keys(self, S: StorageSettings, rrefs: list[RRef]) -> None:
+        return None
+
 
 @dataclass(frozen=True)
 class BuildTimeKey:
     """Rank by build start time, newest first."""
 
     def __call__(self, S: StorageSettings, rref: RRef) -> float:
-        return rrefbstart(rref, S)
+        return bstarts(S, [rref])[0]
+
+    def keys(self, S: StorageSettings, rrefs: list[RRef]) -> list[float]:
+        return bstarts(S, rrefs)
 
 
 @dataclass(frozen=True)
@@ -79,24 +97,21 @@ class FileKey:
     filename: str
 
     def __call__(self, S: StorageSettings, rref: RRef) -> float | None:
-        p = os.path.join(rref2path_(rref, S), self.filename)
-        why = outside_store_problem(p, S)
-        if why is not None:
-            raise MatcherError(
-                f"match_best: {p!r} {why}: a metric is read from the store only", dref=None
-            )
+        return self.keys(S, [rref])[0]
+
+    def keys(self, S: StorageSettings, rrefs: list[RRef]) -> list[float | None]:
+        """Each candidate's score, read once ever (cached in the derivation's facts)."""
         try:
-            with open(p, encoding="utf-8") as f:
-                text = f.read().strip()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-        try:
-            return float(text)
-        except ValueError:
+            return scores(S, rrefs, self.filename)
+        except ScoreNotANumberError as e:
             raise MatcherError(
-                f"match_best: {p!r} holds {text[:40]!r}, not a number: write the metric "
+                f"match_best: {e.path!r} holds {e.text[:40]!r}, not a number: write the metric "
                 "as plain text, e.g. '0.93'",
                 dref=None,
+            ) from None
+        except ScoreOutsideStoreError as e:
+            raise MatcherError(
+                f"match_best: {e.path!r} {e.why}: a metric is read from the store only", dref=None
             ) from None
 
 

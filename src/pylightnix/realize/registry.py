@@ -9,7 +9,6 @@ the targets plus every derivation they need, in dependency order.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -192,6 +191,8 @@ def closure_of(r: Registry, targets: list[DRef], result: Any = None) -> Closure:
 
 
 def _accepts_r(stage: Callable[..., Any]) -> bool:
+    import inspect  # lazily: inspect pulls in ast and tokenize (start-up, issue 15)
+
     try:
         sig = inspect.signature(stage)
     except (TypeError, ValueError):

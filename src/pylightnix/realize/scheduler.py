@@ -16,7 +16,13 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExec
 from pylightnix.errors import RealizeError
 from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.registry import Closure, Derivation
-from pylightnix.realize.step import RealizeOptions, StepResult, context_of, realize_one
+from pylightnix.realize.step import (
+    RealizeOptions,
+    StepResult,
+    build_folders,
+    context_of,
+    realize_one,
+)
 from pylightnix.refs import dref_name
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings
@@ -32,7 +38,7 @@ def run_closure(
     total = len(c.derivations)
     if hook is not None:
         report(ProgressEvent("plan", total=total))
-    with gc_shared(S):
+    with gc_shared(S), build_folders():
         if executor is None and jobs <= 1:
             chosen = _run_sequential(c, S, opts, hook is not None, t0)
         else:

@@ -55,13 +55,16 @@ def write_private(path: str, data: bytes, *, mode: int = 0o444, durable: bool = 
     Cheaper than :func:`atomic_write` (no temporary name, no rename): the
     folder itself becomes visible by one rename once complete.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Created with its final mode (the descriptor stays writable); a chmod only
+    # when the umask took bits away, since each chmod dirties the inode again.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         if durable:
             f.flush()
             os.fsync(f.fileno())
-    os.chmod(path, mode)
+        if stat.S_IMODE(os.fstat(f.fileno()).st_mode) != mode:
+            os.fchmod(f.fileno(), mode)
 
 
 class _suppress_missing:  # noqa: N801 (a tiny context manager used like a function)
@@ -172,7 +175,8 @@ def make_readonly(path: str, *, durable: bool = False, skip_top: bool = False) -
                 continue
             if durable:
                 fsync_path(p)
-            os.chmod(p, stat.S_IMODE(st.st_mode) & _RO_FILE_MASK)
+            if st.st_mode & ~_RO_FILE_MASK:  # already read-only (reserved files): no chmod
+                os.chmod(p, stat.S_IMODE(st.st_mode) & _RO_FILE_MASK)
         for n in dirnames:
             p = os.path.join(dirpath, n)
             st = os.lstat(p)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 from typing import Any
 
@@ -79,6 +78,8 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
 
 def meta_json(build_start: float, build_stop: float, extra: dict[str, Any] | None) -> bytes:
     """The ``meta.json`` bytes of a realization (build times, host, pid; never hashed)."""
+    import socket  # lazily: start-up (issue 15)
+
     m: dict[str, Any] = {
         "build_start": build_start,
         "build_stop": build_stop,
@@ -143,13 +144,17 @@ def store_realization(
     build_stop: float | None = None,
     meta: dict[str, Any] | None = None,
     log_path: str | None = None,
+    link_log: bool = False,
 ) -> RRef:
     """Move a finished output folder into the store and return its RRef.
 
     The folder is hashed (with the context), given its reserved files, made
     read-only and renamed into place; ``outpath`` no longer exists afterwards.
     If an identical realization is already stored, that one is kept.
-    ``log_path`` (the build's captured output) is copied in as ``build.log``.
+    ``log_path`` (the build's captured output) is copied in as ``build.log``;
+    with ``link_log`` it is hard-linked instead (no new file, no copy: the
+    caller removes ``log_path`` and gives no other output the same link, so
+    the realization's log shares its inode with nothing).
 
     Raises:
         StoreError: the output is not a folder or uses the reserved name.
@@ -181,7 +186,13 @@ def store_realization(
     write_private(os.path.join(reserved, CONTEXT_FILE), ctx_json)
     write_private(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
     if log_path is not None:
-        shutil.copyfile(log_path, os.path.join(reserved, LOG_FILE))
+        dst = os.path.join(reserved, LOG_FILE)
+        try:
+            if not link_log:
+                raise OSError("copy")
+            os.link(log_path, dst)
+        except OSError:
+            shutil.copyfile(log_path, dst)
     make_readonly(outpath, durable=S.durable, skip_top=True)
 
     store_derivation(S, dref, config)
@@ -202,14 +213,22 @@ def place_realization(
     already stored, ``folder`` is removed instead.
     """
     idx = (failed_index_dir if failed else index_dir)(dref, chash, S)
-    os.makedirs(idx, exist_ok=True)
     marker = os.path.join(idx, rhash)
-    if not os.path.exists(marker):
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
-        if S.durable:
-            # Else a power loss could keep the realization but lose its marker,
-            # hiding it from matchers until store_reindex.
-            fsync_path(idx)
+    made = True
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+    except FileExistsError:
+        made = False
+    except FileNotFoundError:  # the first realization in this context
+        os.makedirs(idx, exist_ok=True)
+        try:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+        except FileExistsError:
+            made = False
+    if made and S.durable:
+        # Else a power loss could keep the realization but lose its marker,
+        # hiding it from matchers until store_reindex.
+        fsync_path(idx)
     ddir = dref2path(dref, S)
     dst = os.path.join(ddir, rhash)
     moved = rename_noreplace(folder, dst)

@@ -11,7 +11,7 @@ import os
 import stat
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,8 @@ from pylightnix.config import Config, config_dict
 from pylightnix.errors import RefError
 from pylightnix.hashing import hash_file
 from pylightnix.refs import dref_name, is_dref, is_rref, rref2dref
-from pylightnix.store.layout import RESERVED, dref2path
+from pylightnix.store.facts import dref_bstarts
+from pylightnix.store.layout import RESERVED, dref2path, outside_store_problem, rref2path_
 from pylightnix.store.query import (
     _S,
     alldrefs,
@@ -27,7 +28,6 @@ from pylightnix.store.query import (
     drefcfg_,
     drefrrefs,
     rref2path,
-    rrefbstart,
     rrefdeps,
 )
 from pylightnix.store.settings import StorageSettings, fsS
@@ -118,15 +118,6 @@ def escape_problem(base: str, rel: str, S: StorageSettings | None = None) -> str
     if os.path.isabs(norm) or norm == ".." or norm.startswith(".." + os.sep):
         return "is outside the realization"
     return outside_store_problem(os.path.join(base, norm), S)
-
-
-def outside_store_problem(path: str, S: StorageSettings | None = None) -> str | None:
-    """Why reading ``path`` (a path into the store) would leave the store (or ``None``)."""
-    real = os.path.realpath(path)
-    root = os.path.realpath(fsS(S).storage)
-    if real != root and not real.startswith(root + os.sep):
-        return f"is a symlink leading outside the store (to {real!r})"
-    return None
 
 
 def catref(
@@ -249,6 +240,12 @@ class DiskUsage:
     rrefs: Mapping[RRef, int] = field(default_factory=dict)
 
 
+def realization_sizes(rrefs: Iterable[RRef], S: StorageSettings | None = None) -> dict[RRef, int]:
+    """Bytes of each realization's files and links, as :func:`du` counts them."""
+    s = _S(S)
+    return {r: _tree_bytes(rref2path_(r, s)) for r in rrefs}
+
+
 def du(S: StorageSettings | None = None) -> DiskUsage:
     """Disk usage of the store, per derivation and per realization (apparent sizes).
 
@@ -258,9 +255,19 @@ def du(S: StorageSettings | None = None) -> DiskUsage:
     drefs: dict[DRef, int] = {}
     rrefs: dict[RRef, int] = {}
     for d in alldrefs(s):
-        sizes = {r: _tree_bytes(rref2path(r, s)) for r in drefrrefs(d, s)}
+        sizes = realization_sizes(drefrrefs(d, s), s)
         rrefs.update(sizes)
-        drefs[d] = _tree_bytes(dref2path(d, s))
+        # The derivation folder: its realizations (just measured) and the rest.
+        inside = {os.path.basename(rref2path_(r, s)) for r in sizes}
+        with os.scandir(dref2path(d, s)) as it:
+            rest = sum(
+                _tree_bytes(e.path)
+                if e.is_dir(follow_symlinks=False)
+                else e.stat(follow_symlinks=False).st_size
+                for e in it
+                if e.name not in inside
+            )
+        drefs[d] = sum(sizes.values()) + rest
     return DiskUsage(sum(drefs.values()), drefs, rrefs)
 
 
@@ -369,10 +376,13 @@ def find(
     for d in alldrefs(s):
         if name is not None and not fnmatch.fnmatchcase(dref_name(d), name):
             continue
-        for r in drefrrefs(d, s):
-            t = rrefbstart(r, s)
-            if since is None or t >= since:
-                out.append((t, r))
+        rs = drefrrefs(d, s)
+        # Build times from the derivation's facts cache: no file per realization.
+        out.extend(
+            (t, r)
+            for t, r in zip(dref_bstarts(s, d, rs), rs, strict=True)
+            if since is None or t >= since
+        )
     return [r for _, r in sorted(out)]
 
 

@@ -12,6 +12,7 @@
         failure.json   only in a failed realization (realize/failures.py)
     <storage>/<dhash>-<name>/by-context/<chash>/<rhash>   index marker (empty)
     <storage>/<dhash>-<name>/by-context-failed/<chash>/<rhash>   marker of a failed one
+    <storage>/<dhash>-<name>/facts.tsv                 cached build times and scores
     <storage>/.locks/  <storage>/.roots/                  locks, GC roots
 """
 
@@ -26,6 +27,7 @@ from pylightnix.store.settings import (
     FORMAT_TEXT,
     STORE_VERSION,
     StorageSettings,
+    fsS,
 )
 from pylightnix.types import DRef, Path, RRef
 
@@ -42,6 +44,8 @@ RESERVED_FILES = (CONTEXT_FILE, META_FILE, LOG_FILE, FAILURE_FILE)
 """Everything a reserved folder may hold: regular files of these names, nothing else."""
 LOCKS_DIR = ".locks"
 ROOTS_DIR = ".roots"
+FACTS_FILE = "facts.tsv"
+"""Per-derivation cache of build times and scores (``store/facts.py``); not part of any hash."""
 CHASH_LEN = 32
 
 
@@ -130,3 +134,12 @@ def init_store(S: StorageSettings, *, check_not_exist: bool = False) -> None:
         os.makedirs(d, exist_ok=True)
     _CHECKED.discard(S.storage)
     check_store(S)
+
+
+def outside_store_problem(path: str, S: StorageSettings | None = None) -> str | None:
+    """Why reading ``path`` (a path into the store) would leave the store (or ``None``)."""
+    real = os.path.realpath(path)
+    root = os.path.realpath(fsS(S).storage)
+    if real != root and not real.startswith(root + os.sep):
+        return f"is a symlink leading outside the store (to {real!r})"
+    return None

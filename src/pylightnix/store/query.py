@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,7 @@ from pylightnix.hashing import context_hash
 from pylightnix.refs import (
     dref_dirname,
     is_hashpart,
+    is_rref,
     maybe_parse_dref_dirname,
     mkrref,
     mkrrefs,
@@ -25,6 +27,7 @@ from pylightnix.refs import (
     parse_rref,
     rref2dref,
 )
+from pylightnix.store.facts import bstarts, forget_facts, rebuild_facts
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
@@ -51,12 +54,16 @@ def forget_cached(S: StorageSettings) -> None:
     for cache in caches:
         for key in [k for k in cache if k[0] == S.storage]:
             del cache[key]
+    for idx in [k for k in _LISTINGS if k.startswith(S.storage + os.sep)]:
+        del _LISTINGS[idx]
+    forget_facts(S)
 
 
 def forget_cached_ref(S: StorageSettings, ref: DRef | RRef) -> None:
     """Drop what is cached about one object of ``S`` (it was removed)."""
     for cache in (_CFG_CACHE, _CTX_CACHE, _META_CACHE):
         cache.pop((S.storage, ref), None)  # type: ignore[arg-type]
+    forget_facts(S, rref2dref(RRef(ref)) if is_rref(ref) else DRef(ref))
 
 
 def _S(S: StorageSettings | None) -> StorageSettings:
@@ -185,8 +192,9 @@ def damaged_error(rref: RRef, why: str) -> IntegrityError:
 
 
 def rrefbstart(rref: RRef, S: StorageSettings | None = None) -> float:
-    """Build start time of a realization (seconds since the epoch)."""
-    return float(rrefmeta(rref, S).get("build_start", 0.0))
+    """Build start time of a realization (seconds since the epoch; cached in ``facts.tsv``)."""
+    parse_rref(rref)
+    return bstarts(_S(S), [rref])[0]
 
 
 def alldrefs(S: StorageSettings | None = None) -> Iterator[DRef]:
@@ -201,26 +209,60 @@ def alldrefs(S: StorageSettings | None = None) -> Iterator[DRef]:
 def drefrrefs(dref: DRef, S: StorageSettings | None = None, *, damaged: bool = False) -> list[RRef]:
     """Every realization of a derivation, sorted.
 
+    One listing of the derivation folder: its sub-folders named by a hash
+    are its realizations (each appears by one rename of a complete folder),
+    told apart by the listing's entry types.
+
     Args:
         dref: the derivation.
         S: the store.
         damaged: also list realization folders whose reserved folder is
             missing (damaged by hand: :func:`~pylightnix.store.verify.verify`
-            reports them); by default only intact ones are listed.
+            reports them); by default only intact ones are listed (one
+            ``stat`` each).
     """
     s = _S(S)
+    rrefs = _listing(dref, s)[1]
+    if damaged:
+        return rrefs
+    base = dref2path(dref, s)
+    return [r for r in rrefs if os.path.isdir(os.path.join(base, parse_rref(r)[0], RESERVED))]
+
+
+def _listing(dref: DRef, S: StorageSettings) -> tuple[bool, list[RRef]]:
+    """Whether the derivation's config is stored, and its realizations: one ``scandir``."""
     dhash, name = parse_dref(dref)
-    p = dref2path(dref, s)
+    names: list[str] = []
+    config = False
     try:
-        names = os.listdir(p)
-    except FileNotFoundError:
-        return []
-    look = "" if damaged else RESERVED
-    return sorted(
-        mkrref(n, dhash, name)  # type: ignore[arg-type]
-        for n in names
-        if is_hashpart(n) and os.path.isdir(os.path.join(p, n, look))
-    )
+        with os.scandir(dref2path(dref, S)) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    names.append(e.name)
+                elif e.name == CONFIG_FILE:
+                    config = True
+    except (FileNotFoundError, NotADirectoryError):
+        return False, []
+    names.sort()
+    # mkrrefs leaves out what is not a hash part (by-context, temporary folders).
+    return config, mkrrefs(names, dhash, name)
+
+
+def alldrefs_rrefs(
+    S: StorageSettings | None = None, *, key: Callable[[DRef], Any] | None = None
+) -> Iterator[tuple[DRef, list[RRef]]]:
+    """Every derivation with its realizations, one ``scandir`` each, in the order of ``key``.
+
+    The store's listing gives the candidates (no ``stat`` each); a folder
+    without its ``config.json`` is no derivation and is left out.
+    """
+    s = _S(S)
+    drefs = [d for d in map(maybe_parse_dref_dirname, os.listdir(s.storage)) if d is not None]
+    drefs.sort(key=key)
+    for d in drefs:
+        config, rrefs = _listing(d, s)
+        if config:
+            yield d, rrefs
 
 
 def drefrrefsC(dref: DRef, context: Context, S: StorageSettings | None = None) -> list[RRef]:
@@ -230,20 +272,72 @@ def drefrrefsC(dref: DRef, context: Context, S: StorageSettings | None = None) -
 
 
 def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
-    """Realizations of ``dref`` whose context hash is ``chash`` (no validation of ``S``)."""
+    """Realizations of ``dref`` whose context hash is ``chash`` (no validation of ``S``).
+
+    A large answer is kept in memory while neither the index folder nor the
+    derivation folder changes (see :data:`_SETTLED_NS`): then a lookup costs
+    two ``stat`` calls however many realizations there are.
+    """
+    idx = index_dir(dref, chash, S)
+    base = dref2path(dref, S)
+    cached = _LISTINGS.get(idx)
+    if cached is not None:
+        try:
+            if (os.stat(idx).st_mtime_ns, os.stat(base).st_mtime_ns) == cached[:2]:
+                return list(cached[2])
+        except FileNotFoundError:
+            pass
+        del _LISTINGS[idx]
     try:
-        names = os.listdir(index_dir(dref, chash, S))
+        names = os.listdir(idx)
     except FileNotFoundError:
         return []
     if not names:
         return []
     dhash, name = parse_dref(dref)
-    base = dref2path(dref, S)
+    mtimes = (0, 0)
+    now = 0
     # A marker is made before its realization is renamed in: check the folder exists.
-    # Checking its reserved folder costs the same one stat and never offers a
-    # realization damaged by hand (its reserved folder removed) to a matcher.
-    ok = [n for n in names if os.path.isdir(os.path.join(base, n, RESERVED))]
-    return sorted(mkrrefs(ok, dhash, name))
+    if len(names) <= _STAT_EACH_MAX:
+        # Checking its reserved folder costs the same one stat and never offers a
+        # realization damaged by hand (its reserved folder removed) to a matcher.
+        names = [n for n in names if os.path.isdir(os.path.join(base, n, RESERVED))]
+    else:
+        # Many candidates: one listing of the derivation folder, not a stat each;
+        # the folders' times taken first, then both listed (again): a change in
+        # between shows in the times, so the answer may be kept.
+        now = time.time_ns()
+        try:
+            mtimes = (os.stat(idx).st_mtime_ns, os.stat(base).st_mtime_ns)
+            names = os.listdir(idx)
+            present = set(os.listdir(base))
+        except FileNotFoundError:
+            return []
+        names = [n for n in names if n in present]
+    # Same derivation, so sorting the hash parts sorts the RRefs.
+    names.sort()
+    out = mkrrefs(names, dhash, name)
+    if len(out) > _STAT_EACH_MAX and max(mtimes) < now - _SETTLED_NS:
+        _LISTINGS[idx] = (*mtimes, tuple(out))
+    return out
+
+
+_STAT_EACH_MAX = 4
+"""Up to this many markers, a stat each is cheaper than listing the derivation folder."""
+
+_SETTLED_NS = 1_000_000_000
+"""A listing is kept only when both folders were last changed this long before it.
+
+Any later change to a folder (a marker made, a realization renamed in or
+deleted) sets its modification time to the time of the change, which is then
+later than the kept one even on filesystems whose timestamps are coarse
+(ticks of a few milliseconds): so an equal time proves the folder unchanged.
+A folder changed less than this before the listing could change again
+within the same timestamp tick unseen, so its listing is not kept.
+"""
+
+_LISTINGS: dict[str, tuple[int, int, tuple[RRef, ...]]] = {}
+"""Index folder -> (its mtime, its derivation folder's mtime, the realizations found)."""
 
 
 def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
@@ -252,12 +346,19 @@ def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
     A folder whose reserved folder was removed by hand, or whose derivation
     lost its ``config.json``, is listed too, so that ``verify`` checks and
     reports it; :func:`drefrrefs` (and realize) see only intact realizations.
+    One ``scandir`` per derivation, no ``stat`` per realization.
     """
-    s = _S(S)
-    for n in sorted(os.listdir(s.storage)):
+    for _, _, rrefs in derivation_listings(_S(S)):
+        yield from rrefs
+
+
+def derivation_listings(S: StorageSettings) -> Iterator[tuple[DRef, bool, list[RRef]]]:
+    """Every derivation folder in name order: whether its config is stored, and its
+    realization folders (damaged ones included), one ``scandir`` each."""
+    for n in sorted(os.listdir(S.storage)):
         d = maybe_parse_dref_dirname(n)
-        if d is not None and os.path.isdir(os.path.join(s.storage, n)):
-            yield from drefrrefs(d, s, damaged=True)
+        if d is not None:
+            yield (d, *_listing(d, S))
 
 
 def intact_rrefs(S: StorageSettings) -> Iterator[RRef]:
@@ -367,9 +468,14 @@ def rref_under(path: str, storage: str) -> RRef | None:
 
 
 def store_reindex(S: StorageSettings | None = None) -> int:
-    """Rebuild the context index from the realization folders; return markers made."""
+    """Rebuild the context index and the facts caches from the realization folders.
+
+    Returns the number of index markers made.
+    """
     s = _S(S)
     made = 0
+    for d in alldrefs(s):
+        rebuild_facts(s, d, [parse_rref(r)[0] for r in drefrrefs(d, s)])
     for r in intact_rrefs(s):
         rhash, _, _ = parse_rref(r)
         chash = context_hash(rrefctx(r, s))

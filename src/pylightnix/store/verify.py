@@ -42,7 +42,7 @@ from pylightnix.store.layout import (
     rref2path_,
 )
 from pylightnix.store.locks import gc_exclusive, gc_shared
-from pylightnix.store.query import allrrefs
+from pylightnix.store.query import derivation_listings
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RRef
 
@@ -103,11 +103,20 @@ def read_context_file(path: str) -> Context:
     return out
 
 
-def config_problem(ddir: str, dref: DRef) -> str | None:
-    """Why the derivation folder's ``config.json`` does not belong to ``dref`` (or ``None``)."""
+def config_problem(ddir: str, dref: DRef, *, rehash: bool = True) -> str | None:
+    """Why the derivation folder's ``config.json`` does not belong to ``dref`` (or ``None``).
+
+    ``rehash=False`` only checks that it is there and is a JSON object
+    (:func:`verify` of a whole store only that it is there).
+    """
     try:
         with open(os.path.join(ddir, CONFIG_FILE), "rb") as f:
-            cfg = mkconfig(json.loads(f.read()))
+            raw = json.loads(f.read())
+        if not rehash:
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            return None
+        cfg = mkconfig(raw)
     except FileNotFoundError:
         return f"the config.json of its derivation {dref} is missing"
     except (OSError, ValueError) as e:
@@ -118,20 +127,38 @@ def config_problem(ddir: str, dref: DRef) -> str | None:
     return None
 
 
-def writable_entry(path: str) -> str | None:
+def writable_entry(path: str, *, reserved: set[str] | None = None) -> str | None:
     """The first file or folder inside the folder ``path`` with a write bit, if any.
+
+    ``reserved``, when given, receives the names in the reserved folder (the
+    walk lists it anyway).
 
     The top folder itself is not checked: it must be writable while it is
     renamed into the store and is made read-only right after, so a crash in
     between leaves it writable with its content complete; GC seals it.
     """
-    for dirpath, dirnames, filenames in os.walk(path):
-        for n in sorted(dirnames + filenames):
-            p = os.path.join(dirpath, n)
-            m = os.lstat(p).st_mode
-            if not stat.S_ISLNK(m) and m & _WRITE_BITS:
-                return p
-    return None
+    stack = [path]
+    res = os.path.join(path, RESERVED)
+    first: str | None = None
+    while stack:
+        d = stack.pop()
+        with os.scandir(d) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        if reserved is not None and d == res:
+            reserved.update(e.name for e in entries)
+        subdirs = []
+        for e in entries:
+            m = e.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(m):
+                continue
+            if m & _WRITE_BITS and first is None:
+                first = e.path
+                if reserved is None:
+                    return first
+            if stat.S_ISDIR(m):
+                subdirs.append(e.path)
+        stack.extend(reversed(subdirs))  # depth first, in name order
+    return first
 
 
 def reserved_folder_problem(res: str) -> str | None:
@@ -169,13 +196,16 @@ def _reserved_context(path: str) -> Context | str:
     why = reserved_folder_problem(res)
     if why is not None:
         return why
-    for name in (CONTEXT_FILE, META_FILE):
-        if not os.path.isfile(os.path.join(res, name)):
-            return f"its reserved file {RESERVED}/{name} is missing"
     try:
         ctx = read_context_file(os.path.join(res, CONTEXT_FILE))
         with open(os.path.join(res, META_FILE), "rb") as fm:
             meta = json.loads(fm.read())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+        # Opened directly (no stat first): name the file that is not there.
+        name = META_FILE if e.filename and e.filename.endswith(META_FILE) else CONTEXT_FILE
+        if not os.path.isfile(os.path.join(res, name)):
+            return f"its reserved file {RESERVED}/{name} is missing"
+        return f"its reserved files are unreadable ({e})"
     except (OSError, ValueError) as e:
         return f"its reserved files are unreadable ({e})"
     if not isinstance(meta, dict):
@@ -183,12 +213,45 @@ def _reserved_context(path: str) -> Context | str:
     return ctx
 
 
-def realization_problem(path: str, rref: RRef) -> str | None:
-    """Why the folder ``path`` is not a sound realization ``rref`` (or ``None``)."""
+def realization_problem(path: str, rref: RRef, *, rehash: bool = True) -> str | None:
+    """Why the folder ``path`` is not a sound realization ``rref`` (or ``None``).
+
+    ``rehash=False`` checks all but the content hash: the folder, its
+    reserved files (present and well-formed) and its read-only modes.
+    """
+    if not rehash:
+        return structure_problem(path)
     why = content_problem(path, rref)
     if why is not None:
         return why
     w = writable_entry(path)
+    if w is not None:
+        return f"{os.path.relpath(w, path)!r} in it is writable (realizations are read-only)"
+    return None
+
+
+def structure_problem(path: str) -> str | None:
+    """Why the folder ``path`` is not a sound realization, its content not hashed.
+
+    One walk checks the modes and sees the reserved files; only
+    ``context.json`` is read (what GC and queries parse).
+    """
+    seen: set[str] = set()
+    try:
+        w = writable_entry(path, reserved=seen)
+    except (FileNotFoundError, NotADirectoryError):
+        return "its folder is missing"
+    if not seen or not seen <= set(RESERVED_FILES):
+        why = reserved_folder_problem(os.path.join(path, RESERVED))
+        if why is not None:
+            return why
+    for name in (CONTEXT_FILE, META_FILE):
+        if name not in seen:
+            return f"its reserved file {RESERVED}/{name} is missing"
+    try:
+        read_context_file(os.path.join(path, RESERVED, CONTEXT_FILE))
+    except (OSError, ValueError) as e:
+        return f"its reserved files are unreadable ({e})"
     if w is not None:
         return f"{os.path.relpath(w, path)!r} in it is writable (realizations are read-only)"
     return None
@@ -226,6 +289,7 @@ def verify(
     S: StorageSettings | None = None,
     *,
     repair: Repair | None = None,
+    rehash: bool = True,
 ) -> VerifyResult:
     """Re-hash realizations and report every one whose content no longer matches its RRef.
 
@@ -235,6 +299,9 @@ def verify(
         repair: ``None`` to only report; ``"remove"`` to delete damaged
             realizations; ``"quarantine"`` to move them to ``<root>/quarantine/``
             for inspection. Repairing waits until no realize runs.
+        rehash: ``False`` checks everything but the content hashes (folders,
+            reserved files, read-only modes, configs): a small constant per
+            realization instead of reading every byte.
 
     Returns:
         a :class:`VerifyResult`.
@@ -258,14 +325,25 @@ def verify(
     # Checking only reads: realizes may go on. Repair deletes, as GC does.
     lock = gc_shared(s) if repair is None else gc_exclusive(s)
     with lock:
-        todo = sorted(set(allrrefs(s) if chosen is None else chosen))
         cfg_problems: dict[DRef, str | None] = {}
+        if chosen is None:
+            listed = list(derivation_listings(s))
+            todo = sorted(r for _, _, rs in listed for r in rs)
+            if not rehash:
+                # The listing saw which derivations have their config.json.
+                cfg_problems = {
+                    d: None if has_config else config_problem(dref2path(d, s), d)
+                    for d, has_config, rs in listed
+                    if rs
+                }
+        else:
+            todo = sorted(set(chosen))
         damaged: list[DamagedRealization] = []
         for r in todo:
             d = rref2dref(r)
             if d not in cfg_problems:
-                cfg_problems[d] = config_problem(dref2path(d, s), d)
-            why = realization_problem(rref2path_(r, s), r) or cfg_problems[d]
+                cfg_problems[d] = config_problem(dref2path(d, s), d, rehash=rehash)
+            why = realization_problem(rref2path_(r, s), r, rehash=rehash) or cfg_problems[d]
             if why is None:
                 continue
             damaged.append(DamagedRealization(r, why, _repair(s, r, repair) if repair else ""))
