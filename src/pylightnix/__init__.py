@@ -104,6 +104,8 @@ from pylightnix.repl import repl_realize as repl_realize
 from pylightnix.repl import repl_result as repl_result
 from pylightnix.repl import repl_rref as repl_rref
 from pylightnix.repl import repl_rrefs as repl_rrefs
+from pylightnix.runs import Run as Run
+from pylightnix.runs import runs as runs
 from pylightnix.stages.diff import diff as diff
 from pylightnix.stages.fetch import fetchlocal as fetchlocal
 from pylightnix.stages.fetch import fetchurl as fetchurl
@@ -227,6 +229,7 @@ __all__ = [
     "Registry",
     "ReplError",
     "ReplSession",
+    "Run",
     "StageAttrs",
     "StorageSettings",
     "StoreError",
@@ -348,6 +351,7 @@ __all__ = [
     "rrefdeps1",
     "rreflog",
     "rrefmeta",
+    "runs",
     "safe_extract",
     "selfref",
     "set_progress_hook",
