@@ -113,8 +113,10 @@ def test_failed_realization_keeps_partial_outputs(S: StorageSettings) -> None:
     root = rref2path(f.rref, S)
     (out,) = [n for n in os.listdir(root) if n.startswith("out0")]
     assert _read(root, out, "partial.txt") == "seed 0"
-    assert _read(root, TMP_LOG_NAME) == "training seed 0\n"
+    assert _read(root, "__pylightnix__", "build.log") == "training seed 0\n"
+    assert not os.path.exists(os.path.join(root, TMP_LOG_NAME))
     assert sorted(os.listdir(os.path.join(root, "__pylightnix__"))) == [
+        "build.log",
         "context.json",
         "failure.json",
         "meta.json",
@@ -244,7 +246,8 @@ def test_mkdrvE_records_failure_under_plain_realize(S: StorageSettings) -> None:
     root = rref2path(failed, S)
     (out,) = [n for n in os.listdir(root) if n.startswith("out0")]
     assert _read(root, out, "partial.txt") == "seed 3"
-    assert _read(root, TMP_LOG_NAME) == "training seed 3\n"
+    assert _read(root, "__pylightnix__", "build.log") == "training seed 3\n"
+    assert not os.path.exists(os.path.join(root, TMP_LOG_NAME))
 
 
 def test_reindex_keeps_failed_out_of_candidates(S: StorageSettings) -> None:

@@ -13,9 +13,10 @@ should be recorded and the sweep should go on. Two opt-ins:
 
 A failed realization is an ordinary read-only realization folder holding
 whatever the build left in its private temporary folder (the partial
-outputs, e.g. ``out0-.../``, and the build log ``__pylightnix_build.log``)
-plus ``__pylightnix__/failure.json``: the exception type, message and
-traceback (and, for a stage that did not run, the failed dependency's RRef).
+outputs, e.g. ``out0-.../``), its build log as ``__pylightnix__/build.log``
+(like a successful build's, outside the hash) and
+``__pylightnix__/failure.json``: the exception type, message and traceback
+(and, for a stage that did not run, the failed dependency's RRef).
 The unit of failure is one build: a realizer that raises is one failed
 realization with all its partial outputs. An ``@autostage(nouts=N)`` build
 under ``realizeE`` is finer: each output whose call raised becomes its own
@@ -59,7 +60,7 @@ from pylightnix.errors import BuildError, PromiseError
 from pylightnix.hashing import context_hash, context_json, failed_realization_hash, hash_tree
 from pylightnix.progress import ProgressEvent, progress_hook, report
 from pylightnix.realize.build import _BUILD_TMP
-from pylightnix.realize.buildlog import TMP_LOG_NAME
+from pylightnix.realize.buildlog import TMP_LOG_NAME, flush_build_output
 from pylightnix.realize.engine import as_closure, make_options
 from pylightnix.realize.matchers import score_file
 from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
@@ -82,6 +83,7 @@ from pylightnix.store.insert import meta_json, place_realization
 from pylightnix.store.layout import (
     CONTEXT_FILE,
     FAILURE_FILE,
+    LOG_FILE,
     META_FILE,
     RESERVED,
     check_store,
@@ -151,12 +153,17 @@ def store_failed_realization(
         # The build itself wrote the reserved name: keep its bytes under another name.
         os.rename(reserved, os.path.join(folder, RESERVED + ".partial"))
     chash = context_hash(context)
-    tree = hash_tree(folder)
+    # The build log becomes the realization's build.log (reserved, not hashed), as for
+    # a successful build: never an artifact that looks like a result.
+    tree = hash_tree(folder, exclude=[TMP_LOG_NAME])
     fjson = canonical_json(dict(record))
     rhash = failed_realization_hash(chash, tree, fjson)
     dhash, name = parse_dref(dref)
     rref = mkrref(rhash, dhash, name)
     os.mkdir(reserved)
+    log_src = os.path.join(folder, TMP_LOG_NAME)
+    if os.path.lexists(log_src):
+        os.rename(log_src, os.path.join(reserved, LOG_FILE))
     # No fsync per reserved file: make_readonly(durable=...) flushes the whole folder once.
     write_private(os.path.join(reserved, CONTEXT_FILE), context_json(context))
     write_private(os.path.join(reserved, FAILURE_FILE), fjson)
@@ -267,6 +274,12 @@ def capture_output_failure(
     if sink is None:
         raise RuntimeError("capture_output_failure outside a realizeE build") from exc
     rec = _record_of(exc)
+    tmp = _BUILD_TMP.get()
+    log_src = os.path.join(tmp, TMP_LOG_NAME) if tmp is not None else None
+    if log_src is not None and os.path.exists(log_src):
+        # The build's log so far (every output's, up to this failure) goes with the failure.
+        flush_build_output()
+        shutil.copyfile(log_src, os.path.join(folder, TMP_LOG_NAME))
     rref = store_failed_realization(S, dref, context, folder, rec, build_start=build_start)
     sink.append(Failure(dref, rref, rec["error"], rec["message"], rec["traceback"]))
     return rref
