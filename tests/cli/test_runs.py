@@ -161,3 +161,22 @@ def test_keep_going_reports_a_failed_stage(plx: Run) -> None:
 def _bad_of(plx: Run, name: str) -> str:
     (bad,) = [r for r in plx("runs", name, "--json").json() if r["status"] == "failed"]
     return str(bad["rref"])
+
+
+def test_explain_names_lr_old_and_new(swept: Run) -> None:
+    """explain of a sweep with a new learning rate says lr's old and new value."""
+    from tests.cli.conftest import SWEEP
+
+    exps = swept("explain", f"{SWEEP}:sweep", "--arg", "lrs=[0.1, 0.5]", "--json").json()
+    assert [(e["name"], e["decision"]) for e in exps] == [
+        ("dataset", "reuse"),
+        ("train", "reuse"),
+        ("train", "build"),
+    ]
+    new = exps[2]
+    assert new["details"]["changes"] == [
+        {"key": "lr", "old": 0.3, "new": 0.5, "text": "lr: 0.3 -> 0.5"}
+    ]
+    assert new["reason"].endswith("differs in lr: 0.3 -> 0.5")
+    table = swept("explain", f"{SWEEP}:sweep", "--arg", "lrs=[0.5]").out
+    assert "differs in lr: 0.3 -> 0.5" in table
