@@ -177,6 +177,6 @@ def test_explain_names_lr_old_and_new(swept: Run) -> None:
     assert new["details"]["changes"] == [
         {"key": "lr", "old": 0.3, "new": 0.5, "text": "lr: 0.3 -> 0.5"}
     ]
-    assert new["reason"].endswith("differs in lr: 0.3 -> 0.5")
+    assert new["reason"].endswith(": lr: 0.3 -> 0.5")
     table = swept("explain", f"{SWEEP}:sweep", "--arg", "lrs=[0.5]").out
-    assert "differs in lr: 0.3 -> 0.5" in table
+    assert ": lr: 0.3 -> 0.5" in table

@@ -167,7 +167,7 @@ def test_new_config_names_the_changed_keys(S: StorageSettings) -> None:
     realize(clo1)
     (e,) = explain(instantiate(_data_only, 3, S=S))
     assert e.reason == (
-        f"no realization of this config exists; the closest stored 'data' ({old}) differs in "
+        f"no realization of this config exists; changed from the closest stored 'data' ({old}): "
         "value: 1 -> 3"
     )
     assert e.details == {
@@ -183,7 +183,7 @@ def test_new_config_names_a_changed_dependency(S: StorageSettings) -> None:
     realize(instantiate(_data_only, 2, S=S))
     exps = explain(instantiate(_pipeline, 2, S=S))
     assert _codes(exps) == [("data", "reuse", "matched"), ("model", "build", "no-realization")]
-    assert exps[1].reason.endswith("differs in data: data(value: 1 -> 2)")
+    assert exps[1].reason.endswith(": data: data(value: 1 -> 2)")
 
 
 def test_closest_prefers_fewest_changes_then_realized(S: StorageSettings) -> None:

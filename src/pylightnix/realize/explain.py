@@ -212,7 +212,7 @@ def _new_config_reason(S: StorageSettings, drv: Derivation, names: _Names) -> Ex
         more = len(changes) - _SHOWN_CHANGES
         if more > 0:
             shown += f" (and {more} more)"
-        reason += f"; the closest stored '{name}' ({old}) differs in {shown}"
+        reason += f"; changed from the closest stored '{name}' ({old}): {shown}"
     return Explanation(drv.dref, name, "build", reason, details)
 
 
