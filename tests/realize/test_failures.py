@@ -277,10 +277,11 @@ def test_progress_events(S: StorageSettings) -> None:
         ("plan", None),
         ("check", t),
         ("build", t),
+        ("log", t),
         ("fail", t),
         ("check", e),
         ("fail", e),
         ("done", None),
     ]
-    assert events[3].rrefs == (fails[t].rref,)
-    assert events[3].extra == {"error": "ValueError: diverged at seed 0"}
+    assert events[4].rrefs == (fails[t].rref,)
+    assert events[4].extra == {"error": "ValueError: diverged at seed 0"}

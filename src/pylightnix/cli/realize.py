@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from pylightnix.cli.common import emit_json, store_settings
-from pylightnix.cli.progress import ProgressView
+from pylightnix.cli.progress import ProgressView, stage_labels
 from pylightnix.cli.stageref import arg_option, instantiate_ref, stage_argument
 from pylightnix.progress import progress_hook
 from pylightnix.realize.buildlog import show_log_default
@@ -95,7 +95,9 @@ def realize_cmd(
         # --explain, the explanations: the engine is not asked to explain again.
         exps = explain(clo, force_rebuild=force_rebuild)
         view = ProgressView(
-            live=False if show else None, to_build=sum(e.decision == "build" for e in exps)
+            live=False if show else None,
+            to_build=sum(e.decision == "build" for e in exps),
+            labels=stage_labels(clo[1].derivations),
         )
     with _results_stdout(), view if view is not None else contextlib.nullcontext():
         if view is not None and do_explain:
@@ -104,7 +106,9 @@ def realize_cmd(
         if keep_going:
             if do_explain and view is None:
                 report_explanations(explain(clo, force_rebuild=force_rebuild))
-            _, c, ctx, failures = realizeE(clo, force_rebuild=force_rebuild, progress=view)
+            _, c, ctx, failures = realizeE(
+                clo, force_rebuild=force_rebuild, progress=view if view is not None else False
+            )
         else:
             failures = {}
             _, c, ctx = realize(
@@ -115,7 +119,7 @@ def realize_cmd(
                 keep_failed=keep_failed,
                 show_log=show,
                 explain=do_explain and view is None,
-                progress=view,
+                progress=view if view is not None else False,
             )
     targets = {t: ctx.get(t) for t in c.targets}
     if out_link is not None:

@@ -61,6 +61,7 @@ from pylightnix.hashing import context_hash, context_json, failed_realization_ha
 from pylightnix.progress import ProgressEvent, progress_hook, report
 from pylightnix.realize.build import _BUILD_TMP
 from pylightnix.realize.buildlog import TMP_LOG_NAME, flush_build_output
+from pylightnix.realize.display import progress_for
 from pylightnix.realize.engine import as_closure, make_options
 from pylightnix.realize.matchers import score_file
 from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
@@ -424,8 +425,9 @@ def realizeE(
         realize_args: per-DRef extra arguments handed to realizers.
         retry_failed: build again a stage whose only realizations in its
             context are failed ones (default); ``False`` reuses the failure.
-        progress: a callback receiving :class:`ProgressEvent` records; a failed
-            derivation gives a ``"fail"`` event whose ``rrefs`` is its failed realization.
+        progress: as for :func:`realize` (``True``: a display); a callback receives
+            :class:`ProgressEvent` records, a failed derivation giving a ``"fail"``
+            event whose ``rrefs`` is its failed realization.
 
     Returns:
         ``(result, closure, context, failures)``: ``context`` holds the chosen
@@ -444,8 +446,9 @@ def realizeE(
     tok = _IN_REALIZE_E.set(True)
     try:
         with contextlib.ExitStack() as stack:
-            if progress is not None:
-                stack.enter_context(progress_hook(progress))
+            hook = stack.enter_context(progress_for(progress, c))
+            if hook is not None:
+                stack.enter_context(progress_hook(hook))
             stack.enter_context(gc_shared(S))
             _run_e(c, S, opts, retry_failed, chosen, failures)
     finally:
