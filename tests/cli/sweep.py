@@ -28,3 +28,14 @@ def train(data=dataset, lr=0.1, acc=[selfref, "accuracy.txt"], rindex=0):  # typ
 def sweep(lrs: list[float] = [0.1, 0.2, 0.3]) -> list[DRef]:  # noqa: B006
     """Stage: train at each learning rate."""
     return [train(lr=lr) for lr in lrs]
+
+
+@autostage
+def finetune(lr=0.01, out=[selfref, "f.txt"]):  # type: ignore[no-untyped-def]  # noqa: B006
+    with open(out, "w") as f:
+        f.write(str(lr))
+
+
+def two() -> list[DRef]:
+    """Stage: two stages that both have an ``lr`` key."""
+    return [train(lr=0.1), finetune()]

@@ -12,7 +12,7 @@ import click
 
 from pylightnix.cli.common import emit_json, store_settings
 from pylightnix.cli.progress import ProgressView, stage_labels
-from pylightnix.cli.stageref import arg_option, instantiate_ref, stage_argument
+from pylightnix.cli.stageref import arg_option, instantiate_ref, set_option, stage_argument
 from pylightnix.progress import progress_hook
 from pylightnix.realize.buildlog import show_log_default
 from pylightnix.realize.engine import realize
@@ -25,6 +25,7 @@ from pylightnix.store.links import linkrref
 @click.command("realize")
 @stage_argument
 @arg_option
+@set_option
 @click.option("--force-rebuild", is_flag=True, help="Build every stage anew.")
 @click.option("--dry-run", is_flag=True, help="Decide only; build nothing.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
@@ -57,6 +58,7 @@ from pylightnix.store.links import linkrref
 def realize_cmd(
     stage: str,
     args: tuple[str, ...],
+    sets: tuple[str, ...],
     force_rebuild: bool,
     dry_run: bool,
     jobs: int,
@@ -75,6 +77,7 @@ def realize_cmd(
     Examples:
       pylightnix realize pipeline.py:report
       pylightnix realize mypkg.stages:train --arg lr=0.01 --jobs 2 --json
+      pylightnix realize pipeline.py:report --set data.n=300   # a nested stage's key
       pylightnix realize pipeline.py:report --show-log   # builds' output live
       pylightnix realize sweep.py:sweep --keep-going     # failed runs recorded
 
@@ -87,7 +90,7 @@ def realize_cmd(
             "drop --dry-run, --jobs and --keep-failed"
         )
     S = store_settings()
-    clo = instantiate_ref(stage, args, S)
+    clo = instantiate_ref(stage, args, S, sets)
     show = show_log_default() if show_log is None else show_log
     view = None
     if progress:
