@@ -343,7 +343,7 @@ def test_ml_pipeline_doc_runs(tmp_path: Any) -> None:
 
     doc = os.path.join(os.path.dirname(__file__), "..", "docs", "ml-pipeline.md")
     blocks = re.findall(r"```python\n(.*?)```", _read(doc), re.S)
-    assert len(blocks) == 7
+    assert len(blocks) == 9
     script = os.path.join(tmp_path, "ml_pipeline.py")
     with open(script, "w") as f:
         f.write("\n".join(blocks))

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from typing import Any
 
-from tests.cli.conftest import Run
+from tests.cli.conftest import Run, clean_env
 from tests.cli.conftest import sweep_accuracy as acc
 
 
@@ -180,3 +186,51 @@ def test_explain_names_lr_old_and_new(swept: Run) -> None:
     assert new["reason"].endswith(": lr: 0.3 -> 0.5")
     table = swept("explain", f"{SWEEP}:sweep", "--arg", "lrs=[0.5]").out
     assert ": lr: 0.3 -> 0.5" in table
+
+
+_MASKS = (
+    (re.compile(r"rref:[0-9a-f]{32}-[0-9a-f]{32}-[\w-]+"), "RREF"),
+    (re.compile(r"dref:[0-9a-f]{32}-[\w-]+"), "DREF"),
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "TIME"),
+    (re.compile(r"\b[0-9a-f]{8}\b"), "HASH8"),
+    (re.compile(r"(?<=\s)\d+\.\d(?=\s)"), "S.S"),  # the SECONDS column
+)
+
+
+def _mask(text: str) -> str:
+    for rx, sub in _MASKS:
+        text = rx.sub(sub, text)
+    return text
+
+
+def test_ml_pipeline_doc_console(tmp_path: Any) -> None:
+    """docs/ml-pipeline.md: its script runs, then each console command prints what the page
+    shows (refs, times and durations masked)."""
+    doc = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "ml-pipeline.md")
+    with open(doc) as f:
+        text = f.read()
+    script = os.path.join(tmp_path, "ml_pipeline.py")
+    with open(script, "w") as f:
+        f.write("\n".join(re.findall(r"```python\n(.*?)```", text, re.S)))
+    env = {**clean_env(), "PYLIGHTNIX_ROOT": os.path.join(tmp_path, "root")}
+    out = subprocess.run(
+        [sys.executable, script], check=True, capture_output=True, text=True, env=env,
+        cwd=str(tmp_path), timeout=300,
+    ).stdout  # fmt: skip
+    assert "* 0.05 -0.0111 ok \n" in out
+    assert "  5.0 - failed FloatingPointError: training diverged (lr=5.0)\n" in out
+    assert re.search(
+        r"\ntrain: build: no realization of this config exists; changed from the closest stored "
+        r"'train' \(dref:[0-9a-f]{32}-train\): lr: 0.05 -> 0.2\n",
+        out,
+    )
+    blocks = re.findall(r"```console\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        cmd, _, expected = block.partition("\n")
+        assert cmd.startswith("$ pylightnix ")
+        p = subprocess.run(
+            [sys.executable, "-m", "pylightnix", *shlex.split(cmd[len("$ pylightnix ") :])],
+            check=True, capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        assert _mask(p.stdout) == _mask(expected)

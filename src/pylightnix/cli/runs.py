@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from typing import Any
 
@@ -32,12 +33,14 @@ def _pick(kind: str, asked: tuple[str, ...], known: list[str]) -> list[str]:
     return list(asked)
 
 
-def _fmt(v: Any) -> str:
+def _fmt_param(v: Any) -> str:
     if v is None:
         return "-"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
+
+def _fmt_metric(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6g}"
 
 
 def _no_runs(name: str, S: StorageSettings) -> RefError:
@@ -136,10 +139,10 @@ def _table(rs: list[Run], pcols: list[str], mcols: list[str], S: StorageSettings
             "*" if r.chosen else "",
             str(rref_hash(r.rref))[:8],
             fmt_time(r.build_start),
-            _fmt(r.duration if r.duration is None else round(r.duration, 1)),
+            "-" if r.duration is None else f"{r.duration:.1f}",
             r.status,
-            *[_fmt(r.params.get(k)) for k in pcols],
-            *[_fmt(r.metrics.get(k)) for k in mcols],
+            *[_fmt_param(r.params.get(k)) for k in pcols],
+            *[_fmt_metric(r.metrics.get(k)) for k in mcols],
         )
     print_table(t)
     failed = [r for r in rs if r.status == "failed"]

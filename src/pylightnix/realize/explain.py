@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.realize.step import ask_matcher
 from pylightnix.refs import dref_name, is_dref
 from pylightnix.store.inspect import KeyPath, config_diff
-from pylightnix.store.layout import check_store
+from pylightnix.store.layout import FAILURE_FILE, RESERVED, check_store, rref2path_
 from pylightnix.store.query import (
     alldrefs,
     drefcfg_,
@@ -238,7 +239,8 @@ def closest_derivation(
 ) -> tuple[DRef, list[dict[str, Any]]] | None:
     """The stored derivation among ``same_name`` whose config differs least from ``config``.
 
-    Realized ones win ties, then the most recently built, then the DRef text.
+    Ties go to one with a successful realization, then one with a failed one, then
+    the most recently built, then the DRef text.
 
     Returns:
         ``(dref, changes)`` (see :func:`config_changes`), or ``None`` when there is none.
@@ -253,11 +255,16 @@ def closest_derivation(
             continue  # removed meanwhile, or damaged: not a useful comparison
         changes = config_changes(old, config, S)
         rs = drefrrefs(d, S)
+        ok = [r for r in rs if not _failed(r, S)]
         latest = max((rrefbstart(r, S) for r in rs), default=0.0)
-        key = (len(changes), 0 if rs else 1, -latest, str(d))
+        key = (len(changes), 0 if ok else 1 if rs else 2, -latest, str(d))
         if best is None or key < best[0]:
             best = (key, d, changes)
     return None if best is None else (best[1], best[2])
+
+
+def _failed(rref: RRef, S: StorageSettings) -> bool:
+    return os.path.exists(os.path.join(rref2path_(rref, S), RESERVED, FAILURE_FILE))
 
 
 def config_changes(
