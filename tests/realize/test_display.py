@@ -207,3 +207,30 @@ def test_bad_progress_value_is_refused(S: StorageSettings) -> None:
 def test_not_a_notebook() -> None:
     """A plain interpreter is not a Jupyter kernel."""
     assert in_notebook() is False
+
+
+def test_downloads_go_to_the_display_not_the_log(S: StorageSettings, tmp_path: Any) -> None:
+    """A fetch under a display shows its bytes there; the build log gets no progress lines."""
+    import hashlib
+
+    from pylightnix import fetchurl, realize1, rreflog
+    from pylightnix.progress import human_size
+    from tests.serve import serve_dir
+
+    www = tmp_path / "www"
+    www.mkdir()
+    import gzip
+
+    data = gzip.compress(os.urandom(1 << 20), compresslevel=1)
+    (www / "blob.bin.gz").write_bytes(data)
+    out = _Lines()
+    with serve_dir(str(www)) as srv, ProgressDisplay(stream=out, live=False) as view:
+        clo = instantiate(
+            fetchurl, url=f"{srv.url}/blob.bin.gz", sha256=hashlib.sha256(data).hexdigest(), S=S
+        )
+        rref = realize1(clo, progress=view)
+    lines = [x.split("] ", 1)[1] for x in out.text().splitlines()]
+    assert [x for x in lines if x.startswith("fetch  ")][-1].startswith(
+        f"fetch  blob_bin  {human_size(len(data))} / {human_size(len(data))} (100%) at "
+    )
+    assert "MiB" not in rreflog(rref, S)

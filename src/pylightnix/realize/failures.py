@@ -13,7 +13,8 @@ should be recorded and the sweep should go on. Two opt-ins:
 
 A failed realization is an ordinary read-only realization folder holding
 whatever the build left in its private temporary folder (the partial
-outputs, e.g. ``out0-.../``), its build log as ``__pylightnix__/build.log``
+outputs, e.g. ``out0/``, temporary folder names without their random
+suffix), its build log as ``__pylightnix__/build.log``
 (like a successful build's, outside the hash) and
 ``__pylightnix__/failure.json``: the exception type, message and traceback
 (and, for a stage that did not run, the failed dependency's RRef).
@@ -47,6 +48,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import traceback
@@ -153,6 +155,7 @@ def store_failed_realization(
     if os.path.lexists(reserved):
         # The build itself wrote the reserved name: keep its bytes under another name.
         os.rename(reserved, os.path.join(folder, RESERVED + ".partial"))
+    _drop_temp_suffixes(folder)
     chash = context_hash(context)
     # The build log becomes the realization's build.log (reserved, not hashed), as for
     # a successful build: never an artifact that looks like a result.
@@ -173,6 +176,22 @@ def store_failed_realization(
     make_readonly(folder, durable=S.durable, skip_top=True)
     place_realization(S, dref, chash, rhash, folder, failed=True)
     return rref
+
+
+_TEMP_NAME = re.compile(r"(.+)-\d+-[a-z0-9_]{8}\Z")
+"""A folder made by ``mkdtemp_in`` (``out0-<pid>-<random>``): a temporary name."""
+
+
+def _drop_temp_suffixes(folder: str) -> None:
+    """Give the build's temporary folders their plain names (``out0``), so that a failed
+    realization shows partial outputs, not temporary names, and a rerun failing the same
+    way gives the same RRef."""
+    for n in sorted(os.listdir(folder)):
+        m = _TEMP_NAME.match(n)
+        if m is not None and os.path.isdir(os.path.join(folder, n)):
+            dst = os.path.join(folder, m.group(1))
+            if not os.path.lexists(dst):
+                os.rename(os.path.join(folder, n), dst)
 
 
 def rref_failure(rref: RRef, S: StorageSettings | None = None) -> Failure | None:
