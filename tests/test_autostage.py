@@ -469,6 +469,15 @@ def _plx(root: str, *args: str, cwd: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _project(path: Any) -> str:
+    """A test project: helpers.py and pipeline.py in the folder ``path``."""
+    os.makedirs(path)
+    for name, text in (("helpers.py", HELPERS), ("pipeline.py", PROJECT)):
+        with open(os.path.join(path, name), "w") as f:
+            f.write(text)
+    return str(path)
+
+
 def _realized(root: str, project: str) -> dict[str, str]:
     out = _plx(root, "realize", f"{project}/pipeline.py:everything", "--json", "--no-progress",
                cwd=project)  # fmt: skip
@@ -478,12 +487,7 @@ def _realized(root: str, project: str) -> dict[str, str]:
 def test_editing_a_helper_rebuilds_only_its_users(tmp_path: Any) -> None:
     """Two fresh interpreters: editing helpers.clean rebuilds the stages that call it (and
     their dependants), not the others; explain names the changed function."""
-    project = str(tmp_path / "project")
-    os.makedirs(project)
-    with open(os.path.join(project, "helpers.py"), "w") as f:
-        f.write(HELPERS)
-    with open(os.path.join(project, "pipeline.py"), "w") as f:
-        f.write(PROJECT)
+    project = _project(tmp_path / "project")
     root = str(tmp_path / "plx")
     _plx(root, "init", cwd=project)
     first = _realized(root, project)
@@ -515,12 +519,7 @@ def test_editing_a_helper_rebuilds_only_its_users(tmp_path: Any) -> None:
 
 def test_track_code_finds_user_code_and_versions(tmp_path: Any) -> None:
     """track_code lists the user's functions, classes and constants; not stdlib or pylightnix."""
-    project = str(tmp_path / "p2")
-    os.makedirs(project)
-    with open(os.path.join(project, "helpers.py"), "w") as f:
-        f.write(HELPERS)
-    with open(os.path.join(project, "pipeline.py"), "w") as f:
-        f.write(PROJECT)
+    project = _project(tmp_path / "p2")
     script = (
         "import sys, json; sys.path.insert(0, sys.argv[1]); import pipeline;"
         "from pylightnix.autostage import track_code;"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import pty
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from pylightnix import (
     realize,
 )
 from pylightnix.realize.display import ProgressDisplay, in_notebook, stage_labels
+from tests.helpers import run_on_pty
 
 SCRIPT = """
 import os, sys
@@ -65,26 +65,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 def test_progress_true_on_a_pty_draws_the_live_display(tmp_path: Any) -> None:
     """realize(progress=True) with stderr on a pseudo-terminal draws the live display."""
-    master, slave = pty.openpty()
     args = [sys.executable, _script(tmp_path), str(tmp_path / "plx"), "arg"]
-    with subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=slave, env=_env(TERM="xterm"), stdin=subprocess.DEVNULL
-    ) as p:
-        os.close(slave)
-        chunks: list[bytes] = []
-        while True:
-            try:
-                b = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not b:
-                break
-            chunks.append(b)
-        assert p.stdout is not None
-        out = p.stdout.read().decode()
-        assert p.wait(timeout=60) == 0
-    os.close(master)
-    term = b"".join(chunks).decode("utf-8", "replace")
+    code, out, term = run_on_pty(args, _env(TERM="xterm"))
+    assert code == 0
     assert "\x1b[" in term  # drawn with terminal control sequences
     assert "stages 3/3 · built 3 · reused 0" in term
     assert "built  train lr=0.1" in term
