@@ -4,16 +4,21 @@ A matcher is Python code that lives in the user's stage, not in the store, so
 a command that only has the store (``pylightnix runs NAME``) cannot ask it.
 Realize therefore writes down each answer it uses::
 
-    <storage>/<dhash>-<name>/chosen-<chash32>.json   {"rrefs": [...], "score_file": f, "time": t}
+    <storage>/<dhash>-<name>/chosen-<chash32>-<pick16>.json
+        {"rrefs": [...], "score_file": f, "time": t}
 
-one file per derivation and context hash (docs/store-format.md). The record
-is outside every hash and is a hint, never an input of realize:
+one file per derivation and context hash (docs/store-format.md), whose name
+carries a hash of the answer (``pick16``). The record is outside every hash
+and is a hint, never an input of realize:
 
-* it is rewritten (atomically) only when the answer differs from the record,
-  so a no-op realize costs one small read per derivation (cached per process);
+* an unchanged answer is one ``stat`` of the expected name (nothing when the
+  process saw it already); a new answer writes a new file atomically, then
+  removes the context's older ones;
 * two processes realizing the same derivation in the same context at once
-  may both write: the last rename wins, and each answer was a valid one;
-* a crash leaves at most a ``.tmp-`` file beside it, which GC removes;
+  with different answers may leave both files (readers take the later
+  ``time``) or, removing each other's, none; each answer was a valid one;
+* a crash leaves at most a ``.tmp-`` file or a stale record beside it: GC
+  removes ``.tmp-`` files, and readers take the latest record;
 * a read-only store (a shared dataset mount) keeps no record: writing is
   best effort;
 * GC may later delete a recorded realization; readers keep only the ones
@@ -23,6 +28,7 @@ is outside every hash and is a hint, never an input of realize:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -38,6 +44,7 @@ from pylightnix.types import DRef, RRef
 
 CHOSEN_PREFIX = "chosen-"
 CHOSEN_SUFFIX = ".json"
+PICK_LEN = 16
 
 
 @dataclass(frozen=True)
@@ -56,14 +63,18 @@ class ChosenRecord:
 
 
 _SEEN: dict[tuple[str, DRef, str], tuple[tuple[RRef, ...], str | None]] = {}
-"""What this process last read or wrote, to skip rereading the record on a no-op realize."""
+"""The answer this process last found recorded or wrote, per derivation and context."""
 
 
-def chosen_path(S: StorageSettings, dref: DRef, chash: str) -> str:
-    """The chosen record of ``dref`` in the context ``chash``."""
-    return os.path.join(
-        S.storage, dref_dirname(dref), f"{CHOSEN_PREFIX}{chash[:CHASH_LEN]}{CHOSEN_SUFFIX}"
-    )
+def _pick_id(rrefs: Sequence[RRef], score_file: str | None) -> str:
+    text = "\n".join(sorted(rrefs)) + "\0" + (score_file or "")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:PICK_LEN]
+
+
+def chosen_path(S: StorageSettings, dref: DRef, chash: str, pick: str) -> str:
+    """The chosen record of ``dref`` in the context ``chash`` with the pick id ``pick``."""
+    name = f"{CHOSEN_PREFIX}{chash[:CHASH_LEN]}-{pick}{CHOSEN_SUFFIX}"
+    return os.path.join(S.storage, dref_dirname(dref), name)
 
 
 def _read(path: str) -> ChosenRecord | None:
@@ -84,6 +95,22 @@ def _read(path: str) -> ChosenRecord | None:
     )
 
 
+def _records(S: StorageSettings, dref: DRef) -> list[tuple[str, str, str]]:
+    """``(chash32, pick, path)`` of every record file of ``dref``."""
+    d = os.path.join(S.storage, dref_dirname(dref))
+    try:
+        names = os.listdir(d)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for n in sorted(names):
+        if n.startswith(CHOSEN_PREFIX) and n.endswith(CHOSEN_SUFFIX):
+            chash, _, pick = n[len(CHOSEN_PREFIX) : -len(CHOSEN_SUFFIX)].partition("-")
+            if len(chash) == CHASH_LEN and len(pick) == PICK_LEN:
+                out.append((chash, pick, os.path.join(d, n)))
+    return out
+
+
 def record_chosen(
     S: StorageSettings,
     dref: DRef,
@@ -93,6 +120,8 @@ def record_chosen(
     score_file: str | None = None,
 ) -> None:
     """Write down that the matcher of ``dref`` picked ``rrefs`` in the context ``chash``.
+
+    An unchanged answer costs one ``stat`` (none when this process saw it already).
 
     Args:
         S: the store.
@@ -105,34 +134,35 @@ def record_chosen(
     key = (S.storage, dref, chash[:CHASH_LEN])
     if _SEEN.get(key) == want:
         return
-    path = chosen_path(S, dref, chash)
-    old = _read(path)
-    if old is None or (old.rrefs, old.score_file) != want:
+    pick = _pick_id(want[0], score_file)
+    path = chosen_path(S, dref, chash, pick)
+    if not os.path.exists(path):
         rec: dict[str, Any] = {"rrefs": list(want[0]), "time": time.time()}
         if score_file is not None:
             rec["score_file"] = score_file
         # Best effort: a read-only store realizes from what it has and keeps no record.
-        with contextlib.suppress(OSError):
+        try:
             atomic_write(path, json.dumps(rec, sort_keys=True).encode(), mode=0o444)
+        except OSError:
+            return
+        for c, p, old in _records(S, dref):
+            if c == chash[:CHASH_LEN] and p != pick:
+                with contextlib.suppress(OSError):
+                    os.unlink(old)
     _SEEN[key] = want
 
 
 def chosen_in(S: StorageSettings, dref: DRef, chash: str) -> ChosenRecord | None:
     """The chosen record of ``dref`` in the context ``chash``, or ``None`` if never recorded."""
-    return _read(chosen_path(S, dref, chash))
+    return chosen_records(S, dref).get(chash[:CHASH_LEN])
 
 
 def chosen_records(S: StorageSettings, dref: DRef) -> dict[str, ChosenRecord]:
-    """Every chosen record of ``dref``, by context hash (32 hex)."""
-    d = os.path.join(S.storage, dref_dirname(dref))
-    try:
-        names = os.listdir(d)
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
+    """The chosen record of ``dref`` per context hash (32 hex); of two records of one
+    context (a race of two writers), the later one."""
     out: dict[str, ChosenRecord] = {}
-    for n in sorted(names):
-        if n.startswith(CHOSEN_PREFIX) and n.endswith(CHOSEN_SUFFIX):
-            rec = _read(os.path.join(d, n))
-            if rec is not None:
-                out[n[len(CHOSEN_PREFIX) : -len(CHOSEN_SUFFIX)]] = rec
+    for chash, _, path in _records(S, dref):
+        rec = _read(path)
+        if rec is not None and (chash not in out or rec.time > out[chash].time):
+            out[chash] = rec
     return out
