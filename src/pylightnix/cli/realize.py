@@ -84,10 +84,10 @@ def realize_cmd(
     Progress goes to stderr: a live display on a terminal, plain lines
     otherwise (and always with --show-log, whose output would garble it).
     """
-    if keep_going and (dry_run or jobs > 1 or keep_failed):
+    if keep_going and (dry_run or jobs > 1 or keep_failed or show_log):
         raise click.UsageError(
             "--keep-going builds one stage at a time and records failures in the store: "
-            "drop --dry-run, --jobs and --keep-failed"
+            "drop --dry-run, --jobs, --keep-failed and --show-log"
         )
     S = store_settings()
     clo = instantiate_ref(stage, args, S, sets)
