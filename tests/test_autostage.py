@@ -404,6 +404,8 @@ def test_nouts_failure_under_plain_realize_raises(S: StorageSettings) -> None:
 
 
 HELPERS = """
+import functools
+
 SCALE = 2
 
 
@@ -411,6 +413,7 @@ def clean(x):
     return x * SCALE
 
 
+@functools.lru_cache
 def other(x):
     return x + 1
 

@@ -66,6 +66,7 @@ stages calling helpers got new DRefs then, and are built once more.)
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -287,6 +288,10 @@ class _Tracker:
             return  # a dependency: its own DRef covers its code
         if inspect.ismethod(v):
             v = v.__func__
+        if hasattr(v, "__wrapped__") and not isinstance(v, type):
+            # A decorated helper (functools.lru_cache, wraps): track the function it wraps.
+            with contextlib.suppress(ValueError):
+                v = inspect.unwrap(v)
         if inspect.ismodule(v):
             kind = _module_kind(v.__name__)
             if kind == "installed":
