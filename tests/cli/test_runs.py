@@ -123,7 +123,11 @@ def test_failed_run_in_show_log_ls_find(swept: Run) -> None:
     assert "status:  FAILED FloatingPointError: loss is nan (lr=0.3, seed=1)" in text
     assert "  | training lr=0.3 seed=1" in text
     shown = swept("show", dref).out
-    assert f"{rref}  built " in shown
+    assert f"  {rref}  built " in shown  # failed: not the matcher's pick
+    (pick,) = [
+        x["rref"] for x in swept("show", dref, "--json").json()["realizations"] if x["chosen"]
+    ]
+    assert f" *{pick}  built " in shown
     assert shown.count("FAILED FloatingPointError: loss is nan (lr=0.3, seed=1)") == 1
     assert swept("log", rref).out == "training lr=0.3 seed=0\ntraining lr=0.3 seed=1\n"
     rows = {r["dref"]: r for r in swept("ls", "--json").json()}

@@ -20,6 +20,7 @@ from pylightnix.config import config_dict
 from pylightnix.realize.buildlog import rreflog_path, rreflog_tail
 from pylightnix.realize.failures import rref_failure
 from pylightnix.refs import dref_name, is_rref, rref2dref
+from pylightnix.store.chosen import chosen_records
 from pylightnix.store.inspect import rref_files
 from pylightnix.store.query import drefcfg_, drefrrefs, rref2path, rrefctx, rrefmeta
 from pylightnix.store.settings import StorageSettings
@@ -51,12 +52,18 @@ def describe(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
             **_status(r, S),
         }
     d = DRef(ref)
+    picked = {r for rec in chosen_records(S, d).values() for r in rec.rrefs}
     return {
         "dref": d,
         "name": str(dref_name(d)),
         "config": config_dict(drefcfg_(d, S)),
         "realizations": [
-            {"rref": x, "build_start": rrefmeta(x, S).get("build_start"), **_status(x, S)}
+            {
+                "rref": x,
+                "build_start": rrefmeta(x, S).get("build_start"),
+                "chosen": x in picked,
+                **_status(x, S),
+            }
             for x in drefrrefs(d, S)
         ],
     }
@@ -122,11 +129,14 @@ def show_cmd(ref: str, as_json: bool) -> None:
         if rec["has_log"]:
             c.print(f"log:     pylightnix log {rec['rref']}", highlight=False)
     else:
-        c.print(f"realizations: ({len(rec['realizations'])})", highlight=False)
+        c.print(
+            f"realizations: ({len(rec['realizations'])}; * = its matcher's pick)", highlight=False
+        )
         for x in rec["realizations"]:
             bad = f"  FAILED {x['error']}" if x["status"] == "failed" else ""
+            mark = "*" if x["chosen"] else " "
             c.print(
-                f"  {x['rref']}  built {fmt_time(x['build_start'])}{bad}",
+                f" {mark}{x['rref']}  built {fmt_time(x['build_start'])}{bad}",
                 highlight=False,
                 markup=False,
             )
