@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import pty
+import re
 import subprocess
 import sys
 import threading
@@ -217,3 +219,60 @@ def test_downloads_go_to_the_display_not_the_log(S: StorageSettings, tmp_path: A
         f"fetch  blob_bin  {human_size(len(data))} / {human_size(len(data))} (100%) at "
     )
     assert "MiB" not in rreflog(rref, S)
+
+
+SLOW_SCRIPT = """
+import os, sys
+from pylightnix import build_wrapper, build_outpath, instantiate, match_latest, mkdrv, mkSS, fsinit
+from pylightnix import realize
+
+def _slow(b):
+    print("epoch 7 of 10", flush=True)
+    with open(sys.argv[2]) as f:  # blocks until the test opens the FIFO for writing
+        f.read()
+    with open(os.path.join(build_outpath(b), "m.txt"), "w") as f:
+        f.write("m")
+
+S = fsinit(mkSS(sys.argv[1]))
+realize(instantiate(lambda: mkdrv({"name": "slow"}, match_latest(), build_wrapper(_slow)), S=S),
+        progress=True)
+"""
+
+
+def test_live_display_shows_a_long_builds_last_log_line(tmp_path: Any) -> None:
+    """On a terminal, a build running past LIVE_TAIL_AFTER shows its time and last log line."""
+    import select
+
+    script = os.path.join(tmp_path, "slow_script.py")
+    with open(script, "w") as f:
+        f.write(SLOW_SCRIPT)
+    fifo = os.path.join(tmp_path, "go")
+    os.mkfifo(fifo)
+    master, slave = pty.openpty()
+    args = [sys.executable, script, str(tmp_path / "plx"), fifo]
+    seen = b""
+    with subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=slave, env=_env(TERM="xterm"),
+        stdin=subprocess.DEVNULL,
+    ) as p:  # fmt: skip
+        os.close(slave)
+        deadline = time.monotonic() + 60
+        while b"epoch 7 of 10" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                seen += os.read(master, 65536)
+        with open(fifo, "w") as f:
+            f.write("go")
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not b:
+                break
+            seen += b
+        assert p.wait(timeout=60) == 0
+    os.close(master)
+    term = seen.decode("utf-8", "replace")
+    assert re.search(r"running slow \(\d+\.\ds\)  │ epoch 7 of 10", term), term[-2000:]
+    assert "built  slow" in term
