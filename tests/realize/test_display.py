@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import pty
 import re
 import subprocess
 import sys
@@ -241,38 +240,18 @@ realize(instantiate(lambda: mkdrv({"name": "slow"}, match_latest(), build_wrappe
 
 def test_live_display_shows_a_long_builds_last_log_line(tmp_path: Any) -> None:
     """On a terminal, a build running past LIVE_TAIL_AFTER shows its time and last log line."""
-    import select
-
     script = os.path.join(tmp_path, "slow_script.py")
     with open(script, "w") as f:
         f.write(SLOW_SCRIPT)
     fifo = os.path.join(tmp_path, "go")
     os.mkfifo(fifo)
-    master, slave = pty.openpty()
-    args = [sys.executable, script, str(tmp_path / "plx"), fifo]
-    seen = b""
-    with subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=slave, env=_env(TERM="xterm"),
-        stdin=subprocess.DEVNULL,
-    ) as p:  # fmt: skip
-        os.close(slave)
-        deadline = time.monotonic() + 60
-        while b"epoch 7 of 10" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if ready:
-                seen += os.read(master, 65536)
+
+    def release() -> None:
         with open(fifo, "w") as f:
             f.write("go")
-        while True:
-            try:
-                b = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not b:
-                break
-            seen += b
-        assert p.wait(timeout=60) == 0
-    os.close(master)
-    term = seen.decode("utf-8", "replace")
+
+    args = [sys.executable, script, str(tmp_path / "plx"), fifo]
+    code, _, term = run_on_pty(args, _env(TERM="xterm"), when=(b"epoch 7 of 10", release))
+    assert code == 0
     assert re.search(r"running slow \(\d+\.\ds\)  │ epoch 7 of 10", term), term[-2000:]
     assert "built  slow" in term
