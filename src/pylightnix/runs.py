@@ -199,15 +199,11 @@ def _metrics(
     return out
 
 
-def _closure_drefs(c: Closure) -> list[DRef]:
-    return list(dict.fromkeys(c.targets))
-
-
 def _targets(what: Any, S: StorageSettings | None) -> tuple[list[DRef], Closure | None]:
     if isinstance(what, tuple) and len(what) == 2 and isinstance(what[1], Closure):
         what = what[1]
     if isinstance(what, Closure):
-        return _closure_drefs(what), what
+        return list(what.targets), what
     if isinstance(what, str) and is_dref(what):
         s = fsS(S)
         if not dref_exists(DRef(what), s):
@@ -311,14 +307,10 @@ def runs(
     if closure is not None:
         index = closure.index or {d.dref: d for d in closure.derivations}
     out: list[Run] = []
-    for d in _unique(drefs):
+    for d in dict.fromkeys(drefs):
         out.extend(_runs_of(d, s, index.get(d), metrics_file))
     out.sort(key=lambda r: (r.build_start is None, r.build_start or 0.0, r.rref))
     return out
-
-
-def _unique(xs: Iterable[DRef]) -> list[DRef]:
-    return list(dict.fromkeys(xs))
 
 
 def param_keys(rs: Iterable[Run], *, varying: bool = False) -> list[str]:
