@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import stat
+import subprocess
+import time
+from collections.abc import Callable
 
 
 def listing(root: str) -> list[tuple[str, int, bytes]]:
@@ -24,3 +29,47 @@ def listing(root: str) -> list[tuple[str, int, bytes]]:
                 data = os.fsencode(os.readlink(p))
             out.append((os.path.relpath(p, root), stat.S_IMODE(st.st_mode), data))
     return sorted(out)
+
+
+def run_on_pty(
+    args: list[str],
+    env: dict[str, str],
+    *,
+    when: tuple[bytes, Callable[[], None]] | None = None,
+    timeout: float = 120.0,
+) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal; return exit code, stdout and the terminal's text.
+
+    ``when=(marker, action)`` calls ``action`` once the terminal has shown ``marker``
+    (e.g. to let a blocked build go on).
+    """
+    master, slave = pty.openpty()
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=slave, env=env, stdin=subprocess.DEVNULL
+    ) as p:
+        os.close(slave)
+        seen = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not b:
+                break
+            seen += b
+            if when is not None and when[0] in seen:
+                when[1]()
+                when = None
+        try:
+            code = p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()  # bounded: a hung child fails the test instead of hanging it
+            raise
+        assert p.stdout is not None
+        out = p.stdout.read().decode()
+    os.close(master)
+    return code, out, seen.decode("utf-8", "replace")

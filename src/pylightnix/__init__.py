@@ -109,6 +109,8 @@ if TYPE_CHECKING:
     from pylightnix.repl import repl_result as repl_result
     from pylightnix.repl import repl_rref as repl_rref
     from pylightnix.repl import repl_rrefs as repl_rrefs
+    from pylightnix.runs import Run as Run
+    from pylightnix.runs import runs as runs
     from pylightnix.stages.diff import diff as diff
     from pylightnix.stages.fetch import fetchlocal as fetchlocal
     from pylightnix.stages.fetch import fetchurl as fetchurl
@@ -236,6 +238,7 @@ _LAZY: dict[str, str] = {
     "Registry": "pylightnix.realize.registry",
     "ReplError": "pylightnix.errors",
     "ReplSession": "pylightnix.repl",
+    "Run": "pylightnix.runs",
     "StageAttrs": "pylightnix.autostage",
     "StorageSettings": "pylightnix.store.settings",
     "StoreError": "pylightnix.errors",
@@ -359,6 +362,7 @@ _LAZY: dict[str, str] = {
     "rrefdeps1": "pylightnix.store.query",
     "rreflog": "pylightnix.realize.buildlog",
     "rrefmeta": "pylightnix.store.query",
+    "runs": "pylightnix.runs",
     "safe_extract": "pylightnix.unpack",
     "selfref": "pylightnix.config",
     "set_progress_hook": "pylightnix.progress",
@@ -461,6 +465,7 @@ __all__ = [
     "Registry",
     "ReplError",
     "ReplSession",
+    "Run",
     "StageAttrs",
     "StorageSettings",
     "StoreError",
@@ -584,6 +589,7 @@ __all__ = [
     "rrefdeps1",
     "rreflog",
     "rrefmeta",
+    "runs",
     "safe_extract",
     "selfref",
     "set_progress_hook",

@@ -16,11 +16,13 @@ from pylightnix.cli.common import (
     parse_age,
     store_settings,
 )
-from pylightnix.refs import dref_name
+from pylightnix.realize.failures import failed_rhashes
+from pylightnix.refs import dref_name, parse_rref
 from pylightnix.store.facts import dref_bstarts
 from pylightnix.store.inspect import realization_sizes
 from pylightnix.store.query import alldrefs, alldrefs_rrefs
 from pylightnix.store.settings import StorageSettings
+from pylightnix.types import DRef, RRef
 
 
 def derivation_rows(
@@ -49,11 +51,18 @@ def derivation_rows(
             "dref": d,
             "name": n,
             "realizations": len(rrefs),
+            "failed": _failed_count(S, d, rrefs),
             "latest_build": latest,
         }
         if size:
             row["size"] = sum(realization_sizes(rrefs, S).values())
         yield row
+
+
+def _failed_count(S: StorageSettings, d: DRef, rrefs: list[RRef]) -> int:
+    """How many of ``rrefs`` are failed realizations (from the failed index, no stat each)."""
+    failed = failed_rhashes(d, S)
+    return sum(parse_rref(r)[0] in failed for r in rrefs) if failed else 0
 
 
 @click.command("ls")
@@ -62,7 +71,8 @@ def derivation_rows(
 @click.option("--size", "size", is_flag=True, help="Add the bytes of each one's realizations.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
 def ls_cmd(name: str | None, newer: str | None, size: bool, as_json: bool) -> None:
-    """List derivations: name, number of realizations, latest build time (and size).
+    """List derivations: name, number of realizations (and how many failed), latest build
+    time (and size).
 
     \b
     Examples:
@@ -81,7 +91,8 @@ def ls_cmd(name: str | None, newer: str | None, size: bool, as_json: bool) -> No
     head = f"{'NAME':<{width}}  {'REALIZATIONS':>12}  {'LATEST BUILD':<19}"
     click.echo(f"{head}  {'SIZE':>10}  DREF" if size else f"{head}  DREF")
     for r in rows:
-        line = f"{r['name']:<{width}}  {r['realizations']:>12}  {fmt_time(r['latest_build']):<19}"
+        count = str(r["realizations"]) + (f" ({r['failed']} failed)" if r["failed"] else "")
+        line = f"{r['name']:<{width}}  {count:>12}  {fmt_time(r['latest_build']):<19}"
         if size:
             line += f"  {human_size(r['size']):>10}"
         click.echo(f"{line}  {r['dref']}")

@@ -14,7 +14,9 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 
 from pylightnix.errors import RealizeError
+from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, current_hook, report
+from pylightnix.realize.matchers import score_file
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.realize.step import (
     RealizeOptions,
@@ -24,6 +26,7 @@ from pylightnix.realize.step import (
     realize_one,
 )
 from pylightnix.refs import dref_name
+from pylightnix.store.chosen import record_chosen
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Context, DRef
@@ -86,7 +89,12 @@ def _step(
             )
         )
     try:
-        return realize_one(drv, S, ctx, opts)
+        res = realize_one(drv, S, ctx, opts)
+        if res.rrefs is not None:
+            record_chosen(
+                S, drv.dref, context_hash(ctx), res.rrefs, score_file=score_file(drv.matcher)
+            )
+        return res
     except RealizeError as e:
         if progress:
             report(
