@@ -8,7 +8,7 @@ from tests.cli.conftest import PIPELINE, Built, Run
 def test_ls_json_lists_derivations_with_counts_and_sizes(built: Built, plx: Run) -> None:
     """Each derivation has its name, one realization, a build time and (--size) its files' bytes."""
     assert [sorted(r) for r in plx("ls", "--json").json()] == [
-        ["dref", "latest_build", "name", "realizations"]
+        ["dref", "failed", "latest_build", "name", "realizations"]
     ] * 3
     rows = plx("ls", "--size", "--json").json()
     assert [(r["name"], r["dref"], r["realizations"]) for r in rows] == [

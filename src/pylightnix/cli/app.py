@@ -53,7 +53,10 @@ SHORT_HELP: dict[str, str] = {
     "explain": (
         "For each stage of STAGE's closure, say whether realize would reuse or build it, and why."
     ),
-    "ls": "List derivations: name, number of realizations, latest build time (and size).",
+    "ls": (
+        "List derivations: name, number of realizations (and how many failed), latest "
+        "build time (and size)."
+    ),
     "show": (
         "Show a derivation (config, realizations) or a realization (config, context, "
         "build times, files)."
@@ -71,8 +74,16 @@ SHORT_HELP: dict[str, str] = {
     "diff": (
         "Compare the configs of A and B (DRefs or RRefs) and, for two realizations, their files."
     ),
-    "find": "List realizations, oldest build first, filtered by name and age.",
+    "find": (
+        "List realizations, oldest build first, filtered by name, age and status. Failed "
+        "ones are marked FAILED with their error."
+    ),
     "log": "Print what the build of REF printed (stdout and stderr).",
+    "runs": (
+        "Compare the runs (realizations, failed ones too) of the stage NAME (or of one "
+        "DRef): parameters that differ, metrics, status; `*` marks the runs its matcher "
+        "picks."
+    ),
     "graph": "Print the dependency graph of REF in Graphviz DOT format.",
     "shell": "Run $SHELL (else /bin/sh) in the folder of REF; exit with the shell's code.",
     "rm": "Remove REF; refused (nothing removed) while something still uses it, unless --force.",
