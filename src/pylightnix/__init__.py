@@ -35,6 +35,7 @@ from pylightnix.errors import PylightnixError as PylightnixError
 from pylightnix.errors import RealizeError as RealizeError
 from pylightnix.errors import RefError as RefError
 from pylightnix.errors import ReplError as ReplError
+from pylightnix.errors import RequestError as RequestError
 from pylightnix.errors import StoreError as StoreError
 from pylightnix.errors import StoreVersionError as StoreVersionError
 from pylightnix.errors import UnsafeArchiveError as UnsafeArchiveError
@@ -227,6 +228,7 @@ __all__ = [
     "Registry",
     "ReplError",
     "ReplSession",
+    "RequestError",
     "StageAttrs",
     "StorageSettings",
     "StoreError",

@@ -38,6 +38,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("verify", "verify_cmd"),
     ("export", "export_cmd"),
     ("import_", "import_cmd"),
+    ("ui", "ui_cmd"),
 )
 
 
