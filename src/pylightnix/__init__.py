@@ -105,6 +105,8 @@ from pylightnix.repl import repl_realize as repl_realize
 from pylightnix.repl import repl_result as repl_result
 from pylightnix.repl import repl_rref as repl_rref
 from pylightnix.repl import repl_rrefs as repl_rrefs
+from pylightnix.runs import Run as Run
+from pylightnix.runs import runs as runs
 from pylightnix.stages.diff import diff as diff
 from pylightnix.stages.fetch import fetchlocal as fetchlocal
 from pylightnix.stages.fetch import fetchurl as fetchurl
@@ -229,6 +231,7 @@ __all__ = [
     "ReplError",
     "ReplSession",
     "RequestError",
+    "Run",
     "StageAttrs",
     "StorageSettings",
     "StoreError",
@@ -350,6 +353,7 @@ __all__ = [
     "rrefdeps1",
     "rreflog",
     "rrefmeta",
+    "runs",
     "safe_extract",
     "selfref",
     "set_progress_hook",

@@ -147,7 +147,10 @@ def test_du_reports_bytes_per_derivation_and_realization(S: StorageSettings) -> 
         for n in os.listdir(os.path.join(rpath, "__pylightnix__"))
     )
     assert usage.rrefs == {rref: 1500 + reserved}
-    cfg = os.lstat(os.path.join(os.path.dirname(rpath), "config.json")).st_size
+    ddir = os.path.dirname(rpath)
+    # config.json and the matcher's chosen record (docs/store-format.md) count too.
+    (record,) = [n for n in os.listdir(ddir) if n.startswith("chosen-")]
+    cfg = sum(os.lstat(os.path.join(ddir, n)).st_size for n in ("config.json", record))
     assert usage.drefs == {d: 1500 + reserved + cfg}
     assert usage.total == 1500 + reserved + cfg
 

@@ -61,6 +61,7 @@ from pylightnix.progress import ProgressEvent, progress_hook, report
 from pylightnix.realize.build import _BUILD_TMP
 from pylightnix.realize.buildlog import TMP_LOG_NAME
 from pylightnix.realize.engine import as_closure, make_options
+from pylightnix.realize.matchers import score_file
 from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
 from pylightnix.realize.step import (
     RealizeOptions,
@@ -70,6 +71,7 @@ from pylightnix.realize.step import (
     unsatisfied_after_build,
 )
 from pylightnix.refs import dref_name, mkrref, mkrrefs, parse_dref, rref2dref
+from pylightnix.store.chosen import record_chosen
 from pylightnix.store.fsops import (
     make_readonly,
     mkdtemp_in,
@@ -383,6 +385,7 @@ def _run_e(
             extra = {"error": f"{f.error}: {f.message}"}
         else:
             kind = "built" if built else "reuse"
+            record_chosen(S, drv.dref, context_hash(ctx), rrefs, score_file=score_file(drv.matcher))
         elapsed = time.monotonic() - t0
         report(ProgressEvent(kind, drv.dref, name, i + 1, total, elapsed, tuple(rrefs), extra))
     report(ProgressEvent("done", done=total, total=total, elapsed=time.monotonic() - t0))

@@ -180,3 +180,14 @@ def match_best(filename_or_key: str | Key, n: int = 1) -> Match:
     """
     key: Key = FileKey(filename_or_key) if isinstance(filename_or_key, str) else filename_or_key
     return Match(key, TopN(_check_n(n, "match_best")))
+
+
+def score_file(matcher: Any) -> str | None:
+    """The file a matcher ranks realizations by (``match_best("acc.txt")``), else ``None``.
+
+    >>> score_file(match_best("acc.txt")), score_file(match_latest())
+    ('acc.txt', None)
+    """
+    if isinstance(matcher, Match) and isinstance(matcher.key, FileKey):
+        return matcher.key.filename
+    return None

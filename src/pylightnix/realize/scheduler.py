@@ -14,10 +14,13 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 
 from pylightnix.errors import RealizeError
+from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, current_hook, report
+from pylightnix.realize.matchers import score_file
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.realize.step import RealizeOptions, StepResult, context_of, realize_one
 from pylightnix.refs import dref_name
+from pylightnix.store.chosen import record_chosen
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Context, DRef
@@ -80,7 +83,12 @@ def _step(
             )
         )
     try:
-        return realize_one(drv, S, ctx, opts)
+        res = realize_one(drv, S, ctx, opts)
+        if res.rrefs is not None:
+            record_chosen(
+                S, drv.dref, context_hash(ctx), res.rrefs, score_file=score_file(drv.matcher)
+            )
+        return res
     except RealizeError as e:
         if progress:
             report(
