@@ -226,6 +226,7 @@ def _routes() -> list[Route]:
             lambda srv, qs: page("diff", a=qs.get("a", [""])[-1], b=qs.get("b", [""])[-1])(srv),
         ),
         (r"/static/(?P<name>[^/]+)", lambda srv, qs, name: _static(name)),
+        (r"/favicon.ico", lambda srv, qs: Reply(204, b"", "image/x-icon")),
         (r"/raw/(?P<ref>[^/]+)/(?P<path>.+)", _raw),
         # the API
         (
@@ -342,8 +343,9 @@ _ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
 class _Handler(BaseHTTPRequestHandler):
     server: UIServer
     protocol_version = "HTTP/1.1"
-    server_version = "pylightnix-ui"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return "pylightnix-ui"
 
     def do_GET(self) -> None:
         self._handle(head=False)

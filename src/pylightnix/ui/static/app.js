@@ -249,8 +249,9 @@ async function pageRref(data) {
       el("td", {}, f.kind === "link" ? "" : el("a", { href: `/raw/${r.rref}/${url}?download=1` }, "download")));
   });
   files.replaceChildren(
-    table(["path", "kind", "size", ""], rows, { class: "list", id: "files" }),
-    fs.total > fs.items.length ? el("p", { class: "muted" }, `first ${fs.items.length} of ${fs.total} files`) : null,
+    rows.length ? table(["path", "kind", "size", ""], rows, { class: "list", id: "files" })
+      : el("p", { class: "muted" }, "no files"),
+    ...(fs.total > fs.items.length ? [el("p", { class: "muted" }, `first ${fs.items.length} of ${fs.total} files`)] : []),
   );
 }
 
@@ -281,7 +282,7 @@ async function pageGraph(data) {
     }));
   const box = el("div", { class: "graph" });
   box.innerHTML = g.svg; // drawn by the server's Graphviz from refs and names only
-  m.append(legend, g.cut ? el("p", { class: "error" }, "the graph was cut: too many nodes") : null, box);
+  m.append(legend, ...(g.cut ? [el("p", { class: "error" }, "the graph was cut: too many nodes")] : []), box);
 }
 
 async function pageDiff(data) {
@@ -399,6 +400,7 @@ async function pageRuns(data) {
     if (col.key === "chosen") return el("td", { class: "chosen" }, v ? "★" : "");
     if (col.key === "rref") return el("td", { class: "mono" }, refLink(v, short(v)));
     if (col.key === "build_start") return el("td", {}, fmtTime(v));
+    if (col.key === "duration") return el("td", { class: "num" }, v === null ? "" : v.toFixed(3));
     if (col.key === "status") return el("td", { class: v }, run.error ? `${v}: ${run.error}` : v);
     return el("td", { class: typeof v === "number" ? "num" : "" }, fmtValue(v));
   }
@@ -428,7 +430,10 @@ async function pageRuns(data) {
   const xs = [{ v: "__time", label: "build time" }, ...r.params.map((k) => ({ v: k, label: k }))];
   const xSel = el("select", { id: "plot-x", "aria-label": "x axis" }, ...xs.map((o) => el("option", { value: o.v }, o.label)));
   const ySel = el("select", { id: "plot-y", "aria-label": "y axis" }, ...r.metrics.map((k) => el("option", { value: k }, k)));
-  if (r.params.length) xSel.value = r.params[0];
+  // Plot against the numeric parameter with the most distinct values (the swept one).
+  const spread = (k) => new Set(r.runs.map((run) => run.params[k]).filter((v) => typeof v === "number")).size;
+  const swept = r.params.filter((k) => spread(k) > 1).sort((a, b) => spread(b) - spread(a));
+  if (swept.length) xSel.value = swept[0];
   const plot = el("div", { id: "plot" });
   plotBox.append(el("h2", {}, "Plot"), el("p", { class: "filter" }, "metric ", ySel, " against ", xSel), plot);
 
