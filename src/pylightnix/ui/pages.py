@@ -27,7 +27,7 @@ TITLES: dict[str, str] = {
 """Each page's kind and the title it starts with."""
 
 
-def render_page(kind: str, S: StorageSettings, *, plots: bool = False, **data: str) -> bytes:
+def render_page(kind: str, S: StorageSettings, **data: str) -> bytes:
     """The HTML of a page of ``kind`` with ``data`` for its script.
 
     >>> from pylightnix.store.settings import mkSS
@@ -35,7 +35,6 @@ def render_page(kind: str, S: StorageSettings, *, plots: bool = False, **data: s
     True
     """
     attrs = "".join(f' data-{k}="{escape(v, quote=True)}"' for k, v in sorted(data.items()))
-    extra = '\n<script src="/static/plotly.min.js" defer></script>' if plots else ""
     title = escape(TITLES[kind])
     text = f"""<!DOCTYPE html>
 <html lang="en">
@@ -43,7 +42,7 @@ def render_page(kind: str, S: StorageSettings, *, plots: bool = False, **data: s
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} - pylightnix</title>
-<link rel="stylesheet" href="/static/app.css">{extra}
+<link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
 </head>
 <body data-page="{escape(kind)}"{attrs}>

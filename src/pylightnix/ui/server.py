@@ -170,7 +170,10 @@ def make_server(
     return cls((host, port), S, quiet=quiet)
 
 
-def _int(qs: dict[str, list[str]], name: str, default: int, hi: int | None = None) -> int:
+Query = dict[str, list[str]]
+
+
+def _int(qs: Query, name: str, default: int, hi: int | None = None) -> int:
     raw = qs.get(name, [str(default)])[-1]
     try:
         v = int(raw)
@@ -201,103 +204,73 @@ def _ref(text: str, S: StorageSettings) -> DRef | RRef:
 Route = tuple[re.Pattern[str], Callable[..., Reply]]
 
 
-def _routes() -> list[Route]:
-    def page(kind: str, *, plots: bool = False, **data: str) -> Callable[[UIServer], Reply]:
-        return lambda srv: Reply(
-            200, render_page(kind, srv.S, plots=plots, **data), "text/html; charset=utf-8"
-        )
+def _q(qs: Query, name: str, default: str = "") -> str:
+    return qs.get(name, [default])[-1]
 
-    R: list[tuple[str, Callable[..., Reply]]] = [
-        # pages
-        (r"/", lambda srv, qs: page("home")(srv)),
-        (r"/store", lambda srv, qs: page("store")(srv)),
-        (r"/building", lambda srv, qs: page("building")(srv)),
-        (r"/building/(?P<bid>[^/]+)", lambda srv, qs, bid: page("buildlog", id=bid)(srv)),
-        (r"/dref/(?P<ref>[^/]+)", lambda srv, qs, ref: page("dref", ref=_ref(ref, srv.S))(srv)),
-        (r"/rref/(?P<ref>[^/]+)", lambda srv, qs, ref: page("rref", ref=_rref(ref, srv.S))(srv)),
-        (r"/graph/(?P<ref>[^/]+)", lambda srv, qs, ref: page("graph", ref=_ref(ref, srv.S))(srv)),
-        (r"/runs/(?P<what>[^/]+)", lambda srv, qs, what: page("runs", plots=True, what=what)(srv)),
-        (
-            r"/file/(?P<ref>[^/]+)/(?P<path>.+)",
-            lambda srv, qs, ref, path: page("file", ref=_rref(ref, srv.S), path=path)(srv),
+
+def _page(kind: str, srv: UIServer, **data: str) -> Reply:
+    return Reply(200, render_page(kind, srv.S, **data), "text/html; charset=utf-8")
+
+
+def _pages() -> dict[str, Callable[..., Reply]]:
+    return {
+        r"/": lambda srv, qs: _page("home", srv),
+        r"/store": lambda srv, qs: _page("store", srv),
+        r"/building": lambda srv, qs: _page("building", srv),
+        r"/building/(?P<bid>[^/]+)": lambda srv, qs, bid: _page("buildlog", srv, id=bid),
+        r"/dref/(?P<ref>[^/]+)": lambda srv, qs, ref: _page("dref", srv, ref=_dref(ref, srv.S)),
+        r"/rref/(?P<ref>[^/]+)": lambda srv, qs, ref: _page("rref", srv, ref=_rref(ref, srv.S)),
+        r"/graph/(?P<ref>[^/]+)": lambda srv, qs, ref: _page("graph", srv, ref=_ref(ref, srv.S)),
+        r"/runs/(?P<what>[^/]+)": lambda srv, qs, what: _page("runs", srv, what=what),
+        r"/file/(?P<ref>[^/]+)/(?P<path>.+)": lambda srv, qs, ref, path: _page(
+            "file", srv, ref=_rref(ref, srv.S), path=path
         ),
-        (
-            r"/diff",
-            lambda srv, qs: page("diff", a=qs.get("a", [""])[-1], b=qs.get("b", [""])[-1])(srv),
+        r"/diff": lambda srv, qs: _page("diff", srv, a=_q(qs, "a"), b=_q(qs, "b")),
+        r"/static/(?P<name>[^/]+)": lambda srv, qs, name: _static(name),
+        r"/favicon.ico": lambda srv, qs: Reply(204, b"", "image/x-icon"),
+        r"/raw/(?P<ref>[^/]+)/(?P<path>.+)": _raw,
+    }
+
+
+def _api() -> dict[str, Callable[..., Reply]]:
+    def paged(qs: Query, default: int) -> dict[str, int]:
+        return {"offset": _int(qs, "offset", 0), "limit": _int(qs, "limit", default, api.MAX_LIMIT)}
+
+    return {
+        r"/api/stages": lambda srv, qs: _json(api.stages(srv.S, q=_q(qs, "q"), **paged(qs, 100))),
+        r"/api/dref/(?P<ref>[^/]+)": lambda srv, qs, ref: _json(
+            api.dref_record(_dref(ref, srv.S), srv.S, **paged(qs, 100))
         ),
-        (r"/static/(?P<name>[^/]+)", lambda srv, qs, name: _static(name)),
-        (r"/favicon.ico", lambda srv, qs: Reply(204, b"", "image/x-icon")),
-        (r"/raw/(?P<ref>[^/]+)/(?P<path>.+)", _raw),
-        # the API
-        (
-            r"/api/stages",
-            lambda srv, qs: _json(
-                api.stages(
-                    srv.S,
-                    q=qs.get("q", [""])[-1],
-                    offset=_int(qs, "offset", 0),
-                    limit=_int(qs, "limit", 100, api.MAX_LIMIT),
-                )
-            ),
+        r"/api/rref/(?P<ref>[^/]+)": lambda srv, qs, ref: _json(
+            api.rref_record(_rref(ref, srv.S), srv.S)
         ),
-        (
-            r"/api/dref/(?P<ref>[^/]+)",
-            lambda srv, qs, ref: _json(
-                api.dref_record(
-                    DRef(_dref(ref, srv.S)),
-                    srv.S,
-                    offset=_int(qs, "offset", 0),
-                    limit=_int(qs, "limit", 100, api.MAX_LIMIT),
-                )
-            ),
+        r"/api/rref/(?P<ref>[^/]+)/files": lambda srv, qs, ref: _json(
+            api.files_record(_rref(ref, srv.S), srv.S, **paged(qs, 1000))
         ),
-        (
-            r"/api/rref/(?P<ref>[^/]+)",
-            lambda srv, qs, ref: _json(api.rref_record(_rref(ref, srv.S), srv.S)),
+        r"/api/rref/(?P<ref>[^/]+)/preview/(?P<path>.+)": lambda srv, qs, ref, path: _json(
+            api.preview_record(_rref(ref, srv.S), path, srv.S)
         ),
-        (
-            r"/api/rref/(?P<ref>[^/]+)/files",
-            lambda srv, qs, ref: _json(
-                api.files_record(
-                    _rref(ref, srv.S),
-                    srv.S,
-                    offset=_int(qs, "offset", 0),
-                    limit=_int(qs, "limit", 1000, api.MAX_LIMIT),
-                )
-            ),
+        r"/api/rref/(?P<ref>[^/]+)/log": lambda srv, qs, ref: _json(
+            api.rref_log(_rref(ref, srv.S), srv.S, _int(qs, "offset", 0))
         ),
-        (
-            r"/api/rref/(?P<ref>[^/]+)/preview/(?P<path>.+)",
-            lambda srv, qs, ref, path: _json(api.preview_record(_rref(ref, srv.S), path, srv.S)),
+        r"/api/graph/(?P<ref>[^/]+)": lambda srv, qs, ref: _json(
+            api.graph_record(_ref(ref, srv.S), srv.S)
         ),
-        (
-            r"/api/rref/(?P<ref>[^/]+)/log",
-            lambda srv, qs, ref: _json(
-                api.rref_log(_rref(ref, srv.S), srv.S, _int(qs, "offset", 0))
-            ),
+        r"/api/diff": lambda srv, qs: _json(
+            api.diff_record(_rref(_q(qs, "a"), srv.S), _rref(_q(qs, "b"), srv.S), srv.S)
         ),
-        (
-            r"/api/graph/(?P<ref>[^/]+)",
-            lambda srv, qs, ref: _json(api.graph_record(_ref(ref, srv.S), srv.S)),
+        r"/api/size": lambda srv, qs: _json(srv.size(_q(qs, "refresh", "0") == "1")),
+        r"/api/roots": lambda srv, qs: _json(api.roots_record(srv.S)),
+        r"/api/runs/(?P<what>[^/]+)": lambda srv, qs, what: _json(api.runs_record(what, srv.S)),
+        r"/api/building": lambda srv, qs: _json(api.building(srv.S)),
+        r"/api/building/(?P<bid>[^/]+)/log": lambda srv, qs, bid: _json(
+            api.building_log(bid, srv.S, _int(qs, "offset", 0))
         ),
-        (
-            r"/api/diff",
-            lambda srv, qs: _json(
-                api.diff_record(
-                    _rref(qs.get("a", [""])[-1], srv.S), _rref(qs.get("b", [""])[-1], srv.S), srv.S
-                )
-            ),
-        ),
-        (r"/api/size", lambda srv, qs: _json(srv.size(qs.get("refresh", ["0"])[-1] == "1"))),
-        (r"/api/roots", lambda srv, qs: _json(api.roots_record(srv.S))),
-        (r"/api/runs/(?P<what>[^/]+)", lambda srv, qs, what: _json(api.runs_record(what, srv.S))),
-        (r"/api/building", lambda srv, qs: _json(api.building(srv.S))),
-        (
-            r"/api/building/(?P<bid>[^/]+)/log",
-            lambda srv, qs, bid: _json(api.building_log(bid, srv.S, _int(qs, "offset", 0))),
-        ),
-    ]
-    return [(re.compile(p + r"\Z"), f) for p, f in R]
+    }
+
+
+def _routes() -> list[Route]:
+    return [(re.compile(p + r"\Z"), f) for p, f in {**_pages(), **_api()}.items()]
 
 
 def _dref(text: str, S: StorageSettings) -> DRef:
@@ -323,7 +296,7 @@ def _static(name: str) -> Reply:
     return Reply(200, data, ctype, {"Cache-Control": "max-age=3600"})
 
 
-def _raw(srv: UIServer, qs: dict[str, list[str]], ref: str, path: str) -> Reply:
+def _raw(srv: UIServer, qs: Query, ref: str, path: str) -> Reply:
     real = api.file_path(_rref(ref, srv.S), path, srv.S)
     how = served_as(real, download=qs.get("download", ["0"])[-1] == "1")
     name = os.path.basename(real).replace('"', "_")

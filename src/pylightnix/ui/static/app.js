@@ -435,37 +435,39 @@ async function pageRuns(data) {
   const swept = r.params.filter((k) => spread(k) > 1).sort((a, b) => spread(b) - spread(a));
   if (swept.length) xSel.value = swept[0];
   const plot = el("div", { id: "plot" });
-  plotBox.append(el("h2", {}, "Plot"), el("p", { class: "filter" }, "metric ", ySel, " against ", xSel), plot);
+  const plotNote = el("p", { class: "muted", id: "plot-note" });
+  plotBox.append(el("h2", {}, "Plot"), el("p", { class: "filter" }, "metric ", ySel, " against ", xSel),
+    plotNote, plot);
 
   function drawPlot() {
     if (!r.metrics.length) {
-      plot.replaceChildren(el("p", { class: "muted" }, "these runs record no metrics"));
-      return;
-    }
-    if (typeof Plotly === "undefined") {
-      plot.replaceChildren(el("p", { class: "error" }, "the plot library did not load (pip install 'pylightnix[ui]')"));
+      plotNote.textContent = "these runs record no metrics";
+      plot.hidden = true;
       return;
     }
     const x = xSel.value;
     const y = ySel.value;
     const pts = r.runs.filter((run) => typeof run.metrics[y] === "number");
     const xv = (run) => (x === "__time" ? new Date(run.build_start * 1000) : run.params[x]);
-    const trace = (sel, name, color, size) => {
+    const nums = pts.map(xv).filter((v) => typeof v === "number");
+    const logX = nums.length > 1 && Math.min(...nums) > 0 && Math.max(...nums) / Math.min(...nums) >= 100;
+    plotNote.textContent = `${pts.length} runs with ${y}${logX ? "; x on a log scale" : ""}`;
+    const trace = (sel, name, color, size, symbol) => {
       const ps = pts.filter(sel);
       return {
         type: "scatter", mode: "markers", name,
         x: ps.map(xv), y: ps.map((run) => run.metrics[y]), customdata: ps.map((run) => run.rref),
         text: ps.map((run) => short(run.rref)),
         hovertemplate: `%{text}<br>${x === "__time" ? "built" : x}=%{x}<br>${y}=%{y}<extra></extra>`,
-        marker: { color, size, line: { width: 1, color: "#333" } },
+        marker: { color, size, symbol, line: { width: 1, color: "#333" } },
       };
     };
     Plotly.react(plot, [
-      trace((run) => !run.chosen, "run", "#6c8ebf", 9),
-      trace((run) => run.chosen, "chosen", "#f0a202", 14),
+      trace((run) => !run.chosen, "run", "#6c8ebf", 10, "circle"),
+      trace((run) => run.chosen, "chosen by the matcher", "#f0a202", 16, "star"),
     ], {
       margin: { t: 20, r: 20, b: 50, l: 60 }, height: 360,
-      xaxis: { title: { text: x === "__time" ? "build time" : x } },
+      xaxis: { title: { text: x === "__time" ? "build time" : x }, type: logX ? "log" : "-" },
       yaxis: { title: { text: y } },
       hovermode: "closest", paper_bgcolor: "rgba(0,0,0,0)",
     }, { displayModeBar: false, responsive: true });
@@ -478,7 +480,24 @@ async function pageRuns(data) {
   xSel.addEventListener("change", drawPlot);
   ySel.addEventListener("change", drawPlot);
   drawTable();
+  performance.mark("runs-table");
+  document.body.setAttribute("data-table", "1");
+  // The chart library is large: load it after the table is on the screen.
+  if (r.metrics.length) {
+    plotNote.textContent = "loading the plot…";
+    await loadScript("/static/plotly.min.js");
+  }
   drawPlot();
+}
+
+function loadScript(src) {
+  if (typeof Plotly !== "undefined") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const s = el("script", { src });
+    s.addEventListener("load", resolve);
+    s.addEventListener("error", () => reject(new Error(`${src} did not load: pip install 'pylightnix[ui]'`)));
+    document.head.append(s);
+  });
 }
 
 const PAGES = {
