@@ -234,7 +234,7 @@ def test_a_running_build_log_is_read_live(tmp_path: Any) -> None:
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait(timeout=30)
+            child.communicate(timeout=30)
 
 
 def test_reading_every_api_leaves_the_store_as_it_was(swept: Swept) -> None:
