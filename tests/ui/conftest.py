@@ -63,13 +63,14 @@ class Swept:
 
     S: StorageSettings
     trains: list[DRef]
+    report: DRef
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> Swept:
     """The sweep realized once per test module (tests only read it)."""
     S = fsinit(mkSS(os.path.join(tmp_path_factory.mktemp("ui"), "plx")))
-    return Swept(S, realize_sweep(S))
+    return Swept(S, *realize_sweep(S))
 
 
 @contextlib.contextmanager

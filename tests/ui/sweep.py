@@ -4,7 +4,7 @@
 ``train`` has two outputs per learning rate (two seeds), records
 ``metrics.json`` and ``accuracy.txt``, and ``match_best("accuracy.txt")``
 picks the better seed. The seed 1 of the largest learning rate diverges: with
-``realizeE`` that is a failed run.
+``realizeE`` that is a failed run. ``report`` depends on every ``train``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ import zlib
 from typing import Any
 
 from pylightnix import (
+    Build,
     DRef,
     Registry,
     StorageSettings,
     autostage,
+    build_cattrs,
+    build_outpath,
+    build_wrapper,
     instantiate,
     match_best,
+    match_latest,
+    mkdrv,
     realizeE,
     selfref,
 )
@@ -84,16 +90,26 @@ def train(data=dataset, lr=0.1, epochs=3, rindex=0, build=None):  # type: ignore
         json.dump({"accuracy": acc, "loss": round(1 - acc, 4)}, f)
 
 
-def sweep_stages(lrs: tuple[float, ...] = LRS) -> Any:
-    """The stage function of a sweep over ``lrs``."""
+def _report(b: Build) -> None:
+    models = build_cattrs(b).models
+    with open(os.path.join(build_outpath(b), "report.txt"), "w") as f:
+        f.write(f"a report on {len(models)} models\n")
 
-    def stage(r: Registry) -> list[DRef]:
-        return [train(r, lr=lr) for lr in lrs]
+
+def sweep_stages(lrs: tuple[float, ...] = LRS) -> Any:
+    """The stage function of a sweep over ``lrs`` and a report on its models."""
+
+    def stage(r: Registry) -> tuple[list[DRef], DRef]:
+        trains = [train(r, lr=lr) for lr in lrs]
+        rep = mkdrv({"name": "report", "models": trains}, match_latest(), build_wrapper(_report), r)
+        return trains, rep
 
     return stage
 
 
-def realize_sweep(S: StorageSettings, lrs: tuple[float, ...] = LRS) -> list[DRef]:
-    """Realize the sweep in ``S`` recording failures; return the ``train`` DRefs."""
-    res, _, _, _ = realizeE(instantiate(sweep_stages(lrs), S=S))
-    return [DRef(x) for x in res]
+def realize_sweep(S: StorageSettings, lrs: tuple[float, ...] = LRS) -> tuple[list[DRef], DRef]:
+    """Realize the sweep in ``S`` recording failures; return the train DRefs and the report's."""
+    clo = instantiate(sweep_stages(lrs), S=S)
+    realizeE(clo)
+    trains, rep = clo[0]
+    return [DRef(x) for x in trains], DRef(rep)

@@ -47,12 +47,13 @@ def _until(what: str, get: Callable[[], Any], ok: Callable[[Any], bool]) -> Any:
 def test_stages_are_paginated_and_filtered(client: Client, swept: Swept) -> None:
     """Stages come sorted by name, a page at a time, filtered by a name substring."""
     all_ = client.get("/api/stages").json()
-    assert all_["total"] == 6
-    assert [x["name"] for x in all_["items"]] == ["dataset"] + ["train"] * 5
-    assert sorted(x["dref"] for x in all_["items"][1:]) == sorted(swept.trains)
-    assert [x["realizations"] for x in all_["items"]] == [1, 2, 2, 2, 2, 2]
+    assert all_["total"] == 7
+    assert [x["name"] for x in all_["items"]] == ["dataset", "report"] + ["train"] * 5
+    assert all_["items"][1]["dref"] == swept.report
+    assert sorted(x["dref"] for x in all_["items"][2:]) == sorted(swept.trains)
+    assert [x["realizations"] for x in all_["items"]] == [1, 1, 2, 2, 2, 2, 2]
     p = client.get("/api/stages?offset=2&limit=3").json()
-    assert (p["total"], p["offset"], p["limit"]) == (6, 2, 3)
+    assert (p["total"], p["offset"], p["limit"]) == (7, 2, 3)
     assert p["items"] == all_["items"][2:5]
     q = client.get("/api/stages?q=data").json()
     assert (q["total"], [x["name"] for x in q["items"]]) == (1, ["dataset"])
@@ -139,7 +140,7 @@ def test_size_matches_du_and_roots_list_links(swept: Swept, tmp_path: Any) -> No
     with serve(swept.S) as c:
         s = c.get("/api/size").json()
         u = du(swept.S)
-        assert (s["total"], s["derivations"], s["realizations"]) == (u.total, 6, 11)
+        assert (s["total"], s["derivations"], s["realizations"]) == (u.total, 7, 12)
         assert s["largest"][0]["name"] == "dataset"
         assert c.get("/api/roots").json() == {"items": []}
 

@@ -126,3 +126,15 @@ def test_graph_api_answers_nodes_and_svg(client: Client, swept: Swept) -> None:
         400,
         "'nonsense' is neither a DRef (dref:...) nor an RRef (rref:...)",
     )
+
+
+def test_graph_of_a_pipeline_has_every_stage_once(swept: Swept) -> None:
+    """The report's graph holds the report, five trains and the data set, each once."""
+    g = ref_graph(swept.report, swept.S)
+    assert sorted((n.name, n.status) for n in g.nodes) == [
+        ("dataset", "realized"),
+        ("report", "realized"),
+        *[("train", "competing")] * 4,
+        ("train", "realized"),
+    ]
+    assert len(g.edges) == 10

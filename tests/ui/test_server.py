@@ -33,7 +33,7 @@ def test_api_answers_json_with_the_file_csp(client: Client) -> None:
     assert a.headers["content-type"] == "application/json"
     assert a.headers["content-security-policy"] == FILE_CSP
     assert a.headers["x-content-type-options"] == "nosniff"
-    assert a.json()["total"] == 6
+    assert a.json()["total"] == 7
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,8 @@ function logView(url, initialRunning) {
       state.textContent = "building… (the log grows live)";
       setTimeout(() => poll().catch(showError), 1000);
     } else {
-      state.textContent = !r.exists ? "no build log" : initialRunning ? "the build has ended" : `${fmtSize(r.size)}`;
+      pre.setAttribute("data-complete", "1");
+      state.textContent = !r.exists ? "no build log" : initialRunning ? "the build has ended" : `complete, ${fmtSize(r.size)}`;
     }
     return undefined;
   }
@@ -359,12 +360,13 @@ function runValue(run, col) {
   return run[col.key];
 }
 
-function compareValues(x, y) {
+// Order of two cell values in direction dir (1 or -1); missing values go last either way.
+function compareValues(x, y, dir) {
   const nx = x === null || x === undefined;
   const ny = y === null || y === undefined;
-  if (nx || ny) return nx === ny ? 0 : nx ? 1 : -1; // missing values last
-  if (typeof x === "number" && typeof y === "number") return x - y;
-  return String(fmtValue(x)).localeCompare(String(fmtValue(y)));
+  if (nx || ny) return nx === ny ? 0 : nx ? 1 : -1;
+  if (typeof x === "number" && typeof y === "number") return dir * (x - y);
+  return dir * String(fmtValue(x)).localeCompare(String(fmtValue(y)));
 }
 
 async function pageRuns(data) {
@@ -399,9 +401,9 @@ async function pageRuns(data) {
     const v = runValue(run, col);
     if (col.key === "chosen") return el("td", { class: "chosen" }, v ? "★" : "");
     if (col.key === "rref") return el("td", { class: "mono" }, refLink(v, short(v)));
-    if (col.key === "build_start") return el("td", {}, fmtTime(v));
+    if (col.key === "build_start") return el("td", { class: "time" }, fmtTime(v));
     if (col.key === "duration") return el("td", { class: "num" }, v === null ? "" : v.toFixed(3));
-    if (col.key === "status") return el("td", { class: v }, run.error ? `${v}: ${run.error}` : v);
+    if (col.key === "status") return el("td", { class: `${v} status`, title: run.error || "" }, run.error ? `${v}: ${run.error}` : v);
     return el("td", { class: typeof v === "number" ? "num" : "" }, fmtValue(v));
   }
 
@@ -411,7 +413,7 @@ async function pageRuns(data) {
       return el("th", { class: `sortable ${c.kind}`, "data-col": c.label, onclick: () => {
         sortDir = sortCol === c ? -sortDir : 1;
         sortCol = c;
-        runs.sort((a, b) => sortDir * compareValues(runValue(a, c), runValue(b, c)));
+        runs.sort((a, b) => compareValues(runValue(a, c), runValue(b, c), sortDir));
         drawTable();
       } }, c.label + mark);
     });
