@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,11 +24,12 @@ from pylightnix import (
     runs,
 )
 from pylightnix.refs import dref_name, rref2dref
+from pylightnix.store.layout import dref2path
 from pylightnix.store.query import drefrrefs
 from pylightnix.ui import api
 from tests.helpers import listing
 from tests.ui.conftest import Client, Swept, serve
-from tests.ui.sweep import LRS, accuracy, dataset
+from tests.ui.sweep import LRS, accuracy, dataset, realize_sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -262,3 +264,30 @@ def test_reading_every_api_leaves_the_store_as_it_was(swept: Swept) -> None:
         for p in paths:
             assert c.get(p).status == 200, p
     assert listing(swept.S.root) == before
+
+
+def test_runs_json_is_reused_until_a_derivation_changes(S: StorageSettings) -> None:
+    """The runs record is computed again after new runs; reused while nothing changed."""
+    trains, _ = realize_sweep(S)
+    past = time.time() - 10
+
+    def age() -> None:
+        for d in trains:
+            os.utime(dref2path(d, S), (past, past))
+
+    age()
+    with serve(S) as c:
+        srv = c.server
+        first = srv.runs_json("train")
+        assert srv.runs_json("train") is first
+        assert json.loads(first)["runs"] == [x.to_json() for x in runs("train", S=S)]
+        trains += realize_sweep(S, (0.5,))[0]
+        fresh = srv.runs_json("train")
+        assert len(json.loads(fresh)["runs"]) == 12
+        # Changed within the last two seconds: not reused yet.
+        assert srv.runs_json("train") is not fresh
+        past -= 10
+        age()
+        again = srv.runs_json("train")
+        assert srv.runs_json("train") is again
+        assert again == fresh

@@ -19,6 +19,7 @@ from pylightnix.errors import RequestError
 from pylightnix.realize.buildlog import TMP_LOG_NAME, rreflog_path
 from pylightnix.realize.failures import rref_failure
 from pylightnix.refs import (
+    HASH_LEN,
     dref_name,
     is_dref,
     is_hashpart,
@@ -74,9 +75,12 @@ def stages(S: StorageSettings, *, q: str = "", offset: int = 0, limit: int = 100
     """
     drefs: list[tuple[str, DRef]] = []
     for n in os.listdir(S.storage):
-        d = maybe_parse_dref_dirname(n)
-        if d is not None and q in str(dref_name(d)):
-            drefs.append((str(dref_name(d)), d))
+        # The name is what follows "<hash>-": filter on it before parsing the whole folder name.
+        name = n[HASH_LEN + 1 :]
+        if q in name:
+            d = maybe_parse_dref_dirname(n)
+            if d is not None:
+                drefs.append((name, d))
     drefs.sort()
     items = []
     for name, d in page(drefs, offset, limit):
@@ -86,6 +90,17 @@ def stages(S: StorageSettings, *, q: str = "", offset: int = 0, limit: int = 100
         count = sum(1 for x in os.listdir(p) if is_hashpart(x))
         items.append({"dref": d, "name": name, "realizations": count})
     return {"total": len(drefs), "offset": offset, "limit": limit, "items": items}
+
+
+def drefs_named(name: str, S: StorageSettings) -> list[DRef]:
+    """The stored derivations called ``name``, found by folder name, sorted."""
+    out = []
+    for n in os.listdir(S.storage):
+        if n.endswith(f"-{name}") and len(n) == HASH_LEN + 1 + len(name):
+            d = maybe_parse_dref_dirname(n)
+            if d is not None and os.path.isfile(os.path.join(S.storage, n, CONFIG_FILE)):
+                out.append(d)
+    return sorted(out)
 
 
 def dref_record(
@@ -309,6 +324,31 @@ def graph_record(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
     }
 
 
+def runs_key(what: str, S: StorageSettings) -> tuple[tuple[DRef, int], ...] | None:
+    """What the runs of ``what`` depend on: each derivation folder's modification time.
+
+    A new realization, a removed one and a new chosen record (written by
+    realize) all change their derivation folder, so an equal key means equal
+    runs. ``None`` (do not reuse) when a folder changed within the last two
+    seconds: another change in the same tick of the file system's clock
+    would keep the same time.
+    """
+    if not (is_dref(what) or is_name(what)):
+        return None
+    drefs = [DRef(what)] if is_dref(what) else drefs_named(what, S)
+    now = time.time_ns()
+    key = []
+    for d in drefs:
+        try:
+            m = os.stat(dref2path(d, S)).st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if now - m < 2_000_000_000:
+            return None
+        key.append((d, m))
+    return tuple(key)
+
+
 def runs_record(what: str, S: StorageSettings) -> dict[str, Any]:
     """The runs of a stage (by name or DRef): parameters, metrics and the matcher's choice.
 
@@ -327,8 +367,13 @@ def runs_record(what: str, S: StorageSettings) -> dict[str, Any]:
         raise RequestError(
             "this pylightnix has no runs API (pylightnix.runs): upgrade pylightnix", status=501
         ) from None
-    target: Any = DRef(what) if is_dref(what) else what
-    rs = runs(target, S=S)
+    if is_dref(what):
+        rs = runs(DRef(what), S=S)
+    else:
+        # By name: find the derivations from folder names (no config read for other stages),
+        # then order the runs as runs() does, oldest build first.
+        rs = [r for d in drefs_named(what, S) for r in runs(d, S=S)]
+        rs.sort(key=lambda r: (r.build_start is None, r.build_start or 0.0, r.rref))
     items = [r.to_json() for r in rs]
     return {
         "what": what,

@@ -57,6 +57,9 @@ FILE_CSP = "default-src 'none'; sandbox"
 SIZE_TTL = 60.0
 """Seconds the store size is reused before it is measured again (``?refresh=1`` forces it)."""
 
+RUNS_CACHE = 32
+"""How many stages' runs records the server keeps (see :func:`api.runs_key`)."""
+
 _STATIC: dict[str, tuple[str, str]] = {
     "app.js": ("pylightnix.ui", "static/app.js"),
     "app.css": ("pylightnix.ui", "static/app.css"),
@@ -126,6 +129,8 @@ class UIServer(ThreadingHTTPServer):
         self.quiet = quiet
         self._size: tuple[float, dict[str, Any]] | None = None
         self._size_lock = threading.Lock()
+        self._runs: dict[str, tuple[Any, bytes]] = {}
+        self._runs_lock = threading.Lock()
         super().__init__(addr, _Handler)
         self.hosts = allowed_hosts(addr[0], self.server_address[1])
 
@@ -139,6 +144,22 @@ class UIServer(ThreadingHTTPServer):
     def port(self) -> int:
         """The port the server listens on (the one chosen, if 0 was asked)."""
         return int(self.server_address[1])
+
+    def runs_json(self, what: str) -> bytes:
+        """The runs record of ``what`` as JSON, reused while its derivations are unchanged."""
+        key = api.runs_key(what, self.S)
+        if key is not None:
+            with self._runs_lock:
+                hit = self._runs.get(what)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        body = _json(api.runs_record(what, self.S)).body
+        if key is not None:
+            with self._runs_lock:
+                self._runs[what] = (key, body)
+                while len(self._runs) > RUNS_CACHE:
+                    del self._runs[next(iter(self._runs))]
+        return body
 
     def size(self, refresh: bool) -> dict[str, Any]:
         """The store size record, measured at most once per :data:`SIZE_TTL` unless refreshed."""
@@ -261,7 +282,9 @@ def _api() -> dict[str, Callable[..., Reply]]:
         ),
         r"/api/size": lambda srv, qs: _json(srv.size(_q(qs, "refresh", "0") == "1")),
         r"/api/roots": lambda srv, qs: _json(api.roots_record(srv.S)),
-        r"/api/runs/(?P<what>[^/]+)": lambda srv, qs, what: _json(api.runs_record(what, srv.S)),
+        r"/api/runs/(?P<what>[^/]+)": lambda srv, qs, what: Reply(
+            200, srv.runs_json(what), "application/json"
+        ),
         r"/api/building": lambda srv, qs: _json(api.building(srv.S)),
         r"/api/building/(?P<bid>[^/]+)/log": lambda srv, qs, bid: _json(
             api.building_log(bid, srv.S, _int(qs, "offset", 0))

@@ -374,6 +374,7 @@ async function pageRuns(data) {
   let r;
   try {
     r = await api(`/api/runs/${enc(data.what)}`);
+    performance.mark("runs-fetched");
   } catch (err) {
     showError(err);
     return;
