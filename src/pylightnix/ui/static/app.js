@@ -398,14 +398,33 @@ async function pageRuns(data) {
   let sortDir = 1;
   let runs = r.runs.slice();
 
+  // Rows are made with plain DOM calls (a thousand rows of a dozen cells each): one
+  // text node or link per cell, and one click listener on the table body for all rows.
+  function td(cls, text) {
+    const e = document.createElement("td");
+    if (cls) e.className = cls;
+    e.textContent = text;
+    return e;
+  }
+
   function cell(run, col) {
     const v = runValue(run, col);
-    if (col.key === "chosen") return el("td", { class: "chosen" }, v ? "★" : "");
-    if (col.key === "rref") return el("td", { class: "mono" }, refLink(v, short(v)));
-    if (col.key === "build_start") return el("td", { class: "time" }, fmtTime(v));
-    if (col.key === "duration") return el("td", { class: "num" }, v === null ? "" : v.toFixed(3));
-    if (col.key === "status") return el("td", { class: `${v} status`, title: run.error || "" }, run.error ? `${v}: ${run.error}` : v);
-    return el("td", { class: typeof v === "number" ? "num" : "" }, fmtValue(v));
+    switch (col.key) {
+      case "chosen": return td("chosen", v ? "★" : "");
+      case "rref": {
+        const e = td("mono", "");
+        e.append(refLink(v, short(v)));
+        return e;
+      }
+      case "build_start": return td("time", fmtTime(v));
+      case "duration": return td("num", v === null ? "" : v.toFixed(3));
+      case "status": {
+        const e = td(`${v} status`, run.error ? `${v}: ${run.error}` : v);
+        if (run.error) e.title = run.error;
+        return e;
+      }
+      default: return td(typeof v === "number" ? "num" : "", fmtValue(v));
+    }
   }
 
   function drawTable() {
@@ -418,16 +437,20 @@ async function pageRuns(data) {
         drawTable();
       } }, c.label + mark);
     });
-    const rows = runs.map((run) => {
-      const tr = el("tr", { class: `run ${run.chosen ? "is-chosen" : ""} ${run.status}`, "data-rref": run.rref },
-        ...cols.map((c) => cell(run, c)));
-      tr.addEventListener("click", (ev) => {
-        if (ev.target.closest("a")) return;
-        location.href = `/rref/${run.rref}`;
-      });
-      return tr;
+    const body = document.createElement("tbody");
+    for (const run of runs) {
+      const tr = document.createElement("tr");
+      tr.className = `run ${run.chosen ? "is-chosen" : ""} ${run.status}`;
+      tr.dataset.rref = run.rref;
+      for (const c of cols) tr.append(cell(run, c));
+      body.append(tr);
+    }
+    body.addEventListener("click", (ev) => {
+      const tr = ev.target.closest("tr");
+      if (tr && !ev.target.closest("a")) location.href = `/rref/${tr.dataset.rref}`;
     });
-    tableBox.replaceChildren(table(heads, rows, { class: "list runs", id: "runs" }));
+    const t = el("table", { class: "list runs", id: "runs" }, el("thead", {}, el("tr", {}, ...heads)), body);
+    tableBox.replaceChildren(t);
   }
 
   const xs = [{ v: "__time", label: "build time" }, ...r.params.map((k) => ({ v: k, label: k }))];
