@@ -197,7 +197,8 @@ function logView(url, initialRunning) {
       setTimeout(() => poll().catch(showError), 1000);
     } else {
       pre.setAttribute("data-complete", "1");
-      state.textContent = !r.exists ? "no build log" : initialRunning ? "the build has ended" : `complete, ${fmtSize(r.size)}`;
+      if (initialRunning) state.textContent = "the build has ended: its realization holds the whole log";
+      else state.textContent = r.exists ? `complete, ${fmtSize(r.size)}` : "no build log";
     }
     return undefined;
   }
