@@ -6,9 +6,12 @@ It prints ``step 1``, waits (at most 60 s) until the file GATE exists, prints
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 from pylightnix import (
     Build,
@@ -41,6 +44,27 @@ def main(root: str, gate: str) -> None:
         S=S,
     )
     print(realize1(clo))
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@contextlib.contextmanager
+def slow_build(root: str, gate: str) -> Iterator[subprocess.Popen[str]]:
+    """Run the slow build in another process; it is killed on the way out if still running."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.ui.slow", root, gate],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")},
+    )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=30)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,9 +18,9 @@ import pytest
 from pylightnix import fsinit, mkSS, runs
 from tests.ui.conftest import Client, Swept, serve
 from tests.ui.pixels import distinct_colours, png_rows
+from tests.ui.slow import slow_build
 from tests.ui.sweep import png
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
@@ -187,31 +185,17 @@ def test_running_build_log_tails_live(page: Any, tmp_path: Any) -> None:
     root = str(tmp_path / "plx")
     S = fsinit(mkSS(root))
     gate = str(tmp_path / "gate")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.ui.slow", root, gate],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")},
-    )
-    try:
-        with serve(S) as c:
-            page.goto(f"http://{c.host}/building")
-            page.wait_for_selector("table.list a", timeout=60_000)
-            assert page.inner_text("table.list a") == "slow"
-            page.click("table.list a")
-            page.wait_for_selector("#log-state:has-text('building')", timeout=60_000)
-            page.wait_for_function(
-                "() => document.getElementById('log').textContent === 'step 1\\n'"
-            )
-            with open(gate, "w"):
-                pass
-            page.wait_for_selector("#log-state:has-text('the build has ended')", timeout=60_000)
-            child.communicate(timeout=60)
-            assert child.returncode == 0
-            assert page.inner_text("#log").startswith("step 1")
-            assert page.problems == []
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate(timeout=30)
+    with slow_build(root, gate) as child, serve(S) as c:
+        page.goto(f"http://{c.host}/building")
+        page.wait_for_selector("table.list a", timeout=60_000)
+        assert page.inner_text("table.list a") == "slow"
+        page.click("table.list a")
+        page.wait_for_selector("#log-state:has-text('building')", timeout=60_000)
+        page.wait_for_function("() => document.getElementById('log').textContent === 'step 1\\n'")
+        with open(gate, "w"):
+            pass
+        page.wait_for_selector("#log-state:has-text('the build has ended')", timeout=60_000)
+        child.communicate(timeout=60)
+        assert child.returncode == 0
+        assert page.inner_text("#log").startswith("step 1")
+        assert page.problems == []
