@@ -277,3 +277,22 @@ def test_runs_json_is_reused_until_a_derivation_changes(S: StorageSettings) -> N
         again = srv.runs_json("train")
         assert srv.runs_json("train") is again
         assert again == fresh
+
+
+def test_stage_index_is_reused_until_the_storage_folder_changes(S: StorageSettings) -> None:
+    """The sorted stage index is listed again after a new derivation; reused meanwhile."""
+    realize_sweep(S)
+    past = time.time() - 10
+    os.utime(S.storage, (past, past))
+    with serve(S) as c:
+        srv = c.server
+        first = srv.stage_index()
+        assert srv.stage_index() is first
+        assert len(first) == 7
+        instantiate(dataset, rows=3, S=S)
+        assert c.get("/api/stages?q=dataset").json()["total"] == 2
+        os.utime(S.storage, (past - 10, past - 10))
+        again = srv.stage_index()
+        assert srv.stage_index() is again
+        assert len(again) == 8
+        assert api.settled_mtime(os.path.join(S.storage, "missing")) is None

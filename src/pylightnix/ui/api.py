@@ -67,29 +67,54 @@ def page(items: list[Any], offset: int, limit: int) -> list[Any]:
     return items[offset : offset + limit]
 
 
-def stages(S: StorageSettings, *, q: str = "", offset: int = 0, limit: int = 100) -> dict[str, Any]:
+def stage_index(S: StorageSettings) -> list[str]:
+    """Derivation folder names of the store, sorted by stage name, then hash.
+
+    One listing of the storage folder, no folder read (a page checks its own).
+    """
+    names = [n for n in os.listdir(S.storage) if n[HASH_LEN : HASH_LEN + 1] == "-"]
+    names.sort(key=lambda n: (n[HASH_LEN + 1 :], n))
+    return names
+
+
+def stages(
+    S: StorageSettings,
+    *,
+    q: str = "",
+    offset: int = 0,
+    limit: int = 100,
+    index: list[str] | None = None,
+) -> dict[str, Any]:
     """Derivations of the store by name (``q``: a substring of the name), with realization counts.
 
-    Names come from one listing of the storage folder; only the listed page's
-    folders are read further.
+    Args:
+        S: the store.
+        q: keep the stages whose name holds this.
+        offset, limit: the page.
+        index: :func:`stage_index` of ``S`` if the caller keeps one (else listed now).
     """
-    drefs: list[tuple[str, DRef]] = []
-    for n in os.listdir(S.storage):
-        # The name is what follows "<hash>-": filter on it before parsing the whole folder name.
-        name = n[HASH_LEN + 1 :]
-        if q in name:
-            d = maybe_parse_dref_dirname(n)
-            if d is not None:
-                drefs.append((name, d))
-    drefs.sort()
+    idx = stage_index(S) if index is None else index
+    hits = [n for n in idx if q in n[HASH_LEN + 1 :]] if q else idx
     items = []
-    for name, d in page(drefs, offset, limit):
-        p = dref2path(d, S)
-        if not os.path.isfile(os.path.join(p, CONFIG_FILE)):
-            continue  # a derivation folder being removed or written just now
+    for n in page(hits, offset, limit):
+        d = maybe_parse_dref_dirname(n)
+        p = os.path.join(S.storage, n)
+        if d is None or not os.path.isfile(os.path.join(p, CONFIG_FILE)):
+            continue  # not a derivation, or one being removed or written just now
         count = sum(1 for x in os.listdir(p) if is_hashpart(x))
-        items.append({"dref": d, "name": name, "realizations": count})
-    return {"total": len(drefs), "offset": offset, "limit": limit, "items": items}
+        items.append({"dref": d, "name": n[HASH_LEN + 1 :], "realizations": count})
+    return {"total": len(hits), "offset": offset, "limit": limit, "items": items}
+
+
+def settled_mtime(path: str) -> int | None:
+    """The modification time (ns) of a folder, or ``None`` if it is missing or changed within
+    the last two seconds (another change in the same tick of the file system's clock would
+    keep the same time, so it cannot yet tell whether the folder changed)."""
+    try:
+        m = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return None if time.time_ns() - m < 2_000_000_000 else m
 
 
 def drefs_named(name: str, S: StorageSettings) -> list[DRef]:
@@ -329,21 +354,16 @@ def runs_key(what: str, S: StorageSettings) -> tuple[tuple[DRef, int], ...] | No
 
     A new realization, a removed one and a new chosen record (written by
     realize) all change their derivation folder, so an equal key means equal
-    runs. ``None`` (do not reuse) when a folder changed within the last two
-    seconds: another change in the same tick of the file system's clock
-    would keep the same time.
+    runs. ``None`` (do not reuse) while a folder's time is not settled
+    (:func:`settled_mtime`).
     """
     if not (is_dref(what) or is_name(what)):
         return None
     drefs = [DRef(what)] if is_dref(what) else drefs_named(what, S)
-    now = time.time_ns()
     key = []
     for d in drefs:
-        try:
-            m = os.stat(dref2path(d, S)).st_mtime_ns
-        except FileNotFoundError:
-            return None
-        if now - m < 2_000_000_000:
+        m = settled_mtime(dref2path(d, S))
+        if m is None:
             return None
         key.append((d, m))
     return tuple(key)

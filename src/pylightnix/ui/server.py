@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files as package_files
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pylightnix.errors import PylightnixError, RefError, RequestError, StoreError
@@ -57,8 +57,10 @@ FILE_CSP = "default-src 'none'; sandbox"
 SIZE_TTL = 60.0
 """Seconds the store size is reused before it is measured again (``?refresh=1`` forces it)."""
 
-RUNS_CACHE = 32
-"""How many stages' runs records the server keeps (see :func:`api.runs_key`)."""
+KEPT = 64
+"""How many records the server keeps for reuse (runs of stages, the stage index)."""
+
+T = TypeVar("T")
 
 _STATIC: dict[str, tuple[str, str]] = {
     "app.js": ("pylightnix.ui", "static/app.js"),
@@ -129,8 +131,8 @@ class UIServer(ThreadingHTTPServer):
         self.quiet = quiet
         self._size: tuple[float, dict[str, Any]] | None = None
         self._size_lock = threading.Lock()
-        self._runs: dict[str, tuple[Any, bytes]] = {}
-        self._runs_lock = threading.Lock()
+        self._kept: dict[str, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
         super().__init__(addr, _Handler)
         self.hosts = allowed_hosts(addr[0], self.server_address[1])
 
@@ -148,18 +150,27 @@ class UIServer(ThreadingHTTPServer):
     def runs_json(self, what: str) -> bytes:
         """The runs record of ``what`` as JSON, reused while its derivations are unchanged."""
         key = api.runs_key(what, self.S)
+        return self._reused(f"runs:{what}", key, lambda: _json(api.runs_record(what, self.S)).body)
+
+    def stage_index(self) -> list[str]:
+        """The store's :func:`api.stage_index`, reused while the storage folder is unchanged."""
+        key = api.settled_mtime(self.S.storage)
+        return self._reused("stages", key, lambda: api.stage_index(self.S))
+
+    def _reused(self, name: str, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, or what it gave before under the same ``key`` (``None``: never reuse)."""
         if key is not None:
-            with self._runs_lock:
-                hit = self._runs.get(what)
+            with self._lock:
+                hit = self._kept.get(name)
             if hit is not None and hit[0] == key:
-                return hit[1]
-        body = _json(api.runs_record(what, self.S)).body
+                return hit[1]  # type: ignore[no-any-return]
+        value = compute()
         if key is not None:
-            with self._runs_lock:
-                self._runs[what] = (key, body)
-                while len(self._runs) > RUNS_CACHE:
-                    del self._runs[next(iter(self._runs))]
-        return body
+            with self._lock:
+                self._kept[name] = (key, value)
+                while len(self._kept) > KEPT:
+                    del self._kept[next(iter(self._kept))]
+        return value
 
     def size(self, refresh: bool) -> dict[str, Any]:
         """The store size record, measured at most once per :data:`SIZE_TTL` unless refreshed."""
@@ -258,7 +269,9 @@ def _api() -> dict[str, Callable[..., Reply]]:
         return {"offset": _int(qs, "offset", 0), "limit": _int(qs, "limit", default, api.MAX_LIMIT)}
 
     return {
-        r"/api/stages": lambda srv, qs: _json(api.stages(srv.S, q=_q(qs, "q"), **paged(qs, 100))),
+        r"/api/stages": lambda srv, qs: _json(
+            api.stages(srv.S, q=_q(qs, "q"), index=srv.stage_index(), **paged(qs, 100))
+        ),
         r"/api/dref/(?P<ref>[^/]+)": lambda srv, qs, ref: _json(
             api.dref_record(_dref(ref, srv.S), srv.S, **paged(qs, 100))
         ),
