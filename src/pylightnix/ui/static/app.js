@@ -259,7 +259,13 @@ async function pageRref(data) {
 
 async function pageFile(data) {
   const url = data.path;
-  const m = setTitle(decodeURIComponent(url));
+  let title = url;
+  try {
+    title = decodeURIComponent(url);
+  } catch (err) {
+    // a malformed escape: show the path as it was asked for; the preview says what is wrong
+  }
+  const m = setTitle(title);
   m.append(el("p", { class: "links" }, "of ", refLink(data.ref), " · ",
     el("a", { href: `/raw/${data.ref}/${url}?download=1` }, "download")));
   const p = await api(`/api/rref/${data.ref}/preview/${url}`);
