@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pty
 import stat
+import subprocess
 
 
 def listing(root: str) -> list[tuple[str, int, bytes]]:
@@ -24,3 +26,26 @@ def listing(root: str) -> list[tuple[str, int, bytes]]:
                 data = os.fsencode(os.readlink(p))
             out.append((os.path.relpath(p, root), stat.S_IMODE(st.st_mode), data))
     return sorted(out)
+
+
+def run_on_pty(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal; return exit code, stdout and the terminal's text."""
+    master, slave = pty.openpty()
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=slave, env=env, stdin=subprocess.DEVNULL
+    ) as p:
+        os.close(slave)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not b:
+                break
+            chunks.append(b)
+        assert p.stdout is not None
+        out = p.stdout.read().decode()
+        code = p.wait(timeout=120)
+    os.close(master)
+    return code, out, b"".join(chunks).decode("utf-8", "replace")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -342,7 +343,7 @@ def test_ml_pipeline_doc_runs(tmp_path: Any) -> None:
 
     doc = os.path.join(os.path.dirname(__file__), "..", "docs", "ml-pipeline.md")
     blocks = re.findall(r"```python\n(.*?)```", _read(doc), re.S)
-    assert len(blocks) == 7
+    assert len(blocks) == 9
     script = os.path.join(tmp_path, "ml_pipeline.py")
     with open(script, "w") as f:
         f.write("\n".join(blocks))
@@ -400,3 +401,152 @@ def test_nouts_failure_under_plain_realize_raises(S: StorageSettings) -> None:
     with pytest.raises(BuildError, match="seed 1 diverged"):
         realize(clo)
     assert drefrrefs(d, S) == []
+
+
+HELPERS = """
+SCALE = 2
+
+
+def clean(x):
+    return x * SCALE
+
+
+def other(x):
+    return x + 1
+
+
+class Norm:
+    def apply(self, x):
+        return clean(x) - 1
+"""
+
+PROJECT = """
+import json
+
+import helpers
+from helpers import Norm, other
+from pylightnix import autostage, selfref
+
+
+@autostage
+def uses_clean(out=[selfref, "a.txt"]):
+    with open(out, "w") as f:
+        f.write(str(helpers.clean(3)))
+
+
+@autostage
+def uses_other(out=[selfref, "b.txt"]):
+    with open(out, "w") as f:
+        f.write(json.dumps(other(3)))
+
+
+@autostage
+def uses_norm(out=[selfref, "c.txt"]):
+    with open(out, "w") as f:
+        f.write(str(Norm().apply(3)))
+
+
+@autostage
+def after_clean(dep=uses_clean, out=[selfref, "d.txt"]):
+    with open(out, "w") as f:
+        f.write("after")
+
+
+def everything():
+    return [uses_clean(), uses_other(), uses_norm(), after_clean()]
+"""
+
+
+def _plx(root: str, *args: str, cwd: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pylightnix", "--store", root, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def _project(path: Any) -> str:
+    """A test project: helpers.py and pipeline.py in the folder ``path``."""
+    os.makedirs(path)
+    for name, text in (("helpers.py", HELPERS), ("pipeline.py", PROJECT)):
+        with open(os.path.join(path, name), "w") as f:
+            f.write(text)
+    return str(path)
+
+
+def _realized(root: str, project: str) -> dict[str, str]:
+    out = _plx(root, "realize", f"{project}/pipeline.py:everything", "--json", "--no-progress",
+               cwd=project)  # fmt: skip
+    return {d.rsplit("-", 1)[1]: rs[0] for d, rs in json.loads(out.stdout)["context"].items()}
+
+
+def test_editing_a_helper_rebuilds_only_its_users(tmp_path: Any) -> None:
+    """Two fresh interpreters: editing helpers.clean rebuilds the stages that call it (and
+    their dependants), not the others; explain names the changed function."""
+    project = _project(tmp_path / "project")
+    root = str(tmp_path / "plx")
+    _plx(root, "init", cwd=project)
+    first = _realized(root, project)
+    assert _realized(root, project) == first
+    with open(os.path.join(project, "helpers.py"), "w") as f:
+        f.write(HELPERS.replace("return x * SCALE", "return x * SCALE * 10"))
+    exps = json.loads(_plx(root, "explain", "pipeline.py:everything", "--json", cwd=project).stdout)
+    decisions = {e["name"]: (e["decision"], e["details"]["code"]) for e in exps}
+    assert decisions == {
+        "uses_clean": ("build", "no-realization"),
+        "uses_other": ("reuse", "matched"),
+        "uses_norm": ("build", "no-realization"),
+        "after_clean": ("build", "dependency-rebuilt"),
+    }
+    clean = next(e for e in exps if e["name"] == "uses_clean")
+    assert [c["text"] for c in clean["details"]["changes"]] == ["function helpers.clean changed"]
+    norm = next(e for e in exps if e["name"] == "uses_norm")
+    assert [c["text"] for c in norm["details"]["changes"]] == ["function helpers.clean changed"]
+    second = _realized(root, project)
+    assert second["uses_other"] == first["uses_other"]
+    for name in ("uses_clean", "uses_norm", "after_clean"):
+        assert second[name] != first[name]
+    with open(os.path.join(project, "helpers.py"), "w") as f:
+        f.write(HELPERS.replace("SCALE = 2", "SCALE = 3"))
+    exps = json.loads(_plx(root, "explain", "pipeline.py:everything", "--json", cwd=project).stdout)
+    clean = next(e for e in exps if e["name"] == "uses_clean")
+    assert clean["details"]["changes"][0]["text"] == "function helpers.SCALE changed"
+
+
+def test_track_code_finds_user_code_and_versions(tmp_path: Any) -> None:
+    """track_code lists the user's functions, classes and constants; not stdlib or pylightnix."""
+    project = _project(tmp_path / "p2")
+    script = (
+        "import sys, json; sys.path.insert(0, sys.argv[1]); import pipeline;"
+        "from pylightnix.autostage import track_code;"
+        "print(json.dumps([sorted(track_code(s.f)[0]) for s in "
+        "(pipeline.uses_clean, pipeline.uses_other, pipeline.uses_norm, pipeline.after_clean)]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, project], check=True, capture_output=True, text=True
+    ).stdout
+    assert json.loads(out) == [
+        ["helpers.SCALE", "helpers.clean"],
+        ["helpers.other"],
+        ["helpers.Norm", "helpers.SCALE", "helpers.clean"],
+        [],
+    ]
+
+
+def _uses_packages() -> Any:
+    return pytest.approx(textwrap.dedent(" 1").strip()), os.sep, _read
+
+
+def test_track_code_records_installed_versions_not_stdlib() -> None:
+    """An installed package gives its version; the standard library gives nothing."""
+    from importlib.metadata import version
+
+    from pylightnix.autostage import track_code
+
+    code, versions = track_code(_uses_packages)
+    assert versions == {"pytest": version("pytest")}
+    assert list(code) == ["tests.test_autostage._read"]

@@ -36,15 +36,43 @@ Defaults are left out because their values are already in the config. The
 hash is the same in every interpreter run (no salted ``hash()``); a new
 Python version whose ``ast.unparse`` prints code differently may change it,
 which only causes a rebuild.
+
+Code tracking: the user's own code that the function calls counts too. At
+the first instantiate (when the whole module is loaded), the global names
+the function's code uses (``helper``, ``helpers.clean``) are resolved,
+transitively through what those use, and classified by the module defining
+them:
+
+* the user's code (any module outside the standard library and
+  ``site-packages``; a package installed with ``pip install -e`` counts as
+  the user's): every module-level function and class reached, and every
+  module-level number, string or boolean, goes into ``"__code__"`` as
+  ``{"module.qualname": hash}`` (the normalized source, defaults included);
+* an installed package (under ``site-packages``/``dist-packages``): its
+  distribution's version goes into ``"__versions__"`` (``{"numpy": "2.1.0"}``);
+* the standard library, builtins, pylightnix itself and other autostages
+  (dependencies, covered by their DRefs): nothing.
+
+Editing a helper (in any module of the project) so changes the DRef of the
+stages using it, and only theirs; ``explain`` names the function that
+changed. What cannot be seen statically (``getattr`` by a computed name, data
+files, code run through ``exec``) still needs ``sourcedeps=``. A module run as
+a script (``__main__``) or loaded by ``pylightnix realize file.py:stage`` is
+named after its file, so both ways give one DRef. Both keys appear only when
+non-empty. (Code tracking came after the first releases of ``@autostage``:
+stages calling helpers got new DRefs then, and are built once more.)
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib
+import importlib.metadata
 import inspect
 import os
+import sys
 import textwrap
 import time
 import types
@@ -67,7 +95,7 @@ SOURCE_KEY = "__source__"
 """The config key holding the hash of the stage function's source."""
 
 _SPECIAL = ("build", "rindex")
-_FORBIDDEN = ("r", "name", SOURCE_KEY)
+_FORBIDDEN = ("r", "name", SOURCE_KEY, "__code__", "__versions__")
 _TAG = b"pylightnix-autostage-source-v1\0"
 
 
@@ -140,6 +168,170 @@ def source_hash(f: Callable[..., Any], sourcedeps: Iterable[Any] = ()) -> str:
         b = part.encode("utf-8")
         h.update(str(len(b)).encode() + b"\0" + b)
     return h.hexdigest()[:32]
+
+
+CODE_KEY = "__code__"
+"""The config key holding the hashes of the user's functions a stage calls."""
+VERSIONS_KEY = "__versions__"
+"""The config key holding the versions of installed packages a stage calls."""
+
+_TRACK_LIMIT = 5000
+"""At most this many objects are visited per stage (a bound on pathological graphs)."""
+_SCALARS = (int, float, str, bool)
+_STAGE_MODULE_PREFIX = "_pylightnix_stage_"  # how `pylightnix realize file.py:f` names a file
+_SITE_DIRS = ("site-packages", "dist-packages")
+
+
+def _module_label(mod: types.ModuleType) -> str:
+    name = mod.__name__
+    if name == "__main__" or name.startswith(_STAGE_MODULE_PREFIX):
+        f = getattr(mod, "__file__", None)
+        if f:
+            return str(os.path.splitext(os.path.basename(f))[0])
+    return name
+
+
+def _module_kind(name: str) -> str:
+    """``"user"``, ``"installed"`` or ``"system"`` (standard library, builtins, pylightnix)."""
+    top = name.split(".", maxsplit=1)[0]
+    if top in sys.stdlib_module_names or top in ("builtins", "pylightnix"):
+        return "system"
+    mod = sys.modules.get(name)
+    f = getattr(mod, "__file__", None) if mod is not None else None
+    if not f:
+        return "system"  # built into the interpreter
+    parts = os.path.normpath(os.path.abspath(f)).split(os.sep)
+    return "installed" if any(p in _SITE_DIRS for p in parts) else "user"
+
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def _dist_version(module: str) -> tuple[str, str]:
+    """``(distribution, version)`` of the installed package holding ``module``."""
+    top = module.split(".", maxsplit=1)[0]
+    dists = _distributions().get(top, [])
+    name = dists[0] if dists else top
+    try:
+        return name, importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return name, "unknown"
+
+
+def _helper_source(x: Any) -> str:
+    """The normalized source of a helper function or class (docstrings out, defaults in)."""
+    try:
+        src = textwrap.dedent(inspect.getsource(x))
+    except (OSError, TypeError):
+        code = getattr(x, "__code__", None)
+        if code is None:
+            return f"<no source: {x!r}>"
+        # Made by exec() or in a prompt: the bytecode and constants still tell edits apart.
+        return f"<code {code.co_code.hex()} {code.co_consts!r} {code.co_names!r}>"
+    tree = ast.parse(src)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            node.body = _strip_docstring(node.body)
+    return ast.unparse(tree)
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """Every global or attribute name a code object (and the ones nested in it) uses."""
+    out = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            out |= _code_names(c)
+    return out
+
+
+def _functions_of(x: Any) -> list[types.FunctionType]:
+    if inspect.isfunction(x):
+        return [x]
+    if inspect.isclass(x):
+        out: list[types.FunctionType] = []
+        for v in vars(x).values():
+            f = v.__func__ if isinstance(v, staticmethod | classmethod) else v
+            if isinstance(f, property):
+                out.extend(g for g in (f.fget, f.fset, f.fdel) if inspect.isfunction(g))
+            elif inspect.isfunction(f):
+                out.append(f)
+        return out
+    return []
+
+
+@dataclass
+class _Tracker:
+    code: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)
+
+    def visit_function(self, f: types.FunctionType) -> None:
+        names = _code_names(f.__code__)
+        g = f.__globals__
+        for n in sorted(names):
+            if n in g:
+                self.consider(g[n], n, g, names)
+        for cell in f.__closure__ or ():
+            try:
+                self.consider(cell.cell_contents, None, g, names)
+            except ValueError:
+                pass  # an empty cell
+
+    def consider(self, v: Any, name: str | None, g: Mapping[str, Any], names: set[str]) -> None:
+        if id(v) in self.seen or len(self.seen) > _TRACK_LIMIT:
+            return
+        self.seen.add(id(v))
+        if isinstance(v, AutoStage):
+            return  # a dependency: its own DRef covers its code
+        if inspect.ismethod(v):
+            v = v.__func__
+        if inspect.ismodule(v):
+            kind = _module_kind(v.__name__)
+            if kind == "installed":
+                dist, ver = _dist_version(v.__name__)
+                self.versions[dist] = ver
+            elif kind == "user":
+                for n in sorted(names):
+                    if n in vars(v):
+                        self.consider(vars(v)[n], n, vars(v), names)
+            return
+        if inspect.isfunction(v) or inspect.isclass(v):
+            modname = getattr(v, "__module__", None) or ""
+            kind = _module_kind(modname)
+            if kind == "installed":
+                dist, ver = _dist_version(modname)
+                self.versions[dist] = ver
+            elif kind == "user":
+                mod = sys.modules.get(modname)
+                label = _module_label(mod) if mod is not None else modname
+                digest = hashlib.sha256(_helper_source(v).encode("utf-8")).hexdigest()[:16]
+                self.code[f"{label}.{v.__qualname__}"] = digest
+                for f in _functions_of(v):
+                    self.visit_function(f)
+            return
+        if type(v) in _SCALARS and name is not None:
+            modname = g.get("__name__", "")
+            if isinstance(modname, str) and _module_kind(modname) == "user":
+                mod = sys.modules.get(modname)
+                label = _module_label(mod) if mod is not None else modname
+                digest = hashlib.sha256(repr(v).encode("utf-8")).hexdigest()[:16]
+                self.code[f"{label}.{name}"] = digest
+
+
+def track_code(f: Callable[..., Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """The user's functions, classes and constants ``f`` reaches, and installed packages' versions.
+
+    Returns:
+        ``(code, versions)``: ``{"module.qualname": hash16}`` (``f`` itself left
+        out) and ``{distribution: version}``, both sorted by key.
+    """
+    t = _Tracker()
+    t.seen.add(id(f))
+    if inspect.isfunction(f):
+        t.visit_function(f)
+    return dict(sorted(t.code.items())), dict(sorted(t.versions.items()))
 
 
 class StageAttrs(types.SimpleNamespace):
@@ -297,10 +489,21 @@ class AutoStage:
                 f"(its parameters with defaults: {', '.join(self.defaults) or 'none'})"
             )
         cfg: dict[str, Any] = {"name": self.name, SOURCE_KEY: self.source, **self.extra}
+        code, versions = self.tracked
+        if code:
+            cfg[CODE_KEY] = code
+        if versions:
+            cfg[VERSIONS_KEY] = versions
         for p, default in self.defaults.items():
             v = overrides.get(p, default)
             cfg[p] = v(r) if isinstance(v, AutoStage) else v
         return mkdrv(cfg, self.matcher, AutoRealizer(self), r)
+
+    @functools.cached_property
+    def tracked(self) -> tuple[dict[str, str], dict[str, str]]:
+        """What :func:`track_code` finds for ``f``, computed at the first call (when the
+        module defining it is fully loaded) and kept for the process."""
+        return track_code(self.f)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The module attribute is the stage itself, not ``f``: pickle by reference to it.
@@ -349,7 +552,7 @@ def _make(
                 "parameter but 'build' and 'rindex' is a config value and needs one"
             )
         defaults[p.name] = p.default
-    clash = sorted(set(extra) & (set(defaults) | {"name", SOURCE_KEY}))
+    clash = sorted(set(extra) & (set(defaults) | {"name", SOURCE_KEY, CODE_KEY, VERSIONS_KEY}))
     if clash:
         raise InstantiateError(
             f"@autostage config keyword {clash[0]!r} clashes with a parameter or reserved key"

@@ -25,8 +25,9 @@ class ProgressEvent:
         kind: ``"plan"``, ``"check"``, ``"reuse"``, ``"build"`` (a realizer
             starts, under the build lock), ``"built"``, ``"plan-build"`` (dry
             run: would build), ``"fail"``, ``"done"`` (realize), ``"explain"``
-            (``realize(explain=True)``: ``extra`` holds decision and reason) or
-            ``"download"`` (byte progress of a fetch).
+            (``realize(explain=True)``: ``extra`` holds decision and reason),
+            ``"download"`` (byte progress of a fetch) or ``"log"`` (a build
+            starts writing its log: ``extra["path"]``, for showing its last line).
         dref: the derivation concerned, if any.
         name: its name.
         done: stages finished so far (realize) or bytes so far (download).
@@ -78,3 +79,24 @@ def report(event: ProgressEvent) -> None:
     h = current_hook()
     if h is not None:
         h(event)
+
+
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_size(n: int) -> str:
+    """A byte count for people (binary units).
+
+    >>> human_size(0)
+    '0 B'
+    >>> human_size(1536)
+    '1.5 KiB'
+    >>> human_size(5 * 2**30)
+    '5.0 GiB'
+    """
+    size = float(n)
+    for unit in _SIZE_UNITS:
+        if abs(size) < 1024 or unit == _SIZE_UNITS[-1]:
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover

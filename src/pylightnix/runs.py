@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pylightnix.config import is_refpath, selfref
-from pylightnix.errors import MatcherError, RefError
+from pylightnix.errors import MatcherError, OptionError, RefError
 from pylightnix.hashing import context_hash
 from pylightnix.realize.failures import rref_failure
 from pylightnix.realize.matchers import FileKey, Match
@@ -319,3 +319,55 @@ def runs(
 
 def _unique(xs: Iterable[DRef]) -> list[DRef]:
     return list(dict.fromkeys(xs))
+
+
+def param_keys(rs: Iterable[Run], *, varying: bool = False) -> list[str]:
+    """The parameter keys of ``rs``, sorted; with ``varying``, only those whose values differ
+    between runs (all of them when none differs).
+
+    >>> a = Run("rref:a", "dref:a", "t", params={"lr": 0.1, "n": 1})  # type: ignore[arg-type]
+    >>> b = Run("rref:b", "dref:b", "t", params={"lr": 0.2, "n": 1})  # type: ignore[arg-type]
+    >>> param_keys([a, b]), param_keys([a, b], varying=True)
+    (['lr', 'n'], ['lr'])
+    """
+    runs_ = list(rs)
+    keys = sorted({k for r in runs_ for k in r.params})
+    if not varying:
+        return keys
+    vary = [
+        k for k in keys if len({json.dumps(r.params.get(k), sort_keys=True) for r in runs_}) > 1
+    ]
+    return vary or keys
+
+
+def metric_keys(rs: Iterable[Run]) -> list[str]:
+    """The metric keys of ``rs``, sorted."""
+    return sorted({k for r in rs for k in r.metrics})
+
+
+def sort_runs(rs: Iterable[Run], key: str, *, descending: bool = True) -> list[Run]:
+    """``rs`` ordered by the metric (or else parameter) ``key``, numbers first (highest first
+    unless not ``descending``), then other values as text, then runs without it; stable.
+
+    Raises:
+        OptionError: no run has a metric or parameter ``key``.
+    """
+    runs_ = list(rs)
+    if runs_ and not any(key in r.metrics or key in r.params for r in runs_):
+        raise OptionError(
+            f"no run has a metric or parameter {key!r} to sort by (metrics: "
+            f"{', '.join(metric_keys(runs_)) or 'none'}; parameters: "
+            f"{', '.join(param_keys(runs_)) or 'none'})",
+            option="sort",
+            value=key,
+        )
+
+    def k(r: Run) -> tuple[int, float, str]:
+        v = r.metrics.get(key, r.params.get(key))
+        if v is None:
+            return (2, 0.0, "")
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return (0, -v if descending else v, "")
+        return (1, 0.0, json.dumps(v, sort_keys=True))  # text after numbers
+
+    return sorted(runs_, key=k)

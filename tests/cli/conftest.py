@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 PIPELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipeline.py")
+SWEEP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sweep.py")
 
 
 @dataclass(frozen=True)
@@ -87,20 +88,21 @@ class Built:
     drefs: dict[str, str]
 
 
+def _realize_template(root: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Initialize a store at ``root`` and run ``pylightnix realize ARGS`` on it (must succeed)."""
+    env = clean_env()
+    base = [sys.executable, "-m", "pylightnix", "--store", root]
+    subprocess.run([*base, "init"], check=True, env=env, capture_output=True)
+    return subprocess.run(
+        [*base, "realize", *args], check=True, env=env, capture_output=True, text=True
+    )
+
+
 @pytest.fixture(scope="session")
 def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Built]:
     """A store with the pipeline realized through the CLI, made once per session."""
     root = str(tmp_path_factory.mktemp("template") / "plx")
-    env = clean_env()
-    base = [sys.executable, "-m", "pylightnix", "--store", root]
-    subprocess.run([*base, "init"], check=True, env=env, capture_output=True)
-    p = subprocess.run(
-        [*base, "realize", f"{PIPELINE}:report", "--json", "--no-progress"],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    p = _realize_template(root, f"{PIPELINE}:report", "--json", "--no-progress")
     ctx = json.loads(p.stdout)["context"]
     rrefs = {d.rsplit("-", 1)[1]: rs[0] for d, rs in ctx.items()}
     drefs = {d.rsplit("-", 1)[1]: d for d in ctx}
@@ -114,3 +116,27 @@ def built(_template: tuple[str, Built], root: str) -> Built:
     src, b = _template
     shutil.copytree(src, root, symlinks=True)
     return b
+
+
+def sweep_accuracy(lr: float, seed: int) -> float:
+    """The accuracy ``sweep.py``'s train writes for a learning rate and seed."""
+    return round(0.9 - abs(lr - 0.22) + seed / 100, 4)
+
+
+@pytest.fixture(scope="session")
+def _swept_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store where the sweep ran through `realize --keep-going`, made once per session."""
+    root = str(tmp_path_factory.mktemp("swept") / "plx")
+    p = _realize_template(root, f"{SWEEP}:sweep", "--keep-going", "--no-progress")
+    # One seed of lr=0.3 failed; match_best picks the other: no stage failed.
+    assert "1 output(s) of dref:" in p.stderr
+    assert len(p.stdout.splitlines()) == 3
+    return root
+
+
+@pytest.fixture
+def swept(_swept_template: str, root: str, plx: Run) -> Run:
+    """This test's store: a copy of one where the sweep of 3 learning rates x 2 seeds (one
+    failing) ran through `realize --keep-going`."""
+    shutil.copytree(_swept_template, root, symlinks=True)
+    return plx

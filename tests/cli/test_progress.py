@@ -3,42 +3,18 @@
 from __future__ import annotations
 
 import os
-import pty
-import subprocess
 import sys
 
 from pylightnix.progress import ProgressEvent
 from tests.cli.conftest import PIPELINE, Run, clean_env
-
-
-def _run_on_pty(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    """Run with stderr on a pseudo-terminal; return exit code, stdout and the terminal's text."""
-    master, slave = pty.openpty()
-    with subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=slave, env=env, stdin=subprocess.DEVNULL
-    ) as p:
-        os.close(slave)
-        chunks: list[bytes] = []
-        while True:
-            try:
-                b = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not b:
-                break
-            chunks.append(b)
-        assert p.stdout is not None
-        out = p.stdout.read().decode()
-        code = p.wait()
-    os.close(master)
-    return code, out, b"".join(chunks).decode("utf-8", "replace")
+from tests.helpers import run_on_pty
 
 
 def test_live_display_on_a_terminal(plx: Run, root: str) -> None:
     """On a terminal, the live display shows the stage counts; stdout still has just the RRef."""
     plx("init")
     env = {**clean_env(), "TERM": "xterm"}
-    code, out, term = _run_on_pty(
+    code, out, term = run_on_pty(
         [sys.executable, "-m", "pylightnix", "--store", root, "realize", f"{PIPELINE}:report"],
         env,
     )

@@ -125,11 +125,12 @@ def test_parallel_jobs_realize_the_same_result(built: Built, plx: Run, root: str
     assert plx("log", data_rref).out == "generating 100 samples\n"
 
 
-def test_stage_raising_is_a_one_line_error(plx: Run) -> None:
-    """A stage function that rejects an --arg gives exit 1 naming the stage and the error."""
+def test_unknown_arg_is_a_one_line_error(plx: Run) -> None:
+    """An --arg the stage function has no parameter for gives exit 1 naming the parameters,
+    before the stage runs."""
     plx("init")
     r = plx("realize", f"{PIPELINE}:report", "--arg", "nope=1", code=1)
     assert r.err == (
-        f"Error: stage {PIPELINE}:report raised TypeError: report() got an unexpected "
-        "keyword argument 'nope' (check its --arg values)\n"
+        f"Error: stage {PIPELINE}:report has no parameter 'nope' (its parameters: lr, n)\n"
     )
+    assert plx("ls", "--json").json() == []

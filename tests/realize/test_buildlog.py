@@ -187,11 +187,13 @@ def test_rreflog_of_a_realization_without_log_is_a_clear_error(S: StorageSetting
 
 
 def test_build_event_is_reported_only_for_built_stages(S: StorageSettings) -> None:
-    """A "build" progress event precedes each realizer run; reused stages get none."""
+    """A "build" progress event precedes each realizer run, then "log" names its log file;
+    reused stages get neither."""
     events: list[ProgressEvent] = []
     clo = instantiate(_chatty_stage, S=S)
     realize(clo, progress=events.append)
-    assert [e.kind for e in events] == ["plan", "check", "build", "built", "done"]
+    assert [e.kind for e in events] == ["plan", "check", "build", "log", "built", "done"]
+    assert events[3].extra["path"].endswith("__pylightnix_build.log")
     events.clear()
     realize(clo, progress=events.append)
     assert [e.kind for e in events] == ["plan", "check", "reuse", "done"]

@@ -159,3 +159,45 @@ def test_realize_explain_true_logs_and_reports(
     ex = [(e.name, e.extra["decision"]) for e in events if e.kind == "explain"]
     assert ex == [("data", "build"), ("model", "build")]
     assert rref in list(allrrefs(S))
+
+
+def test_new_config_names_the_changed_keys(S: StorageSettings) -> None:
+    """A never-realized config is compared with the closest stored one of its name: old -> new."""
+    old, clo1 = instantiate(_data_only, 1, S=S)
+    realize(clo1)
+    (e,) = explain(instantiate(_data_only, 3, S=S))
+    assert e.reason == (
+        f"no realization of this config exists; changed from the closest stored 'data' ({old}): "
+        "value: 1 -> 3"
+    )
+    assert e.details == {
+        "code": "no-realization",
+        "closest": old,
+        "changes": [{"key": "value", "old": 1, "new": 3, "text": "value: 1 -> 3"}],
+    }
+
+
+def test_new_config_names_a_changed_dependency(S: StorageSettings) -> None:
+    """A config whose dependency became another derivation of that name shows the dep's change."""
+    realize(instantiate(_pipeline, 1, S=S))
+    realize(instantiate(_data_only, 2, S=S))
+    exps = explain(instantiate(_pipeline, 2, S=S))
+    assert _codes(exps) == [("data", "reuse", "matched"), ("model", "build", "no-realization")]
+    assert exps[1].reason.endswith(": data: data(value: 1 -> 2)")
+
+
+def test_closest_prefers_fewest_changes_then_realized(S: StorageSettings) -> None:
+    """Of several stored configs of the name, the one with the fewest differing keys is named."""
+
+    def cfg(value: int, extra: int) -> DRef:
+        return mkdrv(
+            {"name": "data", "value": value, "extra": extra}, match_latest(), build_wrapper(_write)
+        )
+
+    realize(instantiate(cfg, 1, 1, S=S))
+    near, clo = instantiate(cfg, 5, 2, S=S)
+    realize(clo)
+    instantiate(cfg, 9, 9, S=S)  # stored, never realized, differs in two keys
+    (e,) = explain(instantiate(cfg, 5, 3, S=S))
+    assert e.details["closest"] == near
+    assert [c["text"] for c in e.details["changes"]] == ["extra: 2 -> 3"]

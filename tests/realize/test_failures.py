@@ -107,14 +107,19 @@ def test_sweep_goes_on_and_reports_failures(S: StorageSettings) -> None:
 
 
 def test_failed_realization_keeps_partial_outputs(S: StorageSettings) -> None:
-    """The partial outputs of a failed build are kept in its realization."""
+    """The partial outputs of a failed build are kept in its realization under plain names
+    (out0, not the temporary out0-<pid>-<random>); a rerun failing alike gives the same RRef."""
     _, clo, _, fails = realizeE(instantiate(_sweep, 1, S=S))
     f = fails[clo.derivations[0].dref]
     root = rref2path(f.rref, S)
-    (out,) = [n for n in os.listdir(root) if n.startswith("out0")]
-    assert _read(root, out, "partial.txt") == "seed 0"
-    assert _read(root, TMP_LOG_NAME) == "training seed 0\n"
+    assert sorted(os.listdir(root)) == ["__pylightnix__", "out0"]
+    assert _read(root, "out0", "partial.txt") == "seed 0"
+    _, _, _, again = realizeE(instantiate(_sweep, 1, S=S))
+    assert again[clo.derivations[0].dref].rref == f.rref
+    assert _read(root, "__pylightnix__", "build.log") == "training seed 0\n"
+    assert not os.path.exists(os.path.join(root, TMP_LOG_NAME))
     assert sorted(os.listdir(os.path.join(root, "__pylightnix__"))) == [
+        "build.log",
         "context.json",
         "failure.json",
         "meta.json",
@@ -244,7 +249,8 @@ def test_mkdrvE_records_failure_under_plain_realize(S: StorageSettings) -> None:
     root = rref2path(failed, S)
     (out,) = [n for n in os.listdir(root) if n.startswith("out0")]
     assert _read(root, out, "partial.txt") == "seed 3"
-    assert _read(root, TMP_LOG_NAME) == "training seed 3\n"
+    assert _read(root, "__pylightnix__", "build.log") == "training seed 3\n"
+    assert not os.path.exists(os.path.join(root, TMP_LOG_NAME))
 
 
 def test_reindex_keeps_failed_out_of_candidates(S: StorageSettings) -> None:
@@ -274,10 +280,11 @@ def test_progress_events(S: StorageSettings) -> None:
         ("plan", None),
         ("check", t),
         ("build", t),
+        ("log", t),
         ("fail", t),
         ("check", e),
         ("fail", e),
         ("done", None),
     ]
-    assert events[3].rrefs == (fails[t].rref,)
-    assert events[3].extra == {"error": "ValueError: diverged at seed 0"}
+    assert events[4].rrefs == (fails[t].rref,)
+    assert events[4].extra == {"error": "ValueError: diverged at seed 0"}

@@ -31,6 +31,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("diff", "diff_cmd"),
     ("find", "find_cmd"),
     ("log", "log_cmd"),
+    ("runs", "runs_cmd"),
     ("graph", "graph_cmd"),
     ("shell", "shell_cmd"),
     ("rm", "rm_cmd"),

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pylightnix.errors import RefError
+from pylightnix.progress import human_size as human_size  # noqa: PLC0414  (re-exported)
 from pylightnix.refs import is_rref
 from pylightnix.store.layout import check_store
 from pylightnix.store.query import dref2path_checked, path2dref, path2rref, rref2path
@@ -24,7 +25,6 @@ from pylightnix.types import DRef, RRef
 
 _AGE_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])\Z")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 @dataclass(frozen=True)
@@ -129,24 +129,6 @@ def parse_age(text: str) -> float:
             f"{text!r} is not an age: use a number and a unit s/m/h/d/w, e.g. 2h or 3d"
         )
     return float(m.group(1)) * _AGE_UNITS[m.group(2)]
-
-
-def human_size(n: int) -> str:
-    """A byte count for people (binary units).
-
-    >>> human_size(0)
-    '0 B'
-    >>> human_size(1536)
-    '1.5 KiB'
-    >>> human_size(5 * 2**30)
-    '5.0 GiB'
-    """
-    size = float(n)
-    for unit in _SIZE_UNITS:
-        if abs(size) < 1024 or unit == _SIZE_UNITS[-1]:
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def fmt_time(t: float | None) -> str:

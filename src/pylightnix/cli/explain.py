@@ -8,16 +8,19 @@ import click
 from rich.table import Table
 
 from pylightnix.cli.common import emit_json, print_table, store_settings
-from pylightnix.cli.stageref import arg_option, instantiate_ref, stage_argument
+from pylightnix.cli.stageref import arg_option, instantiate_ref, set_option, stage_argument
 from pylightnix.realize.explain import explain
 
 
 @click.command("explain")
 @stage_argument
 @arg_option
+@set_option
 @click.option("--force-rebuild", is_flag=True, help="Explain as if every stage were forced.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
-def explain_cmd(stage: str, args: tuple[str, ...], force_rebuild: bool, as_json: bool) -> None:
+def explain_cmd(
+    stage: str, args: tuple[str, ...], sets: tuple[str, ...], force_rebuild: bool, as_json: bool
+) -> None:
     """For each stage of STAGE's closure, say whether realize would reuse or
     build it, and why.
 
@@ -25,9 +28,10 @@ def explain_cmd(stage: str, args: tuple[str, ...], force_rebuild: bool, as_json:
     Examples:
       pylightnix explain pipeline.py:report
       pylightnix explain pipeline.py:report --arg lr=0.02 --json
+      pylightnix explain pipeline.py:report --set data.n=300
     """
     S = store_settings()
-    exps = explain(instantiate_ref(stage, args, S), force_rebuild=force_rebuild)
+    exps = explain(instantiate_ref(stage, args, S, sets), force_rebuild=force_rebuild)
     if as_json:
         emit_json([dataclasses.asdict(e) for e in exps])
         return

@@ -17,6 +17,7 @@ from pylightnix.cli.common import (
     print_table,
     store_settings,
 )
+from pylightnix.realize.failures import is_failed
 from pylightnix.refs import dref_name
 from pylightnix.store.inspect import du
 from pylightnix.store.query import alldrefs, drefrrefs, rrefbstart
@@ -46,6 +47,7 @@ def derivation_rows(
                 "dref": d,
                 "name": n,
                 "realizations": len(rrefs),
+                "failed": sum(is_failed(r, S) for r in rrefs),
                 "latest_build": latest,
                 "size": sum(sizes.get(r, 0) for r in rrefs),
             }
@@ -59,7 +61,8 @@ def derivation_rows(
 @click.option("--newer", metavar="AGE", help="Only those built within AGE (30m, 2h, 3d, 1w).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
 def ls_cmd(name: str | None, newer: str | None, as_json: bool) -> None:
-    """List derivations: name, number of realizations, latest build time, size.
+    """List derivations: name, number of realizations (and how many failed), latest build
+    time, size.
 
     \b
     Examples:
@@ -79,7 +82,7 @@ def ls_cmd(name: str | None, newer: str | None, as_json: bool) -> None:
     for r in rows:
         t.add_row(
             r["name"],
-            str(r["realizations"]),
+            str(r["realizations"]) + (f" ({r['failed']} failed)" if r["failed"] else ""),
             fmt_time(r["latest_build"]),
             human_size(r["size"]),
             r["dref"],

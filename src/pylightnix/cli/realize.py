@@ -6,22 +6,26 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
 from pylightnix.cli.common import emit_json, store_settings
-from pylightnix.cli.progress import ProgressView
-from pylightnix.cli.stageref import arg_option, instantiate_ref, stage_argument
+from pylightnix.cli.progress import ProgressView, stage_labels
+from pylightnix.cli.stageref import arg_option, instantiate_ref, set_option, stage_argument
 from pylightnix.progress import progress_hook
 from pylightnix.realize.buildlog import show_log_default
 from pylightnix.realize.engine import realize
 from pylightnix.realize.explain import explain, report_explanations
+from pylightnix.realize.failures import realizeE
+from pylightnix.refs import dref_name
 from pylightnix.store.links import linkrref
 
 
 @click.command("realize")
 @stage_argument
 @arg_option
+@set_option
 @click.option("--force-rebuild", is_flag=True, help="Build every stage anew.")
 @click.option("--dry-run", is_flag=True, help="Decide only; build nothing.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
@@ -43,10 +47,18 @@ from pylightnix.store.links import linkrref
     help="Make a result link PATH to the target's realization (a GC root); "
     "more realizations get PATH-2, PATH-3...",
 )
+@click.option(
+    "--keep-going",
+    "-k",
+    is_flag=True,
+    help="Record failed builds as failed runs and go on with the rest (realizeE); "
+    "exit code 1 if any failed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the chosen RRefs as JSON.")
 def realize_cmd(
     stage: str,
     args: tuple[str, ...],
+    sets: tuple[str, ...],
     force_rebuild: bool,
     dry_run: bool,
     jobs: int,
@@ -55,6 +67,7 @@ def realize_cmd(
     do_explain: bool,
     progress: bool,
     out_link: str | None,
+    keep_going: bool,
     as_json: bool,
 ) -> None:
     """Realize STAGE (module:function or path/to/file.py:function) and print the
@@ -64,13 +77,20 @@ def realize_cmd(
     Examples:
       pylightnix realize pipeline.py:report
       pylightnix realize mypkg.stages:train --arg lr=0.01 --jobs 2 --json
+      pylightnix realize pipeline.py:report --set data.n=300   # a nested stage's key
       pylightnix realize pipeline.py:report --show-log   # builds' output live
+      pylightnix realize sweep.py:sweep --keep-going     # failed runs recorded
 
     Progress goes to stderr: a live display on a terminal, plain lines
     otherwise (and always with --show-log, whose output would garble it).
     """
+    if keep_going and (dry_run or jobs > 1 or keep_failed):
+        raise click.UsageError(
+            "--keep-going builds one stage at a time and records failures in the store: "
+            "drop --dry-run, --jobs and --keep-failed"
+        )
     S = store_settings()
-    clo = instantiate_ref(stage, args, S)
+    clo = instantiate_ref(stage, args, S, sets)
     show = show_log_default() if show_log is None else show_log
     view = None
     if progress:
@@ -78,22 +98,32 @@ def realize_cmd(
         # --explain, the explanations: the engine is not asked to explain again.
         exps = explain(clo, force_rebuild=force_rebuild)
         view = ProgressView(
-            live=False if show else None, to_build=sum(e.decision == "build" for e in exps)
+            live=False if show else None,
+            to_build=sum(e.decision == "build" for e in exps),
+            labels=stage_labels(clo[1].derivations),
         )
     with _results_stdout(), view if view is not None else contextlib.nullcontext():
         if view is not None and do_explain:
             with progress_hook(view):
                 report_explanations(exps)
-        _, c, ctx = realize(
-            clo,
-            force_rebuild=force_rebuild,
-            dry_run=dry_run,
-            jobs=jobs,
-            keep_failed=keep_failed,
-            show_log=show,
-            explain=do_explain and view is None,
-            progress=view,
-        )
+        if keep_going:
+            if do_explain and view is None:
+                report_explanations(explain(clo, force_rebuild=force_rebuild))
+            _, c, ctx, failures = realizeE(
+                clo, force_rebuild=force_rebuild, progress=view if view is not None else False
+            )
+        else:
+            failures = {}
+            _, c, ctx = realize(
+                clo,
+                force_rebuild=force_rebuild,
+                dry_run=dry_run,
+                jobs=jobs,
+                keep_failed=keep_failed,
+                show_log=show,
+                explain=do_explain and view is None,
+                progress=view if view is not None else False,
+            )
     targets = {t: ctx.get(t) for t in c.targets}
     if out_link is not None:
         chosen = [r for rs in targets.values() for r in rs or []]
@@ -101,14 +131,23 @@ def realize_cmd(
             name = os.path.basename(out_link) + (f"-{i + 1}" if i else "")
             linkrref(r, os.path.dirname(out_link) or ".", name, S)
     if as_json:
-        emit_json({"targets": targets, "context": ctx})
-        return
-    for t, rrefs in targets.items():
-        if rrefs is None:
-            click.echo(f"{t} (would be built)")
-        else:
-            for r in rrefs:
-                click.echo(r)
+        rec: dict[str, Any] = {"targets": targets, "context": ctx}
+        if keep_going:
+            rec["failed"] = {d: f"{f.error}: {f.message}" for d, f in failures.items()}
+        emit_json(rec)
+    else:
+        for t, rrefs in targets.items():
+            if rrefs is None:
+                click.echo(f"{t} (would be built)")
+            else:
+                for r in rrefs:
+                    click.echo(r + ("  FAILED" if t in failures else ""))
+    if failures:
+        names = sorted({str(dref_name(d)) for d in failures})
+        raise click.ClickException(
+            f"{len(failures)} stage(s) failed and were recorded as failed runs: see "
+            + ", ".join(f"`pylightnix runs {n}`" for n in names)
+        )
 
 
 @contextlib.contextmanager

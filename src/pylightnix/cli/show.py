@@ -17,12 +17,16 @@ from pylightnix.cli.common import (
     store_settings,
 )
 from pylightnix.config import config_dict
-from pylightnix.realize.buildlog import rreflog_path
+from pylightnix.realize.buildlog import rreflog_path, rreflog_tail
+from pylightnix.realize.failures import rref_failure
 from pylightnix.refs import dref_name, is_rref, rref2dref
 from pylightnix.store.inspect import rref_files
 from pylightnix.store.query import drefcfg_, drefrrefs, rref2path, rrefctx, rrefmeta
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
+
+LOG_TAIL = 5
+"""Log lines shown for a failed realization."""
 
 
 def describe(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
@@ -44,6 +48,7 @@ def describe(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
             "host": meta.get("host"),
             "has_log": os.path.exists(rreflog_path(r, S)),
             "files": [{"path": f.path, "size": f.size} for f in rref_files(r, S)],
+            **_status(r, S),
         }
     d = DRef(ref)
     return {
@@ -51,8 +56,21 @@ def describe(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
         "name": str(dref_name(d)),
         "config": config_dict(drefcfg_(d, S)),
         "realizations": [
-            {"rref": x, "build_start": rrefmeta(x, S).get("build_start")} for x in drefrrefs(d, S)
+            {"rref": x, "build_start": rrefmeta(x, S).get("build_start"), **_status(x, S)}
+            for x in drefrrefs(d, S)
         ],
+    }
+
+
+def _status(r: RRef, S: StorageSettings) -> dict[str, Any]:
+    """``status`` ("ok"/"failed"); for a failed one also its ``error`` and ``log_tail``."""
+    f = rref_failure(r, S)
+    if f is None:
+        return {"status": "ok"}
+    return {
+        "status": "failed",
+        "error": f"{f.error}: {f.message}",
+        "log_tail": rreflog_tail(r, S, LOG_TAIL),
     }
 
 
@@ -85,6 +103,10 @@ def show_cmd(ref: str, as_json: bool) -> None:
             f" on {rec['host']}",
             highlight=False,
         )
+        if rec["status"] == "failed":
+            c.print(f"status:  FAILED {rec['error']}", highlight=False, markup=False)
+            for line in rec["log_tail"]:
+                c.print(f"  | {line}", highlight=False, markup=False)
     c.print("config:", highlight=False)
     for line in json.dumps(rec["config"], indent=2, sort_keys=True).splitlines():
         c.print("  " + line, highlight=False, markup=False)
@@ -102,4 +124,9 @@ def show_cmd(ref: str, as_json: bool) -> None:
     else:
         c.print(f"realizations: ({len(rec['realizations'])})", highlight=False)
         for x in rec["realizations"]:
-            c.print(f"  {x['rref']}  built {fmt_time(x['build_start'])}", highlight=False)
+            bad = f"  FAILED {x['error']}" if x["status"] == "failed" else ""
+            c.print(
+                f"  {x['rref']}  built {fmt_time(x['build_start'])}{bad}",
+                highlight=False,
+                markup=False,
+            )

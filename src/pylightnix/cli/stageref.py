@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from pylightnix.errors import InstantiateError, PylightnixError
-from pylightnix.realize.registry import Closure, instantiate
+from pylightnix.realize.overrides import check_stage_args, config_overrides, parse_override
+from pylightnix.realize.registry import Closure, Registry, instantiate
 from pylightnix.store.settings import StorageSettings
 
 
@@ -78,16 +79,32 @@ def parse_args(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def instantiate_ref(text: str, args: Sequence[str], S: StorageSettings) -> tuple[Any, Closure]:
-    """Load the stage ``text`` and instantiate it with ``--arg`` values into ``S``.
+def instantiate_ref(
+    text: str, args: Sequence[str], S: StorageSettings, sets: Sequence[str] = ()
+) -> tuple[Any, Closure]:
+    """Load the stage ``text`` and instantiate it with ``--arg`` values and ``--set``
+    overrides into ``S``.
+
+    ``--arg`` values are checked against the stage's parameters first, and
+    ``--set`` overrides in a first pass that writes nothing
+    (:mod:`pylightnix.realize.overrides`): a bad value leaves the store as it was.
 
     Raises:
+        OptionError: a bad ``--arg`` or ``--set``.
         InstantiateError: the stage function raised something other than a
-            pylightnix error (e.g. a ``TypeError`` for an unknown ``--arg``).
+            pylightnix error.
     """
     fn, kw = load_stage(text), parse_args(args)
+    check_stage_args(fn, kw, who=text)
+    overrides = [parse_override(x) for x in sets]
     try:
-        return instantiate(fn, S=S, **kw)
+        if overrides:
+            probe = Registry(S)
+            probe.write = False
+            with config_overrides(overrides):
+                instantiate(fn, r=probe, **kw)
+        with config_overrides(overrides):
+            return instantiate(fn, S=S, **kw)
     except PylightnixError:
         raise
     except Exception as e:
@@ -102,5 +119,14 @@ arg_option = click.option(
     "args",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Keyword argument for the stage function (VALUE parsed as JSON if possible).",
+    help="Keyword argument for the stage function (VALUE parsed as JSON if possible), "
+    "checked against its parameters before anything runs.",
+)
+set_option = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="STAGE.KEY=VALUE",
+    help="Set a config key of every stage named STAGE, nested stages too (KEY=VALUE: "
+    "the one stage name having KEY); VALUE parsed as JSON if possible.",
 )

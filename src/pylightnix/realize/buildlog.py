@@ -300,3 +300,13 @@ def rreflog(rref: RRef, S: StorageSettings | None = None) -> str:
             "it was stored without one; rebuild it with force_rebuild to get a log",
             path=p,
         ) from None
+
+
+def rreflog_tail(rref: RRef, S: StorageSettings | None = None, n: int = TAIL_LINES) -> list[str]:
+    """The last ``n`` lines of a realization's build log (``[]`` when it has none)."""
+    return log_tail(rreflog_path(rref, S), n)
+
+
+def flush_build_output() -> None:
+    """Flush Python's standard streams, so that a build's log file holds what it printed so far."""
+    _flush_std()

@@ -32,6 +32,7 @@ from typing import Any
 from pylightnix.errors import NotRealizedError, RealizeError
 from pylightnix.progress import progress_hook
 from pylightnix.realize.buildlog import show_log_default
+from pylightnix.realize.display import progress_for
 from pylightnix.realize.registry import Closure
 from pylightnix.realize.scheduler import run_closure
 from pylightnix.realize.step import RealizeOptions
@@ -113,7 +114,10 @@ def realize(
         keep_failed: keep the temporary folder of a failed build (its path is logged).
         jobs: how many derivations to realize at once (threads).
         executor: a ``concurrent.futures.Executor`` to run derivations on instead.
-        progress: a callback receiving :class:`ProgressEvent` records.
+        progress: ``True`` to show progress (a live display on a terminal, plain
+            lines otherwise; see :mod:`pylightnix.realize.display`), a callback
+            receiving :class:`ProgressEvent` records, or ``False``; default:
+            ``$PYLIGHTNIX_PROGRESS``.
         show_log: show what realizers print live, besides capturing it into
             each realization's ``build.log`` (default: ``$PYLIGHTNIX_SHOW_LOG``).
         explain: first log (logger ``pylightnix.realize``, level INFO) and report
@@ -140,17 +144,18 @@ def realize(
     )
     S = c.S
     check_store(S)
-    if explain:
-        from pylightnix.realize.explain import explain as _explain
-        from pylightnix.realize.explain import report_explanations
+    with progress_for(progress, c) as hook:
+        if explain:
+            from pylightnix.realize.explain import explain as _explain
+            from pylightnix.realize.explain import report_explanations
 
-        with progress_hook(progress) if progress is not None else contextlib.nullcontext():
-            report_explanations(_explain(c, force_rebuild=force_rebuild))
-    if progress is not None:
-        with progress_hook(progress):
+            with progress_hook(hook) if hook is not None else contextlib.nullcontext():
+                report_explanations(_explain(c, force_rebuild=force_rebuild))
+        if hook is not None:
+            with progress_hook(hook):
+                ctx = run_closure(c, S, opts, jobs, executor)
+        else:
             ctx = run_closure(c, S, opts, jobs, executor)
-    else:
-        ctx = run_closure(c, S, opts, jobs, executor)
     return c.result, c, ctx
 
 

@@ -13,9 +13,11 @@ should be recorded and the sweep should go on. Two opt-ins:
 
 A failed realization is an ordinary read-only realization folder holding
 whatever the build left in its private temporary folder (the partial
-outputs, e.g. ``out0-.../``, and the build log ``__pylightnix_build.log``)
-plus ``__pylightnix__/failure.json``: the exception type, message and
-traceback (and, for a stage that did not run, the failed dependency's RRef).
+outputs, e.g. ``out0/``, temporary folder names without their random
+suffix), its build log as ``__pylightnix__/build.log``
+(like a successful build's, outside the hash) and
+``__pylightnix__/failure.json``: the exception type, message and traceback
+(and, for a stage that did not run, the failed dependency's RRef).
 The unit of failure is one build: a realizer that raises is one failed
 realization with all its partial outputs. An ``@autostage(nouts=N)`` build
 under ``realizeE`` is finer: each output whose call raised becomes its own
@@ -46,6 +48,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import traceback
@@ -59,7 +62,8 @@ from pylightnix.errors import BuildError, PromiseError
 from pylightnix.hashing import context_hash, context_json, failed_realization_hash, hash_tree
 from pylightnix.progress import ProgressEvent, progress_hook, report
 from pylightnix.realize.build import _BUILD_TMP
-from pylightnix.realize.buildlog import TMP_LOG_NAME
+from pylightnix.realize.buildlog import TMP_LOG_NAME, flush_build_output
+from pylightnix.realize.display import progress_for
 from pylightnix.realize.engine import as_closure, make_options
 from pylightnix.realize.matchers import score_file
 from pylightnix.realize.registry import Closure, Derivation, Registry, mkdrv
@@ -82,6 +86,7 @@ from pylightnix.store.insert import meta_json, place_realization
 from pylightnix.store.layout import (
     CONTEXT_FILE,
     FAILURE_FILE,
+    LOG_FILE,
     META_FILE,
     RESERVED,
     check_store,
@@ -150,13 +155,19 @@ def store_failed_realization(
     if os.path.lexists(reserved):
         # The build itself wrote the reserved name: keep its bytes under another name.
         os.rename(reserved, os.path.join(folder, RESERVED + ".partial"))
+    _drop_temp_suffixes(folder)
     chash = context_hash(context)
-    tree = hash_tree(folder)
+    # The build log becomes the realization's build.log (reserved, not hashed), as for
+    # a successful build: never an artifact that looks like a result.
+    tree = hash_tree(folder, exclude=[TMP_LOG_NAME])
     fjson = canonical_json(dict(record))
     rhash = failed_realization_hash(chash, tree, fjson)
     dhash, name = parse_dref(dref)
     rref = mkrref(rhash, dhash, name)
     os.mkdir(reserved)
+    log_src = os.path.join(folder, TMP_LOG_NAME)
+    if os.path.lexists(log_src):
+        os.rename(log_src, os.path.join(reserved, LOG_FILE))
     # No fsync per reserved file: make_readonly(durable=...) flushes the whole folder once.
     write_private(os.path.join(reserved, CONTEXT_FILE), context_json(context))
     write_private(os.path.join(reserved, FAILURE_FILE), fjson)
@@ -165,6 +176,22 @@ def store_failed_realization(
     make_readonly(folder, durable=S.durable, skip_top=True)
     place_realization(S, dref, chash, rhash, folder, failed=True)
     return rref
+
+
+_TEMP_NAME = re.compile(r"(.+)-\d+-[a-z0-9_]{8}\Z")
+"""A folder made by ``mkdtemp_in`` (``out0-<pid>-<random>``): a temporary name."""
+
+
+def _drop_temp_suffixes(folder: str) -> None:
+    """Give the build's temporary folders their plain names (``out0``), so that a failed
+    realization shows partial outputs, not temporary names, and a rerun failing the same
+    way gives the same RRef."""
+    for n in sorted(os.listdir(folder)):
+        m = _TEMP_NAME.match(n)
+        if m is not None and os.path.isdir(os.path.join(folder, n)):
+            dst = os.path.join(folder, m.group(1))
+            if not os.path.lexists(dst):
+                os.rename(os.path.join(folder, n), dst)
 
 
 def rref_failure(rref: RRef, S: StorageSettings | None = None) -> Failure | None:
@@ -267,6 +294,12 @@ def capture_output_failure(
     if sink is None:
         raise RuntimeError("capture_output_failure outside a realizeE build") from exc
     rec = _record_of(exc)
+    tmp = _BUILD_TMP.get()
+    log_src = os.path.join(tmp, TMP_LOG_NAME) if tmp is not None else None
+    if log_src is not None and os.path.exists(log_src):
+        # The build's log so far (every output's, up to this failure) goes with the failure.
+        flush_build_output()
+        shutil.copyfile(log_src, os.path.join(folder, TMP_LOG_NAME))
     rref = store_failed_realization(S, dref, context, folder, rec, build_start=build_start)
     sink.append(Failure(dref, rref, rec["error"], rec["message"], rec["traceback"]))
     return rref
@@ -411,8 +444,9 @@ def realizeE(
         realize_args: per-DRef extra arguments handed to realizers.
         retry_failed: build again a stage whose only realizations in its
             context are failed ones (default); ``False`` reuses the failure.
-        progress: a callback receiving :class:`ProgressEvent` records; a failed
-            derivation gives a ``"fail"`` event whose ``rrefs`` is its failed realization.
+        progress: as for :func:`realize` (``True``: a display); a callback receives
+            :class:`ProgressEvent` records, a failed derivation giving a ``"fail"``
+            event whose ``rrefs`` is its failed realization.
 
     Returns:
         ``(result, closure, context, failures)``: ``context`` holds the chosen
@@ -431,8 +465,9 @@ def realizeE(
     tok = _IN_REALIZE_E.set(True)
     try:
         with contextlib.ExitStack() as stack:
-            if progress is not None:
-                stack.enter_context(progress_hook(progress))
+            hook = stack.enter_context(progress_for(progress, c))
+            if hook is not None:
+                stack.enter_context(progress_hook(hook))
             stack.enter_context(gc_shared(S))
             _run_e(c, S, opts, retry_failed, chosen, failures)
     finally:

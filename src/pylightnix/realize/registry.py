@@ -24,6 +24,7 @@ from pylightnix.config import (
     mkconfig,
 )
 from pylightnix.errors import InstantiateError, RefError
+from pylightnix.realize.overrides import override_config
 from pylightnix.refs import is_dref, mkdref
 from pylightnix.store.insert import store_derivation
 from pylightnix.store.layout import check_store
@@ -56,6 +57,8 @@ class Registry:
         self.S: StorageSettings = fsS(S)
         self.builders: dict[DRef, Derivation] = {}
         self.in_instantiate: bool = False
+        # False: a probe that registers without storing (checking --set before a real run).
+        self.write: bool = True
 
     def __repr__(self) -> str:
         return f"Registry(S={self.S.storage!r}, derivations={len(self.builders)})"
@@ -121,7 +124,7 @@ def mkdrv(
             "mkdrv was called outside instantiate(): run the stage with "
             "instantiate(stage, ...) or instantiate_inplace(stage, ...), or pass r=Registry(S)"
         )
-    c = config if isinstance(config, Config) else mkconfig(config)
+    c = override_config(config if isinstance(config, Config) else mkconfig(config))
     if not callable(matcher) or not callable(realizer):
         raise InstantiateError(
             f"mkdrv needs a callable matcher and realizer, got {matcher!r} and {realizer!r}"
@@ -140,7 +143,7 @@ def mkdrv(
     promises = tuple(tuple(p) for _, p in config_promises(c))
     old = reg.builders.get(dref)
     drv = Derivation(dref, c, matcher, realizer, deps, promises)
-    if old is None:
+    if old is None and reg.write:
         store_derivation(reg.S, dref, c)
     reg.builders[dref] = drv  # a re-registration keeps its place and takes the new callables
     return dref

@@ -178,6 +178,7 @@ def build_in(
     # (then unused) derivation; the realizer reads its config from the store.
     store_derivation(S, drv.dref, drv.config)
     log_path = os.path.join(tmp, TMP_LOG_NAME)
+    report(ProgressEvent("log", drv.dref, dref_name(drv.dref), extra={"path": log_path}))
     try:
         with capture_build_log(log_path, tee=opts.show_log, fd_level=opts.log_fd):
             outs = run_realizer(drv, S, ctx, opts, tmp)

@@ -19,6 +19,7 @@ from pylightnix.config import Config, config_dict
 from pylightnix.errors import RefError
 from pylightnix.hashing import hash_file
 from pylightnix.refs import dref_name, is_dref, is_rref, rref2dref
+from pylightnix.store.chosen import chosen_records
 from pylightnix.store.layout import RESERVED, dref2path
 from pylightnix.store.query import (
     _S,
@@ -58,14 +59,20 @@ def lsref(ref: DRef | RRef, S: StorageSettings | None = None) -> list[str]:
 
 
 def _only_rref(dref: DRef, S: StorageSettings, who: str) -> RRef:
+    """The one realization of ``dref``, or else the one its matcher picked at the last realize."""
     rrefs = drefrrefs(dref, S)
-    if len(rrefs) != 1:
-        raise RefError(
-            f"{who}: {dref} has {len(rrefs)} realizations; name the one you mean by its RRef "
-            "(see lsref(dref))",
-            ref=dref,
-        )
-    return rrefs[0]
+    if len(rrefs) == 1:
+        return rrefs[0]
+    records = sorted(chosen_records(S, dref).values(), key=lambda x: x.time)
+    if records:
+        picked = [r for r in records[-1].rrefs if r in set(rrefs)]
+        if len(picked) == 1:
+            return picked[0]
+    raise RefError(
+        f"{who}: {dref} has {len(rrefs)} realizations; name the one you mean by its RRef "
+        f"(see lsref(dref), or `pylightnix runs {dref_name(dref)}`)",
+        ref=dref,
+    )
 
 
 def refpath2path(
@@ -77,7 +84,9 @@ def refpath2path(
 ) -> Path:
     """The system path of an RRef/DRef plus items, a RefPath, or a plain path.
 
-    A DRef stands for its only realization (an error when it has several).
+    A DRef stands for its only realization or, when it has several, for the one
+    its matcher picked at the last realize (store/chosen.py); an error when
+    that is not exactly one.
 
     Raises:
         RefError: malformed ref, not stored, or several realizations of a DRef.
