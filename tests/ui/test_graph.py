@@ -28,7 +28,8 @@ def test_dref_graph_statuses(swept: Swept) -> None:
         ("train", "competing", 2, 0),
         ("dataset", "realized", 1, 0),
     }
-    assert competing.edges == ((swept.trains[0], competing.nodes[0].ref),)
+    data = next(n.ref for n in competing.nodes if n.name == "dataset")
+    assert competing.edges == ((swept.trains[0], data),)
     half = ref_graph(swept.trains[LRS.index(1.0)], swept.S)
     assert {(n.name, n.status, n.failed) for n in half.nodes} == {
         ("train", "realized", 1),
