@@ -26,7 +26,8 @@ from pylightnix.refs import (
     is_name,
     is_rref,
     maybe_parse_dref_dirname,
-    parse_rref,
+    mkrref,
+    parse_dref,
     rref2dref,
 )
 from pylightnix.store.inspect import du, files_diff, refdiff, rref_files
@@ -35,7 +36,6 @@ from pylightnix.store.query import (
     dref2path_checked,
     drefcfg_,
     drefdeps1,
-    drefrrefs,
     rref2path,
     rrefctx,
     rrefmeta,
@@ -132,23 +132,23 @@ def dref_record(
     dref: DRef, S: StorageSettings, *, offset: int = 0, limit: int = 100
 ) -> dict[str, Any]:
     """A derivation: config, direct dependencies and a page of its realizations."""
-    dref2path_checked(dref, S)
-    rrefs = drefrrefs(dref, S)
+    p = dref2path_checked(dref, S)
+    # Realization folders are renamed in complete: their names list them, unread.
+    rhashes = sorted(n for n in os.listdir(p) if is_hashpart(n))
     bad = failed_rhashes(dref, S)
-    items = [
-        {
-            "rref": r,
-            "build_start": rrefmeta(r, S).get("build_start"),
-            "failed": parse_rref(r)[0] in bad,
-        }
-        for r in page(rrefs, offset, limit)
-    ]
+    dhash, name = parse_dref(dref)
+    items = []
+    for h in page(rhashes, offset, limit):
+        r = mkrref(h, dhash, name)
+        items.append(
+            {"rref": r, "build_start": rrefmeta(r, S).get("build_start"), "failed": h in bad}
+        )
     return {
         "dref": dref,
         "name": str(dref_name(dref)),
         "config": config_dict(drefcfg_(dref, S)),
         "deps": sorted(drefdeps1([dref], S)),
-        "total": len(rrefs),
+        "total": len(rhashes),
         "failed": len(bad),
         "offset": offset,
         "limit": limit,
