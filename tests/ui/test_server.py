@@ -167,3 +167,12 @@ def test_make_server_refuses_a_folder_without_a_store(tmp_path: object) -> None:
         f"no pylightnix store at {S.storage!r}: initialize it with store_initialize() / "
         "fsinit(S), or `pylightnix init`"
     )
+
+
+def test_runs_page_preloads_its_record(client: Client) -> None:
+    """The runs page asks for its API record while its script loads (name escaped)."""
+    a = client.get("/runs/dref:x")
+    assert (
+        '<link rel="preload" href="/api/runs/dref%3Ax" as="fetch" crossorigin>' in a.body.decode()
+    )
+    assert "preload" not in client.get("/").body.decode()

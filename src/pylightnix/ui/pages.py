@@ -27,14 +27,20 @@ TITLES: dict[str, str] = {
 """Each page's kind and the title it starts with."""
 
 
-def render_page(kind: str, S: StorageSettings, **data: str) -> bytes:
-    """The HTML of a page of ``kind`` with ``data`` for its script.
+def render_page(kind: str, S: StorageSettings, *, preload: str = "", **data: str) -> bytes:
+    """The HTML of a page of ``kind`` with ``data`` for its script (``preload``: an API URL).
 
     >>> from pylightnix.store.settings import mkSS
     >>> b'data-ref="dref:x&lt;"' in render_page("dref", mkSS("/s"), ref="dref:x<")
     True
     """
     attrs = "".join(f' data-{k}="{escape(v, quote=True)}"' for k, v in sorted(data.items()))
+    # The record the page's script will ask for, fetched while the script loads.
+    early = (
+        f'\n<link rel="preload" href="{escape(preload, quote=True)}" as="fetch" crossorigin>'
+        if preload
+        else ""
+    )
     title = escape(TITLES[kind])
     text = f"""<!DOCTYPE html>
 <html lang="en">
@@ -42,7 +48,7 @@ def render_page(kind: str, S: StorageSettings, **data: str) -> bytes:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} - pylightnix</title>
-<link rel="stylesheet" href="/static/app.css">
+<link rel="stylesheet" href="/static/app.css">{early}
 <script src="/static/app.js" defer></script>
 </head>
 <body data-page="{escape(kind)}"{attrs}>

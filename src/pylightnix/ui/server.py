@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files as package_files
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pylightnix.errors import PylightnixError, RefError, RequestError, StoreError
 from pylightnix.refs import is_dref, is_rref
@@ -240,8 +240,8 @@ def _q(qs: Query, name: str, default: str = "") -> str:
     return qs.get(name, [default])[-1]
 
 
-def _page(kind: str, srv: UIServer, **data: str) -> Reply:
-    return Reply(200, render_page(kind, srv.S, **data), "text/html; charset=utf-8")
+def _page(kind: str, srv: UIServer, *, preload: str = "", **data: str) -> Reply:
+    return Reply(200, render_page(kind, srv.S, preload=preload, **data), "text/html; charset=utf-8")
 
 
 def _pages() -> dict[str, Callable[..., Reply]]:
@@ -253,7 +253,9 @@ def _pages() -> dict[str, Callable[..., Reply]]:
         r"/dref/(?P<ref>[^/]+)": lambda srv, qs, ref: _page("dref", srv, ref=_dref(ref, srv.S)),
         r"/rref/(?P<ref>[^/]+)": lambda srv, qs, ref: _page("rref", srv, ref=_rref(ref, srv.S)),
         r"/graph/(?P<ref>[^/]+)": lambda srv, qs, ref: _page("graph", srv, ref=_ref(ref, srv.S)),
-        r"/runs/(?P<what>[^/]+)": lambda srv, qs, what: _page("runs", srv, what=what),
+        r"/runs/(?P<what>[^/]+)": lambda srv, qs, what: _page(
+            "runs", srv, what=what, preload=f"/api/runs/{quote(what, safe='')}"
+        ),
         r"/file/(?P<ref>[^/]+)/(?P<path>.+)": lambda srv, qs, ref, path: _page(
             "file", srv, ref=_rref(ref, srv.S), path=path
         ),
