@@ -3,7 +3,8 @@
 #   scripts/setup.sh          a virtual environment in .venv with pylightnix and its extras
 #   scripts/setup.sh --test   also the system tools the tests use: gcc/make/tar (the GNU Hello
 #                             Quick Start), openssl (the HTTPS fetch test's certificate) and
-#                             graphviz (`pylightnix graph --svg`)
+#                             graphviz (`pylightnix graph --svg`) and chromium (the web
+#                             view's browser tests, driven by Playwright without its own browsers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -24,6 +25,7 @@ if [ "${1:-}" = "--test" ]; then
   done
   command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
   command -v dot >/dev/null 2>&1 || pkgs+=(graphviz)
+  command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
   apt_install "${pkgs[@]}"
@@ -35,6 +37,6 @@ fi
 stamp=.venv/.pylightnix-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev,cli]'
+  .venv/bin/python -m pip install -q -e '.[dev,cli,ui]'
   touch "$stamp"
 fi

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pylightnix.errors import RealizeError as RealizeError
     from pylightnix.errors import RefError as RefError
     from pylightnix.errors import ReplError as ReplError
+    from pylightnix.errors import RequestError as RequestError
     from pylightnix.errors import StoreError as StoreError
     from pylightnix.errors import StoreVersionError as StoreVersionError
     from pylightnix.errors import UnpackLimitError as UnpackLimitError
@@ -238,6 +239,7 @@ _LAZY: dict[str, str] = {
     "Registry": "pylightnix.realize.registry",
     "ReplError": "pylightnix.errors",
     "ReplSession": "pylightnix.repl",
+    "RequestError": "pylightnix.errors",
     "Run": "pylightnix.runs",
     "StageAttrs": "pylightnix.autostage",
     "StorageSettings": "pylightnix.store.settings",
@@ -465,6 +467,7 @@ __all__ = [
     "Registry",
     "ReplError",
     "ReplSession",
+    "RequestError",
     "Run",
     "StageAttrs",
     "StorageSettings",

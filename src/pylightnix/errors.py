@@ -26,7 +26,8 @@ catch, and carries the offending values as attributes::
     ├── UnsafeArchiveError (ValueError)  .archive, .member
     ├── FetchError (OSError)             .url
     │   └── HashMismatchError            .url, .algo, .expected, .actual
-    └── ExtraMissingError (ImportError)  .extra
+    ├── ExtraMissingError (ImportError)  .extra
+    └── RequestError (ValueError)        .status
 
 Every error pickles (it crosses process and Dask boundaries): the message is
 the only positional argument and the attributes are restored by ``__reduce__``.
@@ -142,3 +143,8 @@ class HashMismatchError(FetchError):
 
 class ExtraMissingError(PylightnixError, ImportError):
     """An optional extra (``pip install 'pylightnix[...]'``) is not installed."""
+
+
+class RequestError(PylightnixError, ValueError):
+    """A request to the web view is refused (bad path, foreign Host, bad page number);
+    ``.status`` is the HTTP status it answers with."""

@@ -39,6 +39,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("verify", "verify_cmd"),
     ("export", "export_cmd"),
     ("import_", "import_cmd"),
+    ("ui", "ui_cmd"),
 )
 
 # Short help of each command module, so `pylightnix --help` lists the commands
@@ -96,6 +97,10 @@ SHORT_HELP: dict[str, str] = {
     "import_": (
         "Import a closure archive (every object is re-hashed before it enters the store) "
         "and print its target RRefs."
+    ),
+    "ui": (
+        "Serve a read-only web view of the store: stages, runs and plots, graphs, files, "
+        "build logs (live while building), diffs, size and GC roots."
     ),
 }
 
