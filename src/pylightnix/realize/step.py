@@ -194,7 +194,7 @@ def build_in(
 
 def _build(drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions) -> list[RRef]:
     """Run the realizer and insert its outputs; the build lock is held by the caller."""
-    tmp = take_build_folder(S)
+    tmp = take_build_folder(S, str(dref_name(drv.dref)))
     ok = False
     try:
         rrefs = build_in(drv, S, ctx, opts, tmp, time.time())
@@ -239,15 +239,31 @@ def build_folders() -> Iterator[None]:
                 remove_tree(tmp)
 
 
-def take_build_folder(S: StorageSettings) -> str:
-    """An empty private folder in ``S.tmpdir`` for one build (a reused one, else a new one)."""
+def take_build_folder(S: StorageSettings, name: str) -> str:
+    """An empty private folder ``build-<name>-<pid>-<random>`` in ``S.tmpdir`` for one build
+    of the stage ``name`` (a reused one, else a new one)."""
     cur = _POOL.get()
+    tmp = None
     if cur is not None and cur[0] == os.getpid():
         with _POOL_LOCK:
             free = cur[1].get(S.tmpdir)
-            if free:
-                return free.pop()
-    return mkdtemp_in(S.tmpdir, "build")
+            tmp = free.pop() if free else None
+    if tmp is not None:
+        # Renamed after the stage it builds now (one rename, no new inode), so that
+        # people and the web view see which stage a running build folder belongs to.
+        # The random part is the folder's own (unique among this process's folders);
+        # an existing name is never replaced.
+        new = os.path.join(S.tmpdir, f"build-{name}-{os.getpid()}-{tmp.rsplit('-', 1)[1]}")
+        if new == tmp:
+            return tmp
+        if not os.path.lexists(new):
+            try:
+                os.rename(tmp, new)
+                return new
+            except OSError:
+                pass
+        remove_tree(tmp)
+    return mkdtemp_in(S.tmpdir, f"build-{name}")
 
 
 def give_back_build_folder(S: StorageSettings, tmp: str) -> None:
