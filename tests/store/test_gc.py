@@ -26,6 +26,7 @@ from pylightnix import (
     build_cattrs,
     build_outpath,
     build_wrapper,
+    du,
     fsinit,
     gc,
     instantiate,
@@ -41,11 +42,13 @@ from pylightnix import (
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.refs import mkdref, mkrref, parse_rref
 from pylightnix.store.fsops import mkdtemp_in
-from pylightnix.store.gc import compute_live, temp_owner, tree_size
+from pylightnix.store.fsops import tree_bytes
+from pylightnix.store.gc import compute_live, temp_owner
 from pylightnix.store.insert import store_realization
 from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR, rref2path_
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.roots import list_roots, register_root
+from pylightnix.store.temproots import release_temproots
 from pylightnix.types import DRef, RRef
 from tests.strategies import dags
 
@@ -81,6 +84,7 @@ def test_gc_keeps_rooted_closure_and_deletes_everything_else(
     a = realize1(instantiate(_chain, "a", 3, S=S))
     b = realize1(instantiate(_chain, "b", 2, S=S))
     link = _link(S, a, str(tmp_path / "result-a"))
+    release_temproots(S)
     bset = {b, *rrefdeps([b], S)}
     res = gc(S)
     assert res.deleted_rrefs == tuple(sorted(bset))
@@ -95,10 +99,14 @@ def test_gc_keeps_rooted_closure_and_deletes_everything_else(
 def test_dry_run_reports_exactly_what_a_real_run_deletes(S: StorageSettings) -> None:
     """A dry run deletes nothing and its report (with sizes) equals the following real run's."""
     b = realize1(instantiate(_chain, "b", 2, S=S))
+    release_temproots(S)
     everything = set(allrrefs(S))
-    size = sum(tree_size(os.path.dirname(rref2path(r, S))) for r in everything)
-    tree_size_before = tree_size(rref2path(b, S))
+    size = sum(tree_bytes(os.path.dirname(rref2path(r, S))) for r in everything)
+    tree_size_before = tree_bytes(rref2path(b, S))
+    usage = du(S)
     dry = gc(S, dry_run=True)
+    assert dry.bytes_freed == usage.total
+    assert {r: dry.sizes[r] for r in everything} == dict(usage.rrefs)
     assert set(allrrefs(S)) == everything
     assert set(dry.deleted_rrefs) == everything == {b, *rrefdeps([b], S)}
     real = gc(S)
@@ -109,7 +117,7 @@ def test_dry_run_reports_exactly_what_a_real_run_deletes(S: StorageSettings) -> 
     assert set(real.sizes) == {*everything, *real.deleted_drefs}
     assert sum(real.sizes.values()) == real.bytes_freed
     assert real.sizes[b] == tree_size_before
-    assert real.bytes_freed >= size > 0
+    assert real.bytes_freed == size > 0
     assert list(allrrefs(S)) == []
     assert list(alldrefs(S)) == []
 
@@ -119,6 +127,7 @@ def test_keep_rrefs_keeps_the_realization_and_what_it_was_built_from(
 ) -> None:
     """keep_rrefs protects the transitive closure of each kept realization."""
     a = realize1(instantiate(_chain, "a", 4, S=S))
+    release_temproots(S)
     mid = sorted(rrefdeps([a], S))[0]
     res = gc(S, keep_rrefs=[mid])
     kept = {mid, *rrefdeps([mid], S)}
@@ -130,6 +139,7 @@ def test_keep_rrefs_keeps_the_realization_and_what_it_was_built_from(
 def test_keep_drefs_keeps_configs_but_not_realizations(S: StorageSettings) -> None:
     """keep_drefs keeps the derivation and its dependency derivations, yet deletes realizations."""
     a = realize1(instantiate(_chain, "a", 3, S=S))
+    release_temproots(S)
     drefs = {rref2dref(r) for r in {a, *rrefdeps([a], S)}}
     res = gc(S, keep_drefs=[rref2dref(a)])
     assert set(alldrefs(S)) == drefs
@@ -142,6 +152,7 @@ def test_store_gc_computes_like_the_seed_and_deletes_nothing(S: StorageSettings)
     """store_gc(keep_drefs, keep_rrefs) returns the removable sets, deleting nothing."""
     a = realize1(instantiate(_chain, "a", 2, S=S))
     b = realize1(instantiate(_chain, "b", 2, S=S))
+    release_temproots(S)
     before = set(allrrefs(S))
     drefs, rrefs = store_gc([], [a], S)
     bset = {b, *rrefdeps([b], S)}
@@ -158,6 +169,7 @@ def test_gc_removes_leftovers_dangling_markers_and_stale_roots(
     _link(S, a, str(tmp_path / "result"))
     gone = _link(S, a, str(tmp_path / "gone"))
     os.unlink(gone)
+    release_temproots(S)
     os.makedirs(os.path.join(S.tmpdir, "build-x-123-abc", "out"))
     ddir = os.path.dirname(rref2path(a, S))
     half = os.path.join(ddir, ".tmp-1-ab-config.json")
@@ -184,6 +196,7 @@ def test_gc_removes_leftovers_dangling_markers_and_stale_roots(
 def test_gc_removes_markers_and_lock_files_of_what_it_deletes(S: StorageSettings) -> None:
     """Markers of deleted realizations and lock files of deleted derivations go too."""
     a = realize1(instantiate(_chain, "a", 1, S=S))
+    release_temproots(S)
     locks = os.path.join(S.storage, LOCKS_DIR)
     assert f"{os.path.basename(os.path.dirname(rref2path(a, S)))}.lock" in os.listdir(locks)
     res = gc(S, keep_drefs=[rref2dref(a)])
@@ -191,7 +204,7 @@ def test_gc_removes_markers_and_lock_files_of_what_it_deletes(S: StorageSettings
     ddir = os.path.dirname(rref2path_(a, S))
     assert os.listdir(os.path.join(ddir, INDEX_DIR)) == []
     gc(S)
-    assert sorted(os.listdir(locks)) == ["gc.lock", "gc.turnstile"]
+    assert sorted(os.listdir(locks)) == ["gc.collector", "gc.lock"]
 
 
 def test_gc_inside_a_running_realize_raises_instead_of_deadlocking(S: StorageSettings) -> None:
@@ -208,6 +221,7 @@ def test_gc_inside_a_running_realize_raises_instead_of_deadlocking(S: StorageSet
 def test_bad_keep_ref_is_refused_before_anything_is_deleted(S: StorageSettings) -> None:
     """A malformed keep ref raises RefError and the store keeps everything."""
     a = realize1(instantiate(_chain, "a", 1, S=S))
+    release_temproots(S)
     with pytest.raises(RefError):
         gc(S, keep_rrefs=[RRef("rref:nope")])
     assert list(allrrefs(S)) == [a]
@@ -222,6 +236,7 @@ def test_a_root_through_a_symlinked_store_path_still_counts(tmp_path: Any) -> No
     a = realize1(instantiate(_chain, "a", 2, S=S))
     os.symlink(os.path.join(rref2path(a, S), "out.txt"), str(tmp_path / "result-file"))
     register_root(S, str(tmp_path / "result-file"))
+    release_temproots(S)
     res = gc(S)
     assert res.deleted_rrefs == ()
     assert set(allrrefs(real)) == {a, *rrefdeps([a], S)}
@@ -262,7 +277,7 @@ def test_lock_files_that_are_not_build_locks_are_left_alone(S: StorageSettings) 
     locks = os.path.join(S.storage, LOCKS_DIR)
     open(os.path.join(locks, "remote-cache.lock"), "w").close()
     gc(S)
-    assert sorted(os.listdir(locks)) == ["gc.lock", "gc.turnstile", "remote-cache.lock"]
+    assert sorted(os.listdir(locks)) == ["gc.collector", "gc.lock", "remote-cache.lock"]
 
 
 def test_registering_a_link_to_a_collected_realization_is_an_error(
@@ -272,13 +287,14 @@ def test_registering_a_link_to_a_collected_realization_is_an_error(
     a = realize1(instantiate(_chain, "a", 1, S=S))
     link = str(tmp_path / "late")
     os.symlink(rref2path(a, S), link)
+    release_temproots(S)
     gc(S)
     with pytest.raises(StoreError) as ei:
         register_root(S, link)
     assert str(ei.value) == (
         f"cannot keep {a} alive through {link!r}: it is no longer in the store (a garbage "
-        "collection removed it after it was realized); realize it again and make the link "
-        "while holding the store (store.locks.gc_shared)"
+        "collection removed it before it was linked); realize it again and link the result: "
+        "realize keeps its results alive until then"
     )
     assert list_roots(S) == []
 
@@ -306,6 +322,7 @@ def test_gc_refuses_when_a_kept_realization_has_unreadable_dependencies(
     """A live realization whose context is gone stops the collection before any deletion."""
     a = realize1(instantiate(_chain, "a", 2, S=S))
     realize1(instantiate(_chain, "b", 1, S=S))
+    release_temproots(S)
     before = set(allrrefs(S))
     _break_context(S, a)
     with pytest.raises(StoreError) as ei:
@@ -322,6 +339,7 @@ def test_gc_deletes_an_unreferenced_realization_with_unreadable_dependencies(
 ) -> None:
     """Garbage with a damaged context is simply deleted: nothing live depends on what it lacks."""
     a = realize1(instantiate(_chain, "a", 1, S=S))
+    release_temproots(S)
     _break_context(S, a)
     assert gc(S).deleted_rrefs == (a,)
 
@@ -381,6 +399,7 @@ def test_gc_keeps_exactly_the_closure_of_random_roots(plan: Any, data: Any) -> N
         roots = set(data.draw(st.lists(st.sampled_from(every), max_size=3)))
         keep = set(data.draw(st.lists(st.sampled_from(drefs), max_size=2)))
         live_r, live_d = _naive_live(roots, keep, ctx, cdeps)
+        release_temproots(S)
         dry = gc(S, keep_rrefs=roots, keep_drefs=keep, dry_run=True)
         res = gc(S, keep_rrefs=roots, keep_drefs=keep)
         assert set(allrrefs(S)) == live_r

@@ -27,8 +27,8 @@ from pylightnix.errors import InstantiateError, RefError
 from pylightnix.refs import is_dref, mkdref
 from pylightnix.store.insert import store_derivation
 from pylightnix.store.layout import check_store
-from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.store.temproots import add_temproots
 from pylightnix.types import DRef, Matcher, Realizer
 
 
@@ -230,10 +230,14 @@ def instantiate(
     check_store(r.S)
     r.in_instantiate = True
     try:
-        with gc_shared(r.S), current_registry(r):
+        with current_registry(r):
             if "r" not in kwargs and _accepts_r(stage):
                 kwargs["r"] = r
             result = stage(*args, **kwargs)
     finally:
         r.in_instantiate = False
+    # Every derivation of the registry becomes a temporary root in one batch;
+    # one a collection removed before the registration is written again.
+    for d in add_temproots(r.S, r.builders, check=True):
+        store_derivation(r.S, DRef(d), r.builders[DRef(d)].config)
     return result, closure_of(r, find_drefs(result), result)

@@ -3,7 +3,9 @@
 ``jobs=1`` walks the closure in its (topological) order; ``jobs>1`` or an
 ``executor`` runs derivations whose dependencies are done concurrently,
 stops submitting at the first error, waits for running ones, and re-raises.
-The store's GC lock is held shared for the whole run.
+No store-wide lock is held: what each step matches or builds becomes a
+temporary root of this process (``step.match_in``), so a concurrent
+collection keeps it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.realize.step import RealizeOptions, StepResult, context_of, realize_one
 from pylightnix.refs import dref_name
-from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Context, DRef
 
@@ -32,11 +33,10 @@ def run_closure(
     total = len(c.derivations)
     if hook is not None:
         report(ProgressEvent("plan", total=total))
-    with gc_shared(S):
-        if executor is None and jobs <= 1:
-            chosen = _run_sequential(c, S, opts, hook is not None, t0)
-        else:
-            chosen = _run_parallel(c, S, opts, jobs, executor, hook is not None, t0)
+    if executor is None and jobs <= 1:
+        chosen = _run_sequential(c, S, opts, hook is not None, t0)
+    else:
+        chosen = _run_parallel(c, S, opts, jobs, executor, hook is not None, t0)
     if hook is not None:
         report(ProgressEvent("done", done=total, total=total, elapsed=time.monotonic() - t0))
     return chosen

@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pylightnix.errors import BuildError, MatcherError, NotRealizedError, PromiseError, RealizeError
+from pylightnix.errors import (
+    BuildError,
+    MatcherError,
+    NotRealizedError,
+    PromiseError,
+    RealizeError,
+    StoreError,
+)
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, report
 from pylightnix.realize.build import build_tmpdir_set
@@ -27,6 +34,7 @@ from pylightnix.store.insert import check_output, store_derivation, store_realiz
 from pylightnix.store.locks import build_lock
 from pylightnix.store.query import drefrrefs_chash
 from pylightnix.store.settings import StorageSettings
+from pylightnix.store.temproots import add_temproots
 from pylightnix.types import Context, DRef, Path, RRef
 
 log = logging.getLogger("pylightnix.realize")
@@ -235,9 +243,28 @@ def realize_one(
     return StepResult(drv.dref, tuple(m), True, "forced" if forced else "built")
 
 
+MATCH_RETRIES = 20
+"""How often a match is asked again when collections keep deleting what it chose."""
+
+
 def match_in(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | None:
-    """Ask the matcher of ``drv`` about its realizations in the context ``chash``."""
-    return ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+    """Ask the matcher of ``drv`` about its realizations in the context ``chash``.
+
+    What it chooses becomes a temporary root of this process (alive until
+    the process ends or releases it, ``docs/gc.md``). A concurrent collection
+    may delete a candidate between the listing and that registration; the
+    registration sees it (under the GC lock) and the matcher is asked again.
+    """
+    for _ in range(MATCH_RETRIES):
+        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        if m is None or not add_temproots(S, m, check=True):
+            return m
+    raise StoreError(
+        f"the realizations matched for {drv.dref} were deleted by garbage collections "
+        f"{MATCH_RETRIES} times in a row before they could be registered: stop the "
+        "collections running in a loop on this store, then realize again",
+        path=S.storage,
+    )
 
 
 def unsatisfied_after_build(drv: Derivation) -> MatcherError:

@@ -167,3 +167,63 @@ def rename_noreplace(src: str, dst: str) -> bool:
             return False
         raise
     return True
+
+
+def tree_bytes(path: str) -> int:
+    """Apparent bytes of the files and symlinks of a tree (``du --apparent-size -b`` of
+    files; folders count nothing, a file hard-linked twice counts once); 0 if missing.
+
+    The one size function of the store: ``du``, GC reports and GC deletion
+    (:func:`remove_tree_counting`) all measure with it, so they agree.
+    """
+    return _walk_bytes(path, remove=False)
+
+
+def remove_tree_counting(path: str) -> int:
+    """Delete a (possibly read-only) tree or file; return what :func:`tree_bytes` says of it.
+
+    One pass: folders get their write bit back, files are unlinked as they are.
+    """
+    return _walk_bytes(path, remove=True)
+
+
+def _walk_bytes(path: str, *, remove: bool) -> int:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if not stat.S_ISDIR(st.st_mode):
+        if remove:
+            os.unlink(path)
+        return st.st_size
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    dirs: list[str] = []
+    while stack:
+        d = stack.pop()
+        if remove:
+            os.chmod(d, 0o700)
+            dirs.append(d)
+        try:
+            it = os.scandir(d)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for e in it:
+                est = e.stat(follow_symlinks=False)
+                if stat.S_ISDIR(est.st_mode):
+                    stack.append(e.path)
+                    continue
+                if est.st_nlink > 1:
+                    key = (est.st_dev, est.st_ino)
+                    if key not in seen:
+                        seen.add(key)
+                        total += est.st_size
+                else:
+                    total += est.st_size
+                if remove:
+                    os.unlink(e.path)
+    for d in reversed(dirs):
+        os.rmdir(d)
+    return total

@@ -7,6 +7,9 @@ Crash windows (each is safe):
 * a realization's index marker is created *before* the realization is
   renamed into place; queries check that the realization exists, so a
   marker left by a crash is harmless and GC removes it;
+* every object is registered as a temporary root of the inserting process
+  (``temproots.py``) before its folder, marker or rename can be seen, so a
+  concurrent collection never takes it for garbage;
 * the realization folder is complete and read-only (but for its top
   folder, which must stay writable to be renamed) before the rename, and
   the top folder is made read-only right after it.
@@ -45,6 +48,7 @@ from pylightnix.store.layout import (
     index_dir,
 )
 from pylightnix.store.settings import StorageSettings
+from pylightnix.store.temproots import add_temproots
 from pylightnix.types import Context, DRef, RRef
 
 
@@ -52,12 +56,15 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
     """Make sure the derivation ``dref`` with ``config`` is in the store.
 
     Returns whether this call created it. Two processes may race: one rename
-    wins, the other finds the folder in place.
+    wins, the other finds the folder in place. A derivation this call writes
+    is registered as a temporary root first; one that is already stored is
+    the caller's to register (instantiate does it in one batch).
     """
     d = dref2path(dref, S)
     cfg_path = os.path.join(d, CONFIG_FILE)
     if os.path.exists(cfg_path):
         return False
+    add_temproots(S, [dref])
     data = config_serialize(config)
     if os.path.isdir(d):
         # The folder exists without its config (damaged store): restore it in place.
@@ -185,6 +192,19 @@ def store_realization(
     return rref
 
 
+def _make_marker(idx: str, marker: str) -> None:
+    # A collection removes index folders it emptied; it may do so between our
+    # makedirs and the create: make the folder again.
+    for _ in range(100):
+        os.makedirs(idx, exist_ok=True)
+        try:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
+            return
+        except FileNotFoundError:
+            continue
+    raise StoreError(f"cannot create the index marker {marker!r}", path=marker)
+
+
 def place_realization(
     S: StorageSettings, dref: DRef, chash: str, rhash: str, folder: str, *, failed: bool = False
 ) -> bool:
@@ -197,11 +217,13 @@ def place_realization(
     matchers never look. Returns whether it moved; if the same realization is
     already stored, ``folder`` is removed instead.
     """
+    # Registered before the marker and the rename: a collection that can see
+    # either also sees the registration (docs/gc.md, race windows).
+    add_temproots(S, [mkrref(rhash, *parse_dref(dref)), dref])  # type: ignore[arg-type]
     idx = (failed_index_dir if failed else index_dir)(dref, chash, S)
-    os.makedirs(idx, exist_ok=True)
     marker = os.path.join(idx, rhash)
     if not os.path.exists(marker):
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o444))
+        _make_marker(idx, marker)
         if S.durable:
             # Else a power loss could keep the realization but lose its marker,
             # hiding it from matchers until store_reindex.

@@ -19,6 +19,7 @@ from pylightnix.config import Config, config_dict
 from pylightnix.errors import RefError
 from pylightnix.hashing import hash_file
 from pylightnix.refs import dref_name, is_dref, is_rref, rref2dref
+from pylightnix.store.fsops import tree_bytes
 from pylightnix.store.layout import RESERVED, dref2path
 from pylightnix.store.query import (
     _S,
@@ -164,32 +165,6 @@ def shellref(ref: Any = None, S: StorageSettings | None = None) -> int:
     return shell(refpath2path(ref, None, s, who="shellref"))
 
 
-def _tree_bytes(path: str) -> int:
-    """Bytes of the files and symlinks under ``path`` (apparent size, hard links once)."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    stack = [path]
-    while stack:
-        d = stack.pop()
-        try:
-            it = os.scandir(d)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        with it:
-            for e in it:
-                st = e.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(e.path)
-                    continue
-                if st.st_nlink > 1:
-                    key = (st.st_dev, st.st_ino)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                total += st.st_size
-    return total
-
-
 @dataclass(frozen=True)
 class DiskUsage:
     """What :func:`du` measured: apparent bytes of files and links.
@@ -214,9 +189,9 @@ def du(S: StorageSettings | None = None) -> DiskUsage:
     drefs: dict[DRef, int] = {}
     rrefs: dict[RRef, int] = {}
     for d in alldrefs(s):
-        sizes = {r: _tree_bytes(rref2path(r, s)) for r in drefrrefs(d, s)}
+        sizes = {r: tree_bytes(rref2path(r, s)) for r in drefrrefs(d, s)}
         rrefs.update(sizes)
-        drefs[d] = _tree_bytes(dref2path(d, s))
+        drefs[d] = tree_bytes(dref2path(d, s))
     return DiskUsage(sum(drefs.values()), drefs, rrefs)
 
 

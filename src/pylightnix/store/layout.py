@@ -13,6 +13,7 @@
     <storage>/<dhash>-<name>/by-context/<chash>/<rhash>   index marker (empty)
     <storage>/<dhash>-<name>/by-context-failed/<chash>/<rhash>   marker of a failed one
     <storage>/.locks/  <storage>/.roots/                  locks, GC roots
+    <storage>/.temproots/<pid>-<random>                temporary roots of a live process
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ FAILURE_FILE = "failure.json"
 FAILED_INDEX_DIR = "by-context-failed"
 LOCKS_DIR = ".locks"
 ROOTS_DIR = ".roots"
+TEMPROOTS_DIR = ".temproots"
 CHASH_LEN = 32
 
 
@@ -124,7 +126,12 @@ def init_store(S: StorageSettings, *, check_not_exist: bool = False) -> None:
             atomic_write(fmt, FORMAT_TEXT.encode(), mode=0o444)
         except FileExistsError:
             pass
-    for d in (S.tmpdir, os.path.join(S.storage, LOCKS_DIR), os.path.join(S.storage, ROOTS_DIR)):
+    for d in (
+        S.tmpdir,
+        os.path.join(S.storage, LOCKS_DIR),
+        os.path.join(S.storage, ROOTS_DIR),
+        os.path.join(S.storage, TEMPROOTS_DIR),
+    ):
         os.makedirs(d, exist_ok=True)
     _CHECKED.discard(S.storage)
     check_store(S)

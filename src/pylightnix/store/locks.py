@@ -1,19 +1,23 @@
 """Kernel locks (``fcntl.flock``) that die with their holder.
 
 * a **build lock** per derivation: one build of a derivation at a time;
-* the store-wide **GC lock**: shared by every instantiate/realize while it
-  runs, exclusive for the garbage collector. A *turnstile* lock in front of
-  it stops new shared holders while a collector waits, so the collector is
-  not starved by a stream of overlapping realizes.
+* the store-wide **GC lock**, held only for short critical sections (never
+  for a whole realize, see ``docs/gc.md``): shared while a process registers
+  temporary roots (``temproots.py``) and checks that what it registered
+  still exists, exclusive while the collector reads the temporary roots and
+  moves one bounded batch of garbage out of the store;
+* the **collector lock**: one garbage collection at a time; only collectors
+  wait on it.
 
-Locks held by a process are re-entrant within it for the GC lock (a realize
-nested inside a realizer must not deadlock against a waiting collector).
-Waiters log who holds the lock (pid, host, since when) when they wait long.
+The GC lock is re-entrant within a process in shared mode, and a shared
+request from the thread that holds it exclusively passes at once. Waiters
+log who holds a lock (pid, host, since when) when they wait long.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -29,6 +33,9 @@ from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef
 
 log = logging.getLogger("pylightnix.locks")
+
+GC_LOCK = "gc.lock"
+COLLECTOR_LOCK = "gc.collector"
 
 WAIT_LOG_AFTER = 5.0
 """Seconds of waiting after which a waiter logs who holds the lock."""
@@ -56,6 +63,12 @@ def _open_lockfile(path: str) -> int:
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        # A store this process cannot write (read-only mount, another user's):
+        # flock works on a descriptor opened for reading.
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _log_wait(fd: int, what: str) -> None:
@@ -129,6 +142,9 @@ _exclusive_owner: dict[str, int] = {}  # storage -> the thread holding gc_exclus
 def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[None]:
     """Hold the store-wide GC lock in shared mode (re-entrant within the process).
 
+    For short critical sections only (registering temporary roots): the
+    collector waits for every holder before each batch it deletes.
+
     Raises:
         LockError: a garbage collection held the lock for more than ``timeout`` seconds.
     """
@@ -158,23 +174,20 @@ def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[N
 
 
 def _take_shared(S: StorageSettings, timeout: float | None) -> int:
-    tfd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.turnstile"))
+    fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, GC_LOCK))
     try:
-        _acquire(tfd, fcntl.LOCK_SH, "the GC turnstile (a garbage collection is running)", timeout)
-        fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.lock"))
-        try:
-            _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", timeout)
-        except BaseException:
-            os.close(fd)
-            raise
-    finally:
-        os.close(tfd)  # closing drops the turnstile lock
+        _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", timeout)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
 @contextlib.contextmanager
 def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterator[None]:
-    """Hold the GC lock exclusively: no instantiate or realize runs meanwhile.
+    """Hold the GC lock exclusively: no process registers temporary roots meanwhile.
+
+    The collector holds it for short sections (one bounded batch each).
 
     Re-entrant within the thread that holds it, and a :func:`gc_shared` in that
     thread passes at once.
@@ -196,16 +209,11 @@ def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterato
                 "would deadlock; collect garbage outside of realize/instantiate",
                 path=S.storage,
             )
-    tfd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.turnstile"))
-    fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.lock"))
+    fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, GC_LOCK))
     try:
-        _acquire(tfd, fcntl.LOCK_EX, "the GC turnstile", timeout)
-        # Realizes queued on the turnstile log this text when they wait long.
-        os.ftruncate(tfd, 0)
-        os.pwrite(tfd, _holder_text(), 0)
-        _acquire(fd, fcntl.LOCK_EX, "the GC lock (realizations are running)", timeout)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _holder_text(), 0)
+        _acquire(
+            fd, fcntl.LOCK_EX, "the GC lock (a process is registering temporary roots)", timeout
+        )
         _exclusive_owner[S.storage] = me
         try:
             yield
@@ -213,4 +221,37 @@ def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterato
             del _exclusive_owner[S.storage]
     finally:
         os.close(fd)
-        os.close(tfd)
+
+
+@contextlib.contextmanager
+def gc_collector(S: StorageSettings, *, timeout: float | None = None) -> Iterator[bool]:
+    """Hold the collector lock: one garbage collection of the store at a time.
+
+    Yields whether the lock is held: on a store this process cannot write
+    (read-only mount, another user's store) it yields ``False`` without
+    locking, since such a process can only report (a dry run).
+
+    Raises:
+        LockError: another collection ran for more than ``timeout`` seconds.
+    """
+    path = os.path.join(S.storage, LOCKS_DIR, COLLECTOR_LOCK)
+    try:
+        fd = _open_lockfile(path)
+    except PermissionError:
+        yield False
+        return
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            raise
+        yield False
+        return
+    try:
+        _acquire(fd, fcntl.LOCK_EX, "the collector lock (another garbage collection)", timeout)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_text(), 0)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -40,7 +40,7 @@ from pylightnix.store.layout import (
     dref2path,
     rref2path_,
 )
-from pylightnix.store.locks import gc_exclusive, gc_shared
+from pylightnix.store.locks import gc_exclusive
 from pylightnix.store.query import allrrefs
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RRef
@@ -222,20 +222,23 @@ def verify(
     chosen = None if rrefs is None else [RRef(r) for r in rrefs]
     for r in chosen or []:
         parse_rref(r)
-    # Checking only reads: realizes may go on. Repair deletes, as GC does.
-    lock = gc_shared(s) if repair is None else gc_exclusive(s)
-    with lock:
-        todo = sorted(set(allrrefs(s) if chosen is None else chosen))
-        cfg_problems: dict[DRef, str | None] = {}
-        damaged: list[DamagedRealization] = []
-        for r in todo:
-            d = rref2dref(r)
-            if d not in cfg_problems:
-                cfg_problems[d] = config_problem(dref2path(d, s), d)
-            why = realization_problem(rref2path_(r, s), r) or cfg_problems[d]
-            if why is None:
-                continue
-            damaged.append(DamagedRealization(r, why, _repair(s, r, repair) if repair else ""))
+    # Checking only reads: it takes no lock (a read-only store verifies too).
+    # Repair takes the GC lock exclusively only around each removal.
+    todo = sorted(set(allrrefs(s) if chosen is None else chosen))
+    cfg_problems: dict[DRef, str | None] = {}
+    damaged: list[DamagedRealization] = []
+    for r in todo:
+        d = rref2dref(r)
+        if d not in cfg_problems:
+            cfg_problems[d] = config_problem(dref2path(d, s), d)
+        why = realization_problem(rref2path_(r, s), r) or cfg_problems[d]
+        if why is None:
+            continue
+        action = ""
+        if repair:
+            with gc_exclusive(s):
+                action = _repair(s, r, repair)
+        damaged.append(DamagedRealization(r, why, action))
     return VerifyResult(tuple(todo), tuple(damaged))
 
 
