@@ -41,8 +41,7 @@ from pylightnix import (
 )
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.refs import mkdref, mkrref, parse_rref
-from pylightnix.store.fsops import mkdtemp_in
-from pylightnix.store.fsops import tree_bytes
+from pylightnix.store.fsops import mkdtemp_in, tree_bytes
 from pylightnix.store.gc import compute_live, temp_owner
 from pylightnix.store.insert import store_realization
 from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR, rref2path_
@@ -207,14 +206,45 @@ def test_gc_removes_markers_and_lock_files_of_what_it_deletes(S: StorageSettings
     assert sorted(os.listdir(locks)) == ["gc.collector", "gc.lock"]
 
 
-def test_gc_inside_a_running_realize_raises_instead_of_deadlocking(S: StorageSettings) -> None:
-    """Calling gc while this process holds the GC lock shared is a LockError, not a hang."""
+_INNER: list[GCResult] = []
+
+
+def _collecting(b: Build) -> None:
+    _INNER.append(gc(b.S))
+    _write(b)
+
+
+def test_gc_inside_a_running_realize_runs_and_keeps_what_the_realize_uses(
+    S: StorageSettings,
+) -> None:
+    """A realizer calling gc() neither deadlocks nor loses the dependency it is building from."""
+    _INNER.clear()
+
+    def stage(r: Any) -> DRef:
+        dep = mkdrv({"name": "dep", "i": 0}, match_only(), build_wrapper(_write), r)
+        return mkdrv(
+            {"name": "top", "i": 1, "dep": dep}, match_only(), build_wrapper(_collecting), r
+        )
+
+    top = realize1(instantiate(stage, S=S))
+    dep = next(iter(rrefdeps([top], S)))
+    assert len(_INNER) == 1
+    assert _INNER[0].deleted_rrefs == ()
+    assert _INNER[0].deleted_drefs == ()
+    assert (GCRoot(dep, "temproot")) in _INNER[0].roots
+    assert set(allrrefs(S)) == {top, dep}
+
+
+def test_gc_inside_gc_shared_of_the_same_thread_raises_instead_of_deadlocking(
+    S: StorageSettings,
+) -> None:
+    """Calling gc while this thread holds the GC lock shared is a LockError, not a hang."""
     with gc_shared(S), pytest.raises(LockError) as ei:
         gc(S)
     assert str(ei.value) == (
-        f"cannot take the GC lock of {S.storage!r} exclusively: this process holds it in "
-        "shared mode (a realize or instantiate is running in it), so waiting would deadlock; "
-        "collect garbage outside of realize/instantiate"
+        f"cannot take the GC lock of {S.storage!r} exclusively: this thread holds it in "
+        "shared mode (inside gc_shared), so waiting would deadlock; collect garbage outside "
+        "of gc_shared blocks"
     )
 
 

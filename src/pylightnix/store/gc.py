@@ -419,7 +419,8 @@ def gc(
             their realizations are kept only if a root keeps them.
         keep_rrefs: realizations to keep (with everything they were built from).
         dry_run: only report what would be deleted.
-        timeout: give up waiting for another collection after this many seconds.
+        timeout: give up waiting for another collection, or for a process's
+            short registration, after this many seconds.
         older_than: delete only garbage stored longer ago than this (seconds,
             or a duration text such as ``"7d"``); newer objects are roots.
         keep_last: keep the ``keep_last`` most recently stored realizations of
@@ -460,7 +461,7 @@ def gc(
                 "use dry_run=True to see what would be deleted",
                 path=s.storage,
             )
-        return _collect(s, kd, kr, dry_run, _Policy(age, keep_last), report=True)
+        return _collect(s, kd, kr, dry_run, _Policy(age, keep_last), report=True, timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -508,6 +509,7 @@ def _collect(
     policy: _Policy,
     *,
     report: bool,
+    timeout: float | None = None,
 ) -> GCResult:
     """Find and (unless ``dry_run``) delete garbage; ``report=False`` skips sizes and leftovers."""
     g = scan_graph(S, markers=report)
@@ -524,7 +526,7 @@ def _collect(
     reader = TempRootsReader(S, remove_dead=not dry_run)
     # Read after the scan: an object the scan saw was registered before it
     # became visible (insertion) or is re-checked by its finder (docs/gc.md).
-    with gc_exclusive(S):
+    with gc_exclusive(S, timeout=timeout):
         temp = reader.read()
     roots.extend(GCRoot(x, "temproot") for x in sorted(temp))
     root_rrefs = [RRef(x.ref) for x in roots if is_rref(x.ref)]
@@ -553,7 +555,7 @@ def _collect(
             tuple(whole), tuple(deleted_r), freed, tuple(roots), tuple(stale),
             tuple(Path(p) for p in sorted(swept)), True, sizes,
         )  # fmt: skip
-    return _delete(S, g, live, reader, dead_r, whole, roots, stale)
+    return _delete(S, g, live, reader, dead_r, whole, roots, stale, timeout)
 
 
 def _live_dirs(live: _Live) -> set[str]:
@@ -585,6 +587,7 @@ def _delete(
     whole: list[DRef],
     roots: list[GCRoot],
     stale: list[Path],
+    timeout: float | None,
 ) -> GCResult:
     """Move the garbage out of the store in short exclusive batches, then empty the trash."""
     # A crash between an insertion's rename and its chmod leaves the top folder
@@ -598,7 +601,7 @@ def _delete(
     dangling: list[str] = []
     i = 0
     while True:
-        with gc_exclusive(S):
+        with gc_exclusive(S, timeout=timeout):
             # What processes registered since the last batch stays, with its closure.
             new = reader.read()
             live.add(new)
@@ -613,7 +616,9 @@ def _delete(
                 # Markers whose realization is missing and that nobody is inserting.
                 dangling = [p for p in _dangling(S, g, live) if _unlink_quiet(p)]
                 # Index folders emptied (insertion makes them again if it races).
-                touched = {dref2path(rref2dref(RRef(r)), S) for r, _ in moved if is_rref(r)}
+                touched: set[str] = {
+                    dref2path(rref2dref(RRef(r)), S) for r, _ in moved if is_rref(r)
+                }
                 touched |= {os.path.dirname(os.path.dirname(os.path.dirname(p))) for p in dangling}
                 for ddir in touched:
                     _remove_empty_index_dirs(ddir)

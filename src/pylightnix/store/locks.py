@@ -47,6 +47,13 @@ def _holder_text() -> bytes:
     )
 
 
+def _note_holder(fd: int) -> None:
+    """Write who holds the lock into its file (waiters log it); skipped where read-only."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_text(), 0)
+
+
 def _read_holder(fd: int) -> str:
     try:
         return (
@@ -124,8 +131,7 @@ def build_lock(S: StorageSettings, dref: DRef, *, timeout: float | None = None) 
     try:
         _acquire(fd, fcntl.LOCK_EX, f"build lock on {dref}", timeout)
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, _holder_text(), 0)
+            _note_holder(fd)
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -136,6 +142,7 @@ def build_lock(S: StorageSettings, dref: DRef, *, timeout: float | None = None) 
 _shared_lock = threading.Lock()
 _shared_count: dict[str, tuple[int, int]] = {}  # storage -> (fd, holders in this process)
 _exclusive_owner: dict[str, int] = {}  # storage -> the thread holding gc_exclusive
+_shared_threads: dict[tuple[str, int], int] = {}  # (storage, thread) -> its nested holds
 
 
 @contextlib.contextmanager
@@ -154,16 +161,22 @@ def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[N
         # that protects itself): exclusive already includes shared.
         yield
         return
+    me = (key, threading.get_ident())
     with _shared_lock:
         ent = _shared_count.get(key)
         if ent is not None:
             _shared_count[key] = (ent[0], ent[1] + 1)
         else:
             _shared_count[key] = (_take_shared(S, timeout), 1)
+        _shared_threads[me] = _shared_threads.get(me, 0) + 1
     try:
         yield
     finally:
         with _shared_lock:
+            if _shared_threads[me] == 1:
+                del _shared_threads[me]
+            else:
+                _shared_threads[me] -= 1
             fd, n = _shared_count[key]
             if n == 1:
                 del _shared_count[key]
@@ -192,21 +205,23 @@ def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterato
     Re-entrant within the thread that holds it, and a :func:`gc_shared` in that
     thread passes at once.
 
+    Another thread of this process holding it shared is waited for like
+    another process (shared sections are short).
+
     Raises:
-        LockError: this process itself holds the lock in shared mode (a realize
-            or instantiate runs in it, maybe in another thread): waiting would
-            deadlock; or ``timeout`` seconds passed.
+        LockError: this thread itself holds the lock in shared mode (waiting
+            would deadlock); or ``timeout`` seconds passed.
     """
     me = threading.get_ident()
     if _exclusive_owner.get(S.storage) == me:
         yield  # re-entrant within the collecting thread
         return
     with _shared_lock:
-        if S.storage in _shared_count:
+        if (S.storage, me) in _shared_threads:
             raise LockError(
-                f"cannot take the GC lock of {S.storage!r} exclusively: this process holds "
-                "it in shared mode (a realize or instantiate is running in it), so waiting "
-                "would deadlock; collect garbage outside of realize/instantiate",
+                f"cannot take the GC lock of {S.storage!r} exclusively: this thread holds "
+                "it in shared mode (inside gc_shared), so waiting would deadlock; collect "
+                "garbage outside of gc_shared blocks",
                 path=S.storage,
             )
     fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, GC_LOCK))
@@ -214,6 +229,8 @@ def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterato
         _acquire(
             fd, fcntl.LOCK_EX, "the GC lock (a process is registering temporary roots)", timeout
         )
+        # Processes waiting for a batch log this text when they wait long.
+        _note_holder(fd)
         _exclusive_owner[S.storage] = me
         try:
             yield
@@ -247,8 +264,7 @@ def gc_collector(S: StorageSettings, *, timeout: float | None = None) -> Iterato
         return
     try:
         _acquire(fd, fcntl.LOCK_EX, "the collector lock (another garbage collection)", timeout)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _holder_text(), 0)
+        _note_holder(fd)
         try:
             yield True
         finally:
