@@ -386,40 +386,6 @@ def _unlink_lockfile(path: str) -> bool:
         os.close(fd)
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-
-
-def parse_duration(text: str | float) -> float:
-    """Seconds of a duration: a number of seconds, or ``<number><s|m|h|d|w>``.
-
-    >>> parse_duration("90s"), parse_duration("2h"), parse_duration("7d"), parse_duration(1.5)
-    (90.0, 7200.0, 604800.0, 1.5)
-
-    Raises:
-        OptionError: not a duration, or negative.
-    """
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        secs = float(text)
-    else:
-        m = _DURATION.match(text) if isinstance(text, str) else None
-        if m is None:
-            raise OptionError(
-                f"older_than={text!r} is not a duration: give seconds, or a number with a "
-                "unit s, m, h, d or w (e.g. '7d', '12h')",
-                option="older_than",
-                value=text,
-            )
-        secs = float(m.group(1)) * _UNIT[m.group(2)]
-    if not secs >= 0:
-        raise OptionError(
-            f"older_than={text!r} is negative: give a duration of zero or more",
-            option="older_than",
-            value=text,
-        )
-    return secs
-
-
 def gc(
     S: StorageSettings | None = None,
     *,
@@ -427,7 +393,7 @@ def gc(
     keep_rrefs: Iterable[RRef] = (),
     dry_run: bool = False,
     timeout: float | None = None,
-    older_than: float | str | None = None,
+    older_than: float | None = None,
     keep_last: int | None = None,
 ) -> GCResult:
     """Delete every derivation and realization no root keeps alive.
@@ -444,8 +410,8 @@ def gc(
         dry_run: only report what would be deleted.
         timeout: give up waiting for another collection, or for a process's
             short registration, after this many seconds.
-        older_than: delete only garbage stored longer ago than this (seconds,
-            or a duration text such as ``"7d"``); newer objects are roots.
+        older_than: delete only garbage stored more than this many seconds
+            ago; newer objects are roots (with what they need).
         keep_last: keep the ``keep_last`` most recently stored realizations of
             every derivation (and what they need) as roots.
 
@@ -468,7 +434,18 @@ def gc(
         parse_dref(d)
     for r in kr:
         parse_rref(r)
-    age = None if older_than is None else parse_duration(older_than)
+    if older_than is not None and (
+        isinstance(older_than, bool)
+        or not isinstance(older_than, (int, float))
+        or not older_than >= 0
+    ):
+        raise OptionError(
+            f"older_than={older_than!r}: give a number of seconds, 0 or more (e.g. "
+            "7 * 86400 for a week)",
+            option="older_than",
+            value=older_than,
+        )
+    age = None if older_than is None else float(older_than)
     if keep_last is not None and (type(keep_last) is not int or keep_last < 0):
         raise OptionError(
             f"keep_last={keep_last!r}: give the number (0 or more) of newest realizations "
