@@ -60,7 +60,7 @@ from pylightnix.store.layout import (
     dref2path,
     rref2path_,
 )
-from pylightnix.store.locks import gc_collector, gc_exclusive
+from pylightnix.store.locks import gc_collector, gc_exclusive, store_writable
 from pylightnix.store.roots import list_roots
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.store.temproots import TempRootsReader
@@ -526,7 +526,8 @@ def _collect(
     reader = TempRootsReader(S, remove_dead=not dry_run)
     # Read after the scan: an object the scan saw was registered before it
     # became visible (insertion) or is re-checked by its finder (docs/gc.md).
-    with gc_exclusive(S, timeout=timeout):
+    # Where this process cannot write, it only reports: it reads without the lock.
+    with gc_exclusive(S, timeout=timeout) if store_writable(S) else contextlib.nullcontext():
         temp = reader.read()
     roots.extend(GCRoot(x, "temproot") for x in sorted(temp))
     root_rrefs = [RRef(x.ref) for x in roots if is_rref(x.ref)]

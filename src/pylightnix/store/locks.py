@@ -240,6 +240,11 @@ def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterato
         os.close(fd)
 
 
+def store_writable(S: StorageSettings) -> bool:
+    """Whether this process may change the store (not a read-only mount, not another user's)."""
+    return os.access(S.storage, os.W_OK) and os.access(os.path.join(S.storage, LOCKS_DIR), os.W_OK)
+
+
 @contextlib.contextmanager
 def gc_collector(S: StorageSettings, *, timeout: float | None = None) -> Iterator[bool]:
     """Hold the collector lock: one garbage collection of the store at a time.
@@ -251,17 +256,10 @@ def gc_collector(S: StorageSettings, *, timeout: float | None = None) -> Iterato
     Raises:
         LockError: another collection ran for more than ``timeout`` seconds.
     """
-    path = os.path.join(S.storage, LOCKS_DIR, COLLECTOR_LOCK)
-    try:
-        fd = _open_lockfile(path)
-    except PermissionError:
+    if not store_writable(S):
         yield False
         return
-    except OSError as e:
-        if e.errno != errno.EROFS:
-            raise
-        yield False
-        return
+    fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, COLLECTOR_LOCK))
     try:
         _acquire(fd, fcntl.LOCK_EX, "the collector lock (another garbage collection)", timeout)
         _note_holder(fd)
