@@ -69,10 +69,14 @@ from pylightnix.types import DRef, Path, RRef
 T = TypeVar("T")
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
-BATCH_MAX = 200
+BATCH_MAX = 64
 """At most this many objects leave the store per exclusive section of the GC lock."""
-BATCH_SECONDS = 0.01
+BATCH_SECONDS = 0.002
 """An exclusive section stops taking new objects after this long (a rename is ~10 us)."""
+BATCH_PAUSE = 0.002
+"""Pause between two exclusive sections. ``flock`` does not hand a released lock to
+its waiters: without a pause the collector takes it again before a woken realize
+runs, and that realize would wait for several batches."""
 
 
 @dataclass(frozen=True)
@@ -548,7 +552,9 @@ def _collect(
     dead_r = [r for d, rs in g.drv_rrefs.items() if d in live.d for r in rs if r not in live.r]
     if dry_run:
         sizes = _sizes_in_place(S, g, dead_r, whole) if report else {}
-        leftovers = [*_tmp_leftovers(S, g, None), *_dangling(S, g, live)] if report else []
+        leftovers = [*_tmp_leftovers(S, g, None), *(p for _, p in _dangling(S, g, live))]
+        if not report:
+            leftovers = []
         swept = [*leftovers, *(reader.dead_paths()), *_dead_lockfiles(S, _live_dirs(live))]
         freed = sum(sizes.values()) + sum(tree_bytes(p) for p in leftovers)
         deleted_r = sorted({*dead_r, *(r for d in whole for r in g.drv_rrefs[d])})
@@ -563,19 +569,20 @@ def _live_dirs(live: _Live) -> set[str]:
     return {dref_dirname(d) for d in live.d}
 
 
-def _dangling(S: StorageSettings, g: _Graph, live: _Live) -> list[str]:
-    """Index markers of live derivations whose realization is not stored."""
-    out: list[str] = []
+def _dangling(S: StorageSettings, g: _Graph, live: _Live) -> list[tuple[RRef, str]]:
+    """Index markers of live derivations whose realization is not stored: (its RRef, path)."""
+    out: list[tuple[RRef, str]] = []
     for dref, ms in g.markers.items():
         if dref not in live.d:
             continue
         dhash, name = parse_dref(dref)
         stored = {parse_rref(r)[0] for r in g.drv_rrefs.get(dref, [])}
         for h, paths in ms.items():
-            if h in stored or mkrref(h, dhash, name) in live.r:  # type: ignore[arg-type]
+            r = mkrref(h, dhash, name)  # type: ignore[arg-type]
+            if h in stored or r in live.r:
                 continue
             if not os.path.isdir(os.path.join(S.storage, dref_dirname(dref), h)):
-                out.extend(paths)
+                out.extend((r, p) for p in paths)
     return sorted(out)
 
 
@@ -600,8 +607,13 @@ def _delete(
     todo: list[str] = [*dead_r, *whole]
     moved: list[tuple[str, str]] = []  # (ref, its path in the trash)
     dangling: list[str] = []
+    # Found with no lock held; the last exclusive section removes those still
+    # dangling that no process registered meanwhile (an insertion in flight).
+    candidates = _dangling(S, g, live)
     i = 0
     while True:
+        if i:
+            time.sleep(BATCH_PAUSE)
         with gc_exclusive(S, timeout=timeout):
             # What processes registered since the last batch stays, with its closure.
             new = reader.read()
@@ -615,15 +627,18 @@ def _delete(
                 todo.extend(_move_dead(S, g, live, ref, trash, len(moved), moved))
             if i >= len(todo):
                 # Markers whose realization is missing and that nobody is inserting.
-                dangling = [p for p in _dangling(S, g, live) if _unlink_quiet(p)]
-                # Index folders emptied (insertion makes them again if it races).
-                touched: set[str] = {
-                    dref2path(rref2dref(RRef(r)), S) for r, _ in moved if is_rref(r)
-                }
-                touched |= {os.path.dirname(os.path.dirname(os.path.dirname(p))) for p in dangling}
-                for ddir in touched:
-                    _remove_empty_index_dirs(ddir)
+                dangling = [
+                    p
+                    for r, p in candidates
+                    if r not in live.r and not os.path.isdir(rref2path_(r, S)) and _unlink_quiet(p)
+                ]
                 break
+    # Index folders emptied, outside the lock: rmdir takes only an empty folder,
+    # and an insertion racing with it makes the folder again (insert._make_marker).
+    touched: set[str] = {dref2path(rref2dref(RRef(r)), S) for r, _ in moved if is_rref(r)}
+    touched |= {os.path.dirname(os.path.dirname(os.path.dirname(p))) for p in dangling}
+    for ddir in sorted(touched):
+        _remove_empty_index_dirs(ddir)
     leftovers = _tmp_leftovers(S, g, trash)
     freed = sum(remove_tree_counting(p) for p in leftovers)
     locks = [p for p in _dead_lockfiles(S, _live_dirs(live)) if _unlink_lockfile(p)]
