@@ -35,6 +35,7 @@ from pylightnix.store.fsops import (
     mkdtemp_in,
     remove_tree,
     rename_noreplace,
+    store_stage,
     write_private,
 )
 from pylightnix.store.layout import (
@@ -66,20 +67,21 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
         return False
     add_temproots(S, [dref])
     data = config_serialize(config)
-    if os.path.isdir(d):
-        # The folder exists without its config (damaged store): restore it in place.
-        atomic_write(cfg_path, data, durable=S.durable)
-        return True
-    tmp = mkdtemp_in(S.tmpdir, "drv")
-    try:
-        write_private(os.path.join(tmp, CONFIG_FILE), data, durable=S.durable)
-        os.chmod(tmp, 0o755)
-        moved = rename_noreplace(tmp, d)
-        if moved and S.durable:
-            fsync_path(S.storage)
-        return moved
-    finally:
-        remove_tree(tmp)
+    with store_stage(f"writing the derivation {dref}", d):
+        if os.path.isdir(d):
+            # The folder exists without its config (damaged store): restore it in place.
+            atomic_write(cfg_path, data, durable=S.durable)
+            return True
+        tmp = mkdtemp_in(S.tmpdir, "drv")
+        try:
+            write_private(os.path.join(tmp, CONFIG_FILE), data, durable=S.durable)
+            os.chmod(tmp, 0o755)
+            moved = rename_noreplace(tmp, d)
+            if moved and S.durable:
+                fsync_path(S.storage)
+            return moved
+        finally:
+            remove_tree(tmp)
 
 
 def meta_json(build_start: float, build_stop: float, extra: dict[str, Any] | None) -> bytes:
@@ -176,16 +178,17 @@ def store_realization(
     rref = mkrref(rhash, dhash, name)
     stop = time.time() if build_stop is None else build_stop
 
-    os.mkdir(reserved)
-    ctx_json = context_json(context)
-    # No fsync per reserved file: make_readonly(durable=...) below flushes every
-    # file and folder of the output once, the reserved ones included.
-    # The output folder is private until it is renamed into place: plain writes suffice.
-    write_private(os.path.join(reserved, CONTEXT_FILE), ctx_json)
-    write_private(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
-    if log_path is not None:
-        shutil.copyfile(log_path, os.path.join(reserved, LOG_FILE))
-    make_readonly(outpath, durable=S.durable, skip_top=True)
+    with store_stage(f"writing the reserved files ({RESERVED}) of an output of {dref}", reserved):
+        os.mkdir(reserved)
+        ctx_json = context_json(context)
+        # No fsync per reserved file: make_readonly(durable=...) below flushes every
+        # file and folder of the output once, the reserved ones included.
+        # The output folder is private until it is renamed into place: plain writes suffice.
+        write_private(os.path.join(reserved, CONTEXT_FILE), ctx_json)
+        write_private(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
+        if log_path is not None:
+            shutil.copyfile(log_path, os.path.join(reserved, LOG_FILE))
+        make_readonly(outpath, durable=S.durable, skip_top=True)
 
     store_derivation(S, dref, config)
     place_realization(S, dref, chash, rhash, outpath)
@@ -222,18 +225,19 @@ def place_realization(
     add_temproots(S, [mkrref(rhash, *parse_dref(dref)), dref])  # type: ignore[arg-type]
     idx = (failed_index_dir if failed else index_dir)(dref, chash, S)
     marker = os.path.join(idx, rhash)
-    if not os.path.exists(marker):
-        _make_marker(idx, marker)
-        if S.durable:
-            # Else a power loss could keep the realization but lose its marker,
-            # hiding it from matchers until store_reindex.
-            fsync_path(idx)
     ddir = dref2path(dref, S)
     dst = os.path.join(ddir, rhash)
-    if rename_noreplace(folder, dst):
-        os.chmod(dst, 0o555)
-        if S.durable:
-            fsync_path(ddir)
-        return True
-    remove_tree(folder)
-    return False
+    with store_stage(f"moving a realization of {dref} into the store", dst):
+        if not os.path.exists(marker):
+            _make_marker(idx, marker)
+            if S.durable:
+                # Else a power loss could keep the realization but lose its marker,
+                # hiding it from matchers until store_reindex.
+                fsync_path(idx)
+        if rename_noreplace(folder, dst):
+            os.chmod(dst, 0o555)
+            if S.durable:
+                fsync_path(ddir)
+            return True
+        remove_tree(folder)
+        return False

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 
 from pylightnix.errors import LockError
 from pylightnix.refs import dref_dirname
+from pylightnix.store.fsops import store_stage
 from pylightnix.store.layout import LOCKS_DIR
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef
@@ -127,7 +128,8 @@ def _acquire(fd: int, op: int, what: str, timeout: float | None) -> None:
 def build_lock(S: StorageSettings, dref: DRef, *, timeout: float | None = None) -> Iterator[None]:
     """Hold the build lock of ``dref`` within the block."""
     path = os.path.join(S.storage, LOCKS_DIR, dref_dirname(dref) + ".lock")
-    fd = _open_lockfile(path)
+    with store_stage(f"opening the build lock of {dref}", path):
+        fd = _open_lockfile(path)
     try:
         _acquire(fd, fcntl.LOCK_EX, f"build lock on {dref}", timeout)
         try:
@@ -186,8 +188,14 @@ def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[N
                 _shared_count[key] = (fd, n - 1)
 
 
+def _open_gc_lock(S: StorageSettings) -> int:
+    path = os.path.join(S.storage, LOCKS_DIR, GC_LOCK)
+    with store_stage("opening the GC lock", path):
+        return _open_lockfile(path)
+
+
 def _take_shared(S: StorageSettings, timeout: float | None) -> int:
-    fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, GC_LOCK))
+    fd = _open_gc_lock(S)
     try:
         _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", timeout)
     except BaseException:
@@ -224,7 +232,7 @@ def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterato
                 "garbage outside of gc_shared blocks",
                 path=S.storage,
             )
-    fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, GC_LOCK))
+    fd = _open_gc_lock(S)
     try:
         _acquire(
             fd, fcntl.LOCK_EX, "the GC lock (a process is registering temporary roots)", timeout
