@@ -169,6 +169,8 @@ from pylightnix.store.settings import fsroot as fsroot
 from pylightnix.store.settings import fsstorage as fsstorage
 from pylightnix.store.settings import fstmpdir as fstmpdir
 from pylightnix.store.settings import mkSS as mkSS
+from pylightnix.store.temproots import add_temproots as add_temproots
+from pylightnix.store.temproots import release_temproots as release_temproots
 from pylightnix.store.verify import DamagedRealization as DamagedRealization
 from pylightnix.store.verify import VerifyResult as VerifyResult
 from pylightnix.store.verify import verify as verify
@@ -233,6 +235,7 @@ __all__ = [
     "StoreVersionError",
     "UnsafeArchiveError",
     "VerifyResult",
+    "add_temproots",
     "alldrefs",
     "allrrefs",
     "autostage",
@@ -325,6 +328,7 @@ __all__ = [
     "realize_inplace",
     "realized",
     "redefine",
+    "release_temproots",
     "repl_build",
     "repl_cancel",
     "repl_continue",

@@ -18,6 +18,7 @@ from pylightnix import (
     GCResult,
     GCRoot,
     LockError,
+    OptionError,
     RefError,
     StorageSettings,
     StoreError,
@@ -30,6 +31,7 @@ from pylightnix import (
     fsinit,
     gc,
     instantiate,
+    match_latest,
     match_only,
     mkdrv,
     mkSS,
@@ -458,3 +460,63 @@ def test_temp_folders_of_live_processes_are_kept_and_of_dead_ones_removed(
     res = gc(S)
     assert res.tmp_removed == (dead,)
     assert os.listdir(S.tmpdir) == [os.path.basename(mine)]
+
+
+def _random_out(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write(os.urandom(8).hex())
+
+
+def _nondet(r: Any = None) -> DRef:
+    return mkdrv({"name": "nondet"}, match_latest(), build_wrapper(_random_out), r)
+
+
+def test_keep_last_keeps_the_newest_realizations_of_each_derivation(S: StorageSettings) -> None:
+    """keep_last=2 keeps the two most recently stored of four realizations, deletes the rest."""
+    clo = instantiate(_nondet, S=S)
+    made = [realize1(clo, force_rebuild=True) for _ in range(4)]
+    release_temproots(S)
+    res = gc(S, keep_last=2)
+    assert set(allrrefs(S)) == set(made[2:])
+    assert res.deleted_rrefs == tuple(sorted(made[:2]))
+    assert set(res.roots) == {GCRoot(r, "keep_last 2") for r in made[2:]}
+
+
+def test_older_than_keeps_what_is_newer_and_deletes_older_garbage(S: StorageSettings) -> None:
+    """older_than=3600 keeps what was just stored; older_than=0 deletes all garbage."""
+    a = realize1(instantiate(_chain, "a", 2, S=S))
+    release_temproots(S)
+    kept = gc(S, older_than=3600)
+    assert kept.deleted_rrefs == ()
+    assert GCRoot(a, "older_than 3600") in kept.roots
+    closure = {a, *rrefdeps([a], S)}
+    assert set(gc(S, older_than=0).deleted_rrefs) == closure
+    assert list(allrrefs(S)) == []
+
+
+def test_bad_policies_are_option_errors(S: StorageSettings) -> None:
+    """A negative keep_last or older_than (or a non-number) is refused before any work."""
+    with pytest.raises(OptionError) as ei:
+        gc(S, keep_last=-1)
+    assert str(ei.value) == (
+        "keep_last=-1: give the number (0 or more) of newest realizations to keep per derivation"
+    )
+    with pytest.raises(OptionError) as ei:
+        gc(S, older_than=-5)
+    assert str(ei.value) == (
+        "older_than=-5: give a number of seconds, 0 or more (e.g. 7 * 86400 for a week)"
+    )
+    with pytest.raises(OptionError):
+        gc(S, older_than="7d")  # type: ignore[arg-type]
+
+
+def test_a_clean_store_has_no_leftovers(S: StorageSettings) -> None:
+    """After realizes and one collection, a dry run reports no leftovers (markers of what
+    it would delete are not leftovers)."""
+    a = realize1(instantiate(_chain, "a", 3, S=S))
+    release_temproots(S)
+    dry = gc(S, dry_run=True)
+    assert set(dry.deleted_rrefs) == {a, *rrefdeps([a], S)}
+    assert dry.tmp_removed == ()
+    gc(S)
+    assert gc(S, dry_run=True) == GCResult(dry_run=True)

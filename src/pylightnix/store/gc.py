@@ -373,6 +373,13 @@ def _dead_lockfiles(S: StorageSettings, live_dirs: set[str]) -> list[str]:
     ]
 
 
+def _orphan_locks(g: _Graph, locks: list[str]) -> list[str]:
+    """The lock files whose derivation was already gone: leftovers (the others go with
+    their derivation and are not reported apart)."""
+    stored = {dref_dirname(d) for d in g.drv_rrefs}
+    return [p for p in locks if os.path.basename(p)[: -len(".lock")] not in stored]
+
+
 def _unlink_lockfile(path: str) -> bool:
     """Remove a build lock file unless some process holds it (then it is kept)."""
     try:
@@ -555,7 +562,8 @@ def _collect(
         leftovers = [*_tmp_leftovers(S, g, None), *(p for _, p in _dangling(S, g, live))]
         if not report:
             leftovers = []
-        swept = [*leftovers, *(reader.dead_paths()), *_dead_lockfiles(S, _live_dirs(live))]
+        locks = _dead_lockfiles(S, _live_dirs(live))
+        swept = [*leftovers, *(reader.dead_paths()), *_orphan_locks(g, locks)]
         freed = sum(sizes.values()) + sum(tree_bytes(p) for p in leftovers)
         deleted_r = sorted({*dead_r, *(r for d in whole for r in g.drv_rrefs[d])})
         return GCResult(
@@ -641,7 +649,9 @@ def _delete(
         _remove_empty_index_dirs(ddir)
     leftovers = _tmp_leftovers(S, g, trash)
     freed = sum(remove_tree_counting(p) for p in leftovers)
-    locks = [p for p in _dead_lockfiles(S, _live_dirs(live)) if _unlink_lockfile(p)]
+    locks = _orphan_locks(
+        g, [p for p in _dead_lockfiles(S, _live_dirs(live)) if _unlink_lockfile(p)]
+    )
     for e in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(e)
