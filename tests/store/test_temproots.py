@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,18 +90,20 @@ def test_check_reports_refs_that_are_not_stored(S: StorageSettings) -> None:
     assert add_temproots(S, [rref]) == []
 
 
-def _register_and_exit(root: str, refs: list[str]) -> None:
+def _register_and_die(root: str, refs: list[str]) -> None:
+    """(child) Register, then die without cleaning up (as a killed process would)."""
     add_temproots(mkSS(root), refs)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_a_dead_process_record_is_ignored_and_removed_by_gc(S: StorageSettings) -> None:
-    """A process that registered and exited keeps nothing alive; gc removes its record."""
+    """A process that registered and was killed keeps nothing alive; gc removes its record."""
     rref = realize1(instantiate(_one, S=S))
     release_temproots(S)
-    p = CTX.Process(target=_register_and_exit, args=(S.root, [rref]))
+    p = CTX.Process(target=_register_and_die, args=(S.root, [rref]))
     p.start()
     p.join(TIMEOUT)
-    assert p.exitcode == 0
+    assert p.exitcode == -signal.SIGKILL
     (dead,) = _records(S)
     res = gc(S)
     assert res.deleted_rrefs == (rref,)
@@ -110,7 +113,7 @@ def test_a_dead_process_record_is_ignored_and_removed_by_gc(S: StorageSettings) 
 
 def test_a_dry_run_reports_a_dead_record_and_keeps_it(S: StorageSettings) -> None:
     """gc(dry_run=True) lists the record of a dead process among leftovers, deleting nothing."""
-    p = CTX.Process(target=_register_and_exit, args=(S.root, ["dref:" + "1" * 32 + "-x"]))
+    p = CTX.Process(target=_register_and_die, args=(S.root, ["dref:" + "1" * 32 + "-x"]))
     p.start()
     p.join(TIMEOUT)
     (dead,) = _records(S)
@@ -204,3 +207,13 @@ def test_a_store_the_process_cannot_write_serves_cached_realizes_without_a_recor
         assert list(allrrefs(S)) == [rref]
     finally:
         remove_tree(base)
+
+
+def test_a_process_that_exits_normally_removes_its_record(S: StorageSettings) -> None:
+    """A realize in a process that then exits leaves no record behind (atexit)."""
+    code = (
+        "import sys; from pylightnix import add_temproots, mkSS; "
+        "add_temproots(mkSS(sys.argv[1]), ['dref:' + '1' * 32 + '-x'])"
+    )
+    subprocess.run([sys.executable, "-c", code, S.root], check=True, timeout=TIMEOUT)
+    assert _records(S) == []

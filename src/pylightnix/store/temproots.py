@@ -25,6 +25,7 @@ cannot write (read-only mount) gets no record: no collection can run there.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -189,6 +190,11 @@ def release_all_temproots() -> None:
         stores = list(_records)
     for st in stores:
         _release(st)
+
+
+# A process that ends normally removes its records; a killed one leaves them to
+# the next collection, which finds them unlocked.
+atexit.register(release_all_temproots)
 
 
 def _release(storage: str) -> None:
