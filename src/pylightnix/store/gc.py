@@ -397,6 +397,19 @@ def _unlink_lockfile(path: str) -> bool:
         os.close(fd)
 
 
+def _keep_lists(
+    keep_drefs: Iterable[DRef], keep_rrefs: Iterable[RRef]
+) -> tuple[list[DRef], list[RRef]]:
+    """The keep-lists as lists, each ref validated (a RefError names a malformed one)."""
+    kd = [DRef(d) for d in keep_drefs]
+    kr = [RRef(r) for r in keep_rrefs]
+    for d in kd:
+        parse_dref(d)
+    for r in kr:
+        parse_rref(r)
+    return kd, kr
+
+
 def gc(
     S: StorageSettings | None = None,
     *,
@@ -439,12 +452,7 @@ def gc(
     """
     s = fsS(S)
     check_store(s)
-    kd = [DRef(d) for d in keep_drefs]
-    kr = [RRef(r) for r in keep_rrefs]
-    for d in kd:
-        parse_dref(d)
-    for r in kr:
-        parse_rref(r)
+    kd, kr = _keep_lists(keep_drefs, keep_rrefs)
     if older_than is not None and (
         isinstance(older_than, bool)
         or not isinstance(older_than, (int, float))
@@ -559,9 +567,9 @@ def _collect(
     dead_r = [r for d, rs in g.drv_rrefs.items() if d in live.d for r in rs if r not in live.r]
     if dry_run:
         sizes = _sizes_in_place(S, g, dead_r, whole) if report else {}
-        leftovers = [*_tmp_leftovers(S, g, None), *(p for _, p in _dangling(S, g, live))]
-        if not report:
-            leftovers = []
+        leftovers: list[str] = []
+        if report:
+            leftovers = [*_tmp_leftovers(S, g, None), *(p for _, p in _dangling(S, g, live))]
         locks = _dead_lockfiles(S, _live_dirs(live))
         swept = [*leftovers, *(reader.dead_paths()), *_orphan_locks(g, locks)]
         freed = sum(sizes.values()) + sum(tree_bytes(p) for p in leftovers)
@@ -805,11 +813,6 @@ def store_gc(
     """
     s = fsS(S)
     check_store(s)
-    kd = [DRef(d) for d in keep_drefs]
-    kr = [RRef(r) for r in keep_rrefs]
-    for d in kd:
-        parse_dref(d)
-    for r in kr:
-        parse_rref(r)
+    kd, kr = _keep_lists(keep_drefs, keep_rrefs)
     res = _collect(s, kd, kr, True, _Policy(), report=False)
     return set(res.deleted_drefs), set(res.deleted_rrefs)

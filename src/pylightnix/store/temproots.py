@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from pylightnix.errors import StoreError
 from pylightnix.refs import is_dref, is_rref
+from pylightnix.store.fsops import store_os_error, store_stage
 from pylightnix.store.layout import TEMPROOTS_DIR, dref2path, rref2path_
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings, fsS
@@ -86,17 +87,7 @@ def _open_record(S: StorageSettings) -> _Record:
                 # (docs/gc.md: read-only stores); a store owned by another user
                 # is that user's to collect, as the docs warn.
                 return _Record(path, -1)
-            if e.errno == errno.ENOTDIR:
-                raise StoreError(
-                    f"cannot register temporary GC roots: {d!r} is not a folder (garbage in "
-                    "the store); remove that file, the store recreates the folder",
-                    path=d,
-                ) from e
-            raise StoreError(
-                f"cannot create the temporary-roots record {path!r}: {e.strerror} "
-                "(free space or fix permissions of the store, then retry)",
-                path=path,
-            ) from e
+            raise store_os_error(e, "creating this process's temporary-roots record", path) from e
         fcntl.flock(fd, fcntl.LOCK_EX)
         # A collector may have taken the lock between our create and flock,
         # judged the record dead and removed it: then start over.
@@ -154,14 +145,8 @@ def add_temproots(S: StorageSettings, refs: Iterable[str], *, check: bool = Fals
             return [r for r in want if not _exists(S, r)] if check else []
         data = "".join(f"{r}\n" for r in new).encode()
         with gc_shared(S):
-            try:
+            with store_stage("registering temporary GC roots", rec.path):
                 os.write(rec.fd, data)
-            except OSError as e:
-                raise StoreError(
-                    f"cannot write the temporary-roots record {rec.path!r}: {e.strerror} "
-                    "(free space on the store's filesystem, then retry)",
-                    path=rec.path,
-                ) from e
             rec.seen.update(new)
             return [r for r in want if not _exists(S, r)] if check else []
 
