@@ -44,9 +44,10 @@ from pylightnix import (
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.refs import mkdref, mkrref, parse_rref
 from pylightnix.store.fsops import mkdtemp_in, tree_bytes
-from pylightnix.store.gc import compute_live, temp_owner
+from pylightnix.store.gcgraph import compute_live
 from pylightnix.store.insert import store_realization
 from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR, rref2path_
+from pylightnix.store.leftovers import temp_owner
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.roots import list_roots, register_root
 from pylightnix.store.temproots import release_temproots

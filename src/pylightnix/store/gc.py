@@ -25,49 +25,41 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
-import json
 import os
-import re
 import stat
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from pylightnix.config import _scan
 from pylightnix.errors import OptionError, StoreError
 from pylightnix.refs import (
     dref_dirname,
     is_dref,
-    is_hashpart,
     is_rref,
-    maybe_parse_dref_dirname,
     mkrref,
     parse_dref,
     parse_rref,
     rref2dref,
 )
 from pylightnix.store.fsops import mkdtemp_in, remove_tree_counting, tree_bytes
+from pylightnix.store.gcgraph import StoreGraph, compute_live, listdir_store, scan_graph
 from pylightnix.store.layout import (
-    CONFIG_FILE,
-    CONTEXT_FILE,
     INDEX_DIR,
-    LOCKS_DIR,
-    RESERVED,
-    ROOTS_DIR,
     check_store,
     dref2path,
     rref2path_,
+)
+from pylightnix.store.leftovers import (
+    dead_lockfiles,
+    orphan_locks,
+    tmp_leftovers,
+    unlink_lockfile,
 )
 from pylightnix.store.locks import gc_collector, gc_exclusive, store_writable
 from pylightnix.store.roots import list_roots
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.store.temproots import TempRootsReader
 from pylightnix.types import DRef, Path, RRef
-
-T = TypeVar("T")
-_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 BATCH_MAX = 64
 """At most this many objects leave the store per exclusive section of the GC lock."""
@@ -123,278 +115,6 @@ class GCResult:
     tmp_removed: tuple[Path, ...] = field(default=())
     dry_run: bool = False
     sizes: Mapping[str, int] = field(default_factory=dict)
-
-
-def reachable(roots: Iterable[T], edges: Mapping[T, Iterable[T]]) -> set[T]:
-    """Every node of ``edges`` reachable from ``roots`` (roots included); one visit per node.
-
-    Roots and targets missing from ``edges`` are not part of the graph and are left out.
-
-    >>> sorted(reachable(["c", "x"], {"c": ["b"], "b": ["a"], "a": [], "d": ["a"]}))
-    ['a', 'b', 'c']
-    """
-    seen: set[T] = set()
-    stack = [r for r in roots if r in edges]
-    while stack:
-        n = stack.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        stack.extend(x for x in edges[n] if x in edges and x not in seen)
-    return seen
-
-
-def compute_live(
-    root_rrefs: Iterable[RRef],
-    root_drefs: Iterable[DRef],
-    rref_deps: Mapping[RRef, Iterable[RRef]],
-    dref_deps: Mapping[DRef, Iterable[DRef]],
-) -> tuple[set[RRef], set[DRef]]:
-    """Live realizations and derivations of a store graph (linear in its size).
-
-    Args:
-        root_rrefs: realizations kept by roots.
-        root_drefs: derivations kept by roots.
-        rref_deps: every stored realization -> the realizations of its direct context.
-        dref_deps: every stored derivation -> the derivations its config mentions.
-
-    Returns:
-        ``(live_rrefs, live_drefs)``: the realizations reachable from the root
-        realizations, and the derivations reachable from the root derivations
-        and from the derivations of live realizations.
-    """
-    live_r = reachable(root_rrefs, rref_deps)
-    live_d = reachable([*root_drefs, *(rref2dref(r) for r in live_r)], dref_deps)
-    return live_r, live_d
-
-
-@dataclass
-class _Graph:
-    rref_deps: dict[RRef, list[RRef]] = field(default_factory=dict)
-    dref_deps: dict[DRef, list[DRef]] = field(default_factory=dict)
-    drv_rrefs: dict[DRef, list[RRef]] = field(default_factory=dict)
-    ctime: dict[str, float] = field(default_factory=dict)  # ref -> when it was stored
-    unsealed: list[str] = field(default_factory=list)  # realization tops left writable
-    unreadable: list[str] = field(default_factory=list)  # refs whose deps are unknown
-    # Filled by scan_graph(markers=True): index markers by realization hash,
-    # per derivation, and leftovers of crashed writes in derivation folders.
-    markers: dict[DRef, dict[str, list[str]]] = field(default_factory=dict)
-    drv_tmp: list[str] = field(default_factory=list)
-
-
-def _read_json(path: str) -> object:
-    """A small stored JSON file, read with three system calls (GC reads one per object)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = [os.read(fd, 1 << 16)]
-        while len(chunks[-1]) == 1 << 16:
-            chunks.append(os.read(fd, 1 << 16))
-    finally:
-        os.close(fd)
-    return json.loads(b"".join(chunks))
-
-
-def _read_context(path: str) -> list[RRef] | None:
-    """The RRefs of a stored context file, or ``None`` if it is unreadable."""
-    try:
-        raw = _read_json(path)
-    except (OSError, ValueError):
-        return None
-    if type(raw) is not dict:
-        return None
-    out: list[RRef] = []
-    for v in raw.values():
-        if type(v) is not list or not all(is_rref(x) for x in v):
-            return None
-        out.extend(v)
-    return out
-
-
-def _read_config_deps(path: str) -> list[DRef] | None:
-    """The DRefs a stored config mentions, or ``None`` if it is missing or unreadable."""
-    try:
-        raw = _read_json(path)
-    except (OSError, ValueError):
-        return None
-    if type(raw) is not dict:
-        return None
-    deps: set[str] = set()
-    # The walk of config_deps, without validating the whole config again.
-    _scan(raw, deps)
-    return [DRef(d) for d in deps]
-
-
-def _listdir(path: str, what: str) -> list[str]:
-    """``os.listdir`` of a store folder; a missing one is empty, a file there is an error."""
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
-    except NotADirectoryError:
-        raise StoreError(
-            f"{path!r} is a file, but the store keeps {what} there (garbage in the store): "
-            "move that file away, then collect again",
-            path=path,
-        ) from None
-
-
-def scan_graph(S: StorageSettings, *, markers: bool = False) -> _Graph:
-    """Read the whole dependency graph of a store: one pass over its folders.
-
-    Per derivation: one folder listing and one read of its config; per
-    realization: one read of its context and one ``lstat``. ``markers`` also
-    lists the index (needed to delete and to find dangling markers, not to
-    compute what is live).
-    """
-    g = _Graph()
-    for n in _listdir(S.storage, "its derivations"):
-        dref = maybe_parse_dref_dirname(n)
-        if dref is None:
-            continue
-        ddir = os.path.join(S.storage, n)
-        try:
-            with os.scandir(ddir) as it:
-                # d_type tells folders apart without a stat per entry.
-                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-            dst = os.lstat(ddir)
-        except (NotADirectoryError, FileNotFoundError):
-            continue
-        dhash, name = parse_dref(dref)
-        cdeps = _read_config_deps(os.path.join(ddir, CONFIG_FILE))
-        if cdeps is None:
-            g.unreadable.append(dref)
-        g.dref_deps[dref] = cdeps or []
-        g.ctime[dref] = dst.st_ctime
-        rs: list[RRef] = []
-        for h, isdir in entries:
-            if isdir and is_hashpart(h):
-                r = mkrref(h, dhash, name)  # type: ignore[arg-type]
-                rs.append(r)
-                rdir = os.path.join(ddir, h)
-                rdeps = _read_context(os.path.join(rdir, RESERVED, CONTEXT_FILE))
-                if rdeps is None:
-                    g.unreadable.append(r)
-                g.rref_deps[r] = rdeps or []
-                try:
-                    rst = os.lstat(rdir)
-                except FileNotFoundError:
-                    continue
-                g.ctime[r] = rst.st_ctime
-                if rst.st_mode & _WRITE_BITS:
-                    g.unsealed.append(rdir)
-            elif markers and h.startswith(INDEX_DIR):
-                g.markers.setdefault(dref, {})
-                _scan_index(os.path.join(ddir, h), g.markers[dref])
-            elif markers and h.startswith(".tmp-"):
-                g.drv_tmp.append(os.path.join(ddir, h))
-        g.drv_rrefs[dref] = sorted(rs)
-    return g
-
-
-def _scan_index(idx: str, out: dict[str, list[str]]) -> None:
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for ch in os.listdir(idx):
-            cdir = os.path.join(idx, ch)
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                for m in os.listdir(cdir):
-                    out.setdefault(m, []).append(os.path.join(cdir, m))
-
-
-_MKDTEMP_NAME = re.compile(r"-(\d+)-[A-Za-z0-9_]{8}$")
-_UNIQUE_NAME = re.compile(r"^\.?[a-z]+-(\d+)-[0-9a-f]{12}(-|$)")
-_ROOT_TMP_NAME = re.compile(r"\.tmp-(\d+)-[0-9a-f]{12}$")
-
-
-def temp_owner(name: str) -> int | None:
-    """The pid a temporary name records (``mkdtemp_in``, ``unique_suffix``), if any.
-
-    >>> temp_owner("build-train-4242-k2j4_x9a"), temp_owner("trash-77-0a1b2c3d4e5f-x")
-    (4242, 77)
-    >>> temp_owner(".tmp-12-0a1b2c3d4e5f-config.json"), temp_owner("ab.tmp-5-0a1b2c3d4e5f")
-    (12, 5)
-    >>> temp_owner("notes") is None
-    True
-    """
-    m = _MKDTEMP_NAME.search(name) or _UNIQUE_NAME.search(name) or _ROOT_TMP_NAME.search(name)
-    return int(m.group(1)) if m else None
-
-
-def _owner_alive(name: str) -> bool:
-    """Whether the process that made this temporary entry still runs (then it is kept).
-
-    Builds, imports and writes of other processes run during a collection,
-    and a paused REPL session or a kept failed build owns its folders
-    between calls: what a live process made is left to it.
-    """
-    pid = temp_owner(name)
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by another user
-    return True
-
-
-def _tmp_leftovers(S: StorageSettings, g: _Graph, own_trash: str | None) -> list[str]:
-    """Temporary entries of dead processes: temp space, derivation folders, roots, storage."""
-    out = [
-        os.path.join(S.tmpdir, n)
-        for n in _listdir(S.tmpdir, "its temporary space")
-        if not _owner_alive(n) and os.path.join(S.tmpdir, n) != own_trash
-    ]
-    out.extend(p for p in g.drv_tmp if not _owner_alive(os.path.basename(p)))
-    rdir = os.path.join(S.storage, ROOTS_DIR)
-    out.extend(
-        os.path.join(rdir, n)
-        for n in _listdir(rdir, "GC roots")
-        if ".tmp-" in n and not _owner_alive(n)
-    )
-    out.extend(
-        os.path.join(S.storage, n)
-        for n in _listdir(S.storage, "its derivations")
-        if n.startswith(".tmp-") and not _owner_alive(n)
-    )
-    return sorted(out)
-
-
-def _dead_lockfiles(S: StorageSettings, live_dirs: set[str]) -> list[str]:
-    d = os.path.join(S.storage, LOCKS_DIR)
-    return [
-        os.path.join(d, n)
-        for n in sorted(_listdir(d, "its lock files"))
-        # Only build locks (named after a derivation folder): other lock files
-        # may belong to code that takes them outside the GC lock.
-        if n.endswith(".lock")
-        and maybe_parse_dref_dirname(n[: -len(".lock")]) is not None
-        and n[: -len(".lock")] not in live_dirs
-    ]
-
-
-def _orphan_locks(g: _Graph, locks: list[str]) -> list[str]:
-    """The lock files whose derivation was already gone: leftovers (the others go with
-    their derivation and are not reported apart)."""
-    stored = {dref_dirname(d) for d in g.drv_rrefs}
-    return [p for p in locks if os.path.basename(p)[: -len(".lock")] not in stored]
-
-
-def _unlink_lockfile(path: str) -> bool:
-    """Remove a build lock file unless some process holds it (then it is kept)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        os.unlink(path)
-        return True
-    finally:
-        os.close(fd)
 
 
 def _keep_lists(
@@ -489,7 +209,7 @@ class _Policy:
     keep_last: int | None = None
 
 
-def _policy_roots(g: _Graph, p: _Policy) -> list[GCRoot]:
+def _policy_roots(g: StoreGraph, p: _Policy) -> list[GCRoot]:
     out: list[GCRoot] = []
     if p.keep_last:
         for rs in g.drv_rrefs.values():
@@ -506,7 +226,7 @@ def _policy_roots(g: _Graph, p: _Policy) -> list[GCRoot]:
 class _Live:
     """The live sets, grown as processes register more temporary roots."""
 
-    def __init__(self, g: _Graph, rrefs: Iterable[RRef], drefs: Iterable[DRef]) -> None:
+    def __init__(self, g: StoreGraph, rrefs: Iterable[RRef], drefs: Iterable[DRef]) -> None:
         self.g = g
         self.r, self.d = compute_live(rrefs, drefs, g.rref_deps, g.dref_deps)
 
@@ -569,9 +289,9 @@ def _collect(
         sizes = _sizes_in_place(S, g, dead_r, whole) if report else {}
         leftovers: list[str] = []
         if report:
-            leftovers = [*_tmp_leftovers(S, g, None), *(p for _, p in _dangling(S, g, live))]
-        locks = _dead_lockfiles(S, _live_dirs(live))
-        swept = [*leftovers, *(reader.dead_paths()), *_orphan_locks(g, locks)]
+            leftovers = [*tmp_leftovers(S, g, None), *(p for _, p in _dangling(S, g, live))]
+        locks = dead_lockfiles(S, _live_dirs(live))
+        swept = [*leftovers, *(reader.dead_paths()), *orphan_locks(g, locks)]
         freed = sum(sizes.values()) + sum(tree_bytes(p) for p in leftovers)
         deleted_r = sorted({*dead_r, *(r for d in whole for r in g.drv_rrefs[d])})
         return GCResult(
@@ -585,7 +305,7 @@ def _live_dirs(live: _Live) -> set[str]:
     return {dref_dirname(d) for d in live.d}
 
 
-def _dangling(S: StorageSettings, g: _Graph, live: _Live) -> list[tuple[RRef, str]]:
+def _dangling(S: StorageSettings, g: StoreGraph, live: _Live) -> list[tuple[RRef, str]]:
     """Index markers of live derivations whose realization is not stored: (its RRef, path)."""
     out: list[tuple[RRef, str]] = []
     for dref, ms in g.markers.items():
@@ -604,7 +324,7 @@ def _dangling(S: StorageSettings, g: _Graph, live: _Live) -> list[tuple[RRef, st
 
 def _delete(
     S: StorageSettings,
-    g: _Graph,
+    g: StoreGraph,
     live: _Live,
     reader: TempRootsReader,
     dead_r: list[RRef],
@@ -655,11 +375,9 @@ def _delete(
     touched |= {os.path.dirname(os.path.dirname(os.path.dirname(p))) for p in dangling}
     for ddir in sorted(touched):
         _remove_empty_index_dirs(ddir)
-    leftovers = _tmp_leftovers(S, g, trash)
+    leftovers = tmp_leftovers(S, g, trash)
     freed = sum(remove_tree_counting(p) for p in leftovers)
-    locks = _orphan_locks(
-        g, [p for p in _dead_lockfiles(S, _live_dirs(live)) if _unlink_lockfile(p)]
-    )
+    locks = orphan_locks(g, [p for p in dead_lockfiles(S, _live_dirs(live)) if unlink_lockfile(p)])
     for e in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(e)
@@ -687,7 +405,7 @@ def _delete(
 
 def _move_dead(
     S: StorageSettings,
-    g: _Graph,
+    g: StoreGraph,
     live: _Live,
     ref: str,
     trash: str,
@@ -740,7 +458,7 @@ def _remove_empty_index_dirs(ddir: str) -> None:
 
 
 def _sizes_in_place(
-    S: StorageSettings, g: _Graph, dead_r: list[RRef], whole: list[DRef]
+    S: StorageSettings, g: StoreGraph, dead_r: list[RRef], whole: list[DRef]
 ) -> dict[str, int]:
     """Sizes of what a collection would delete: each realization, and each derivation
     folder without its realizations (which are listed on their own)."""
@@ -749,7 +467,7 @@ def _sizes_in_place(
         ddir = dref2path(d, S)
         mine: dict[str, RRef] = {parse_rref(r)[0]: r for r in g.drv_rrefs[d]}
         rest = 0
-        for n in _listdir(ddir, "a derivation"):
+        for n in listdir_store(ddir, "a derivation"):
             if n in mine:
                 sizes[mine[n]] = tree_bytes(os.path.join(ddir, n))
             else:
@@ -758,7 +476,7 @@ def _sizes_in_place(
     return dict(sorted(sizes.items()))
 
 
-def _delete_moved(g: _Graph, moved: list[tuple[str, str]]) -> dict[str, int]:
+def _delete_moved(g: StoreGraph, moved: list[tuple[str, str]]) -> dict[str, int]:
     """Delete the objects moved to the trash, measuring each as :func:`_sizes_in_place` does."""
     sizes: dict[str, int] = {}
     for ref, path in moved:
