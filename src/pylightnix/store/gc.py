@@ -231,6 +231,7 @@ class _Live:
         self.r, self.d = compute_live(rrefs, drefs, g.rref_deps, g.dref_deps)
 
     def add(self, refs: Iterable[str]) -> None:
+        refs = list(refs)
         rs = [RRef(x) for x in refs if is_rref(x) and x not in self.r]
         ds = [DRef(x) for x in refs if is_dref(x) and x not in self.d]
         if not rs and not ds:
@@ -252,23 +253,22 @@ def _collect(
 ) -> GCResult:
     """Find and (unless ``dry_run``) delete garbage; ``report=False`` skips sizes and leftovers."""
     g = scan_graph(S, markers=report)
-    roots: list[GCRoot] = []
-    stale: list[Path] = []
-    for rt in list_roots(S):
-        if rt.rref is None:
-            stale.append(rt.entry)
-        else:
-            roots.append(GCRoot(rt.rref, f"link {rt.link}"))
-    roots.extend(GCRoot(r, "keep_rrefs") for r in kr)
-    roots.extend(GCRoot(d, "keep_drefs") for d in kd)
-    roots.extend(_policy_roots(g, policy))
     reader = TempRootsReader(S, remove_dead=not dry_run)
     # Read after the scan: an object the scan saw was registered before it
     # became visible (insertion) or is re-checked by its finder (docs/gc.md).
+    # Links after the records: a process that linked its result and exited
+    # before the records were read made its link before.
     # Where this process cannot write, it only reports: it reads without the lock.
     with gc_exclusive(S, timeout=timeout) if store_writable(S) else contextlib.nullcontext():
         temp = reader.read()
-    roots.extend(GCRoot(x, "temproot") for x in sorted(temp))
+        links, stale = _link_roots(S)
+    roots = [
+        *links,
+        *(GCRoot(r, "keep_rrefs") for r in kr),
+        *(GCRoot(d, "keep_drefs") for d in kd),
+        *_policy_roots(g, policy),
+        *(GCRoot(x, "temproot") for x in sorted(temp)),
+    ]
     root_rrefs = [RRef(x.ref) for x in roots if is_rref(x.ref)]
     root_drefs = [DRef(x.ref) for x in roots if is_dref(x.ref)]
     live = _Live(g, root_rrefs, root_drefs)
@@ -299,6 +299,18 @@ def _collect(
             tuple(Path(p) for p in sorted(swept)), True, sizes,
         )  # fmt: skip
     return _delete(S, g, live, reader, dead_r, whole, roots, stale, timeout)
+
+
+def _link_roots(S: StorageSettings) -> tuple[list[GCRoot], list[Path]]:
+    """The registered result links as roots, and the stale root entries."""
+    roots: list[GCRoot] = []
+    stale: list[Path] = []
+    for rt in list_roots(S):
+        if rt.rref is None:
+            stale.append(rt.entry)
+        else:
+            roots.append(GCRoot(rt.rref, f"link {rt.link}"))
+    return roots, stale
 
 
 def _live_dirs(live: _Live) -> set[str]:
@@ -352,8 +364,8 @@ def _delete(
             time.sleep(BATCH_PAUSE)
         with gc_exclusive(S, timeout=timeout):
             # What processes registered since the last batch stays, with its closure.
-            new = reader.read()
-            live.add(new)
+            live.add(reader.read())
+            live.add(x.ref for x in _link_roots(S)[0])
             t0 = time.monotonic()
             n = 0
             while i < len(todo) and n < BATCH_MAX and time.monotonic() - t0 < BATCH_SECONDS:
@@ -378,9 +390,12 @@ def _delete(
     leftovers = tmp_leftovers(S, g, trash)
     freed = sum(remove_tree_counting(p) for p in leftovers)
     locks = orphan_locks(g, [p for p in dead_lockfiles(S, _live_dirs(live)) if unlink_lockfile(p)])
+    # A link made again at the same path since the first look is a root again.
+    still = set(_link_roots(S)[1])
     for e in stale:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(e)
+        if e in still:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(e)
     sizes = _delete_moved(g, moved)
     remove_tree_counting(trash)
     swept = sorted([*leftovers, *dangling, *reader.dead_paths(), *locks])
