@@ -90,6 +90,10 @@ def _remove_rref(rref: RRef, S: StorageSettings) -> None:
 def rmref(ref: DRef | RRef, S: StorageSettings | None = None, *, force: bool = False) -> list[str]:
     """Remove a realization, or a derivation with all its realizations.
 
+    A removal the user asks for by name: it takes no store-wide lock and does
+    not look at other processes' temporary roots (``gc`` does), so removing
+    what a running realize uses breaks that realize.
+
     Args:
         ref: an RRef or a DRef.
         S: the store.
