@@ -66,9 +66,11 @@ BATCH_MAX = 64
 BATCH_SECONDS = 0.002
 """An exclusive section stops taking new objects after this long (a rename is ~10 us)."""
 BATCH_PAUSE = 0.002
-"""Pause between two exclusive sections. ``flock`` does not hand a released lock to
-its waiters: without a pause the collector takes it again before a woken realize
-runs, and that realize would wait for several batches."""
+"""Least pause between two exclusive sections; the collector also pauses at least as
+long as the last section took (at most half the time holding the lock). ``flock``
+does not hand a released lock to its waiters: without a pause the collector takes
+it again before a woken realize runs (on a loaded machine that takes a while), and
+that realize would wait for several batches."""
 
 
 @dataclass(frozen=True)
@@ -359,10 +361,12 @@ def _delete(
     # dangling that no process registered meanwhile (an insertion in flight).
     candidates = _dangling(S, g, live)
     i = 0
+    held = 0.0
     while True:
         if i:
-            time.sleep(BATCH_PAUSE)
+            time.sleep(max(BATCH_PAUSE, held))
         with gc_exclusive(S, timeout=timeout):
+            h0 = time.monotonic()
             # What processes registered since the last batch stays, with its closure.
             live.add(reader.read())
             live.add(x.ref for x in _link_roots(S)[0])
@@ -373,6 +377,7 @@ def _delete(
                 i += 1
                 n += 1
                 todo.extend(_move_dead(S, g, live, ref, trash, len(moved), moved))
+            held = time.monotonic() - h0
             if i >= len(todo):
                 # Markers whose realization is missing and that nobody is inserting.
                 dangling = [
