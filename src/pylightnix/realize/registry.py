@@ -236,8 +236,9 @@ def instantiate(
             result = stage(*args, **kwargs)
     finally:
         r.in_instantiate = False
-    # Every derivation of the registry becomes a temporary root in one batch;
-    # one a collection removed before the registration is written again.
-    for d in add_temproots(r.S, r.builders, check=True):
-        store_derivation(r.S, DRef(d), r.builders[DRef(d)].config)
+    # Every derivation of the registry becomes a temporary root in one batch.
+    # Not checked (a stat each): one a collection removed just before is
+    # written again before it is built (step.build_in), and its realizations
+    # went with it, so nothing is matched from it.
+    add_temproots(r.S, r.builders)
     return result, closure_of(r, find_drefs(result), result)

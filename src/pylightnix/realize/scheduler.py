@@ -5,7 +5,8 @@
 stops submitting at the first error, waits for running ones, and re-raises.
 No store-wide lock is held: what each step matches or builds becomes a
 temporary root of this process (``step.match_in``), so a concurrent
-collection keeps it.
+collection keeps it. ``jobs=1`` registers the matches in one batch, before
+each build and at the end (a no-op realize writes once).
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExec
 from pylightnix.errors import RealizeError
 from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.registry import Closure, Derivation
-from pylightnix.realize.step import RealizeOptions, StepResult, context_of, realize_one
+from pylightnix.realize.step import (
+    MATCH_RETRIES,
+    RealizeOptions,
+    StepResult,
+    VanishedError,
+    context_of,
+    deferred_registration,
+    immediate_registration,
+    realize_one,
+    vanished_error,
+)
 from pylightnix.refs import dref_name
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Context, DRef
@@ -34,9 +45,10 @@ def run_closure(
     if hook is not None:
         report(ProgressEvent("plan", total=total))
     if executor is None and jobs <= 1:
-        chosen = _run_sequential(c, S, opts, hook is not None, t0)
+        chosen = _run_sequential_registered(c, S, opts, hook is not None, t0)
     else:
-        chosen = _run_parallel(c, S, opts, jobs, executor, hook is not None, t0)
+        with immediate_registration():
+            chosen = _run_parallel(c, S, opts, jobs, executor, hook is not None, t0)
     if hook is not None:
         report(ProgressEvent("done", done=total, total=total, elapsed=time.monotonic() - t0))
     return chosen
@@ -96,6 +108,20 @@ def _step(
                 )
             )
         raise
+
+
+def _run_sequential_registered(
+    c: Closure, S: StorageSettings, opts: RealizeOptions, progress: bool, t0: float
+) -> Context:
+    """:func:`_run_sequential` with the matches registered in batches (one write for a
+    no-op realize); if a collection deleted a choice before its batch, realize again."""
+    for _ in range(MATCH_RETRIES):
+        try:
+            with deferred_registration(S):
+                return _run_sequential(c, S, opts, progress, t0)
+        except VanishedError:
+            continue
+    raise vanished_error(f"the closure of {', '.join(c.targets)}", S)
 
 
 def _run_sequential(

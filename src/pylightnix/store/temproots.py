@@ -51,6 +51,8 @@ class _Record:
     path: str
     fd: int  # -1: the store cannot be written, nothing to register
     seen: set[str] = field(default_factory=set)
+    # Registered and then found stored: alive since, no need to look again.
+    confirmed: set[str] = field(default_factory=set)
 
 
 _lock_box = [threading.RLock()]  # replaced in a forked child (the parent's may be held)
@@ -142,13 +144,27 @@ def add_temproots(S: StorageSettings, refs: Iterable[str], *, check: bool = Fals
         new = [r for r in want if r not in rec.seen]
         if rec.fd < 0 or not new:
             # Registered before (kept alive since then) or cannot be registered.
-            return [r for r in want if not _exists(S, r)] if check else []
+            return _missing(S, rec, want) if check else []
         data = "".join(f"{r}\n" for r in new).encode()
         with gc_shared(S):
             with store_stage("registering temporary GC roots", rec.path):
                 os.write(rec.fd, data)
             rec.seen.update(new)
-            return [r for r in want if not _exists(S, r)] if check else []
+            return _missing(S, rec, want) if check else []
+
+
+def _missing(S: StorageSettings, rec: _Record, refs: list[str]) -> list[str]:
+    """Those of ``refs`` not stored; one found stored after its registration is not
+    looked at again (no collection deletes it while the record lives)."""
+    out: list[str] = []
+    for r in refs:
+        if r in rec.confirmed:
+            continue
+        if not _exists(S, r):
+            out.append(r)
+        elif rec.fd >= 0 and r in rec.seen:
+            rec.confirmed.add(r)
+    return out
 
 
 def my_temproots(S: StorageSettings | None = None) -> set[str]:
