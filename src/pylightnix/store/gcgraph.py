@@ -104,13 +104,19 @@ def _read_json(path: str) -> object:
     return json.loads(b"".join(chunks))
 
 
-def _read_context(path: str) -> list[RRef] | None:
-    """The RRefs of a stored context file, or ``None`` if it is unreadable."""
+def _read_object(path: str) -> dict[str, object] | None:
+    """A stored JSON object, or ``None`` if it is missing, unreadable or not an object."""
     try:
         raw = _read_json(path)
     except (OSError, ValueError):
         return None
-    if type(raw) is not dict:
+    return raw if type(raw) is dict else None
+
+
+def _read_context(path: str) -> list[RRef] | None:
+    """The RRefs of a stored context file, or ``None`` if it is unreadable."""
+    raw = _read_object(path)
+    if raw is None:
         return None
     out: list[RRef] = []
     for v in raw.values():
@@ -122,11 +128,8 @@ def _read_context(path: str) -> list[RRef] | None:
 
 def _read_config_deps(path: str) -> list[DRef] | None:
     """The DRefs a stored config mentions, or ``None`` if it is missing or unreadable."""
-    try:
-        raw = _read_json(path)
-    except (OSError, ValueError):
-        return None
-    if type(raw) is not dict:
+    raw = _read_object(path)
+    if raw is None:
         return None
     deps: set[str] = set()
     # The walk of config_deps, without validating the whole config again.
