@@ -65,7 +65,8 @@ def no_locks() -> Iterator[None]:
     """Replace the locks the realize layer imported by no-ops within the block.
 
     Every loaded ``pylightnix.realize.*`` module that holds ``build_lock`` or
-    ``gc_shared`` is patched, whichever module of that layer takes them.
+    ``gc_shared`` is patched, whichever module of that layer takes them, and
+    the shared GC lock of temporary-root registration (``store.temproots``).
     """
 
     def null(*_a: Any, **_k: Any) -> contextlib.nullcontext[None]:
@@ -73,7 +74,7 @@ def no_locks() -> Iterator[None]:
 
     saved: list[tuple[object, str, object]] = []
     for name, mod in list(sys.modules.items()):
-        if name.startswith("pylightnix.realize"):
+        if name.startswith("pylightnix.realize") or name == "pylightnix.store.temproots":
             for attr in ("build_lock", "gc_shared"):
                 if hasattr(mod, attr):
                     saved.append((mod, attr, getattr(mod, attr)))

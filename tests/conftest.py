@@ -9,6 +9,7 @@ import pytest
 
 from pylightnix import StorageSettings, fsinit, inplace_reset, mkSS
 from pylightnix.store.settings import set_default_storage
+from pylightnix.store.temproots import release_all_temproots
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +26,9 @@ def _isolated_default_store(
     yield
     set_default_storage(None)
     inplace_reset()
+    # What this test process realized stays alive until released (docs/gc.md):
+    # a test's stores are its own, so their records go with the test.
+    release_all_temproots()
 
 
 @pytest.fixture

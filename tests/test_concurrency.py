@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
+import time
 from collections import Counter
 from typing import Any
 
@@ -22,15 +25,17 @@ from pylightnix import (
     mkdrv,
     mkSS,
     realize,
+    realize1,
     rref2path,
     rrefdeps,
     verify,
 )
-from pylightnix.store.locks import gc_shared
-from pylightnix.store.roots import register_root
+from pylightnix.store.roots import list_roots, register_root
+from pylightnix.store.temproots import release_temproots
 from pylightnix.types import DRef, RRef
 
 CTX = multiprocessing.get_context("spawn")
+PIPELINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cli", "pipeline.py")
 TIMEOUT = 120
 
 
@@ -139,7 +144,7 @@ def test_overlapping_closures_in_opposite_orders_finish(S: StorageSettings, tmp_
 def _realize_and_root(
     root: str, counter: str, worker: int, rounds: int, links: str, go: Any, q: Any
 ) -> None:
-    """(child) Repeatedly realize; root each result while still protected; report what it got.
+    """(child) Repeatedly realize; root each result later; report what it got.
 
     Each round realizes a rooted closure (partly shared with the other workers)
     and an unrooted scratch closure, i.e. garbage for the collector.
@@ -150,19 +155,20 @@ def _realize_and_root(
         keep = instantiate(_dag, counter, True, 6 + k, f"w{worker}r{k}-", S=S)
         shared = instantiate(_dag, counter, False, 4, f"shared{k}-", S=S)
         scratch = instantiate(_dag, counter, True, 3, f"scratch{worker}-{k}-", S=S)
-        with gc_shared(S):
-            for clo in (keep, shared):
-                _, c, ctx = realize(clo)
-                (t,) = ctx[c.targets[0]]
-                link = os.path.join(links, f"{worker}-{k}-{len(got)}")
-                os.symlink(rref2path(t, S), link)
-                register_root(S, link)
-                got.append(t)
-            _, c, ctx = realize(scratch)
-            missing = [r for v in ctx.values() for r in v if not os.path.isdir(rref2path(r, S))]
-            if missing:
-                raise AssertionError(f"{missing} vanished during the realize that used them")
+        # No lock is held: what realize returns stays alive (temporary roots)
+        # until the process ends, so linking it later has no window.
+        for clo in (keep, shared):
+            _, c, ctx = realize(clo)
+            (t,) = ctx[c.targets[0]]
+            link = os.path.join(links, f"{worker}-{k}-{len(got)}")
+            os.symlink(rref2path(t, S), link)
+            register_root(S, link)
+            got.append(t)
+        _, c, ctx = realize(scratch)
         go.put(worker)
+        missing = [r for v in ctx.values() for r in v if not os.path.isdir(rref2path(r, S))]
+        if missing:
+            raise AssertionError(f"{missing} vanished although this process realized them")
     q.put(got)
 
 
@@ -210,4 +216,188 @@ def test_gc_in_a_loop_never_removes_what_concurrent_realizes_need(
     assert set(allrrefs(S)) == kept
     assert not any(r in kept for r in final.deleted_rrefs)
     assert os.listdir(S.tmpdir) == []
+    assert os.listdir(os.path.join(S.storage, ".temproots")) == []
     assert verify(S=S).ok
+
+
+def _blocking_build(b: Build) -> None:
+    """Realizer: say it started through one FIFO, then wait to be released through another."""
+    c = build_cattrs(b)
+    with open(c.started, "w") as f:
+        f.write("started\n")
+    with open(c.release) as f:
+        f.read()
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write("long")
+
+
+def _long_stage(fifos: str, r: Any = None) -> DRef:
+    dep = mkdrv({"name": "input", "i": 0}, match_only(), build_wrapper(_write_i), r)
+    cfg = {
+        "name": "long",
+        "dep": dep,
+        "started": os.path.join(fifos, "started"),
+        "release": os.path.join(fifos, "release"),
+    }
+    return mkdrv(cfg, match_only(), build_wrapper(_blocking_build), r)
+
+
+def _write_i(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write(f"{build_cattrs(b).name}:{build_cattrs(b).i}")
+
+
+def _trivial(i: int, r: Any = None) -> DRef:
+    return mkdrv({"name": "trivial", "i": i}, match_only(), build_wrapper(_write_i), r)
+
+
+def _realize_long(root: str, fifos: str, q: Any) -> None:
+    """(child) Realize the long stage (it blocks in its realizer until released)."""
+    S = mkSS(root)
+    _, _, ctx = realize(instantiate(_long_stage, fifos, S=S))
+    q.put({str(k): sorted(v) for k, v in ctx.items()})
+
+
+def _timed_gc(root: str, q: Any) -> None:
+    """(child) Collect garbage once; report how long it took and what it deleted."""
+    S = mkSS(root)
+    t0 = time.monotonic()
+    res = gc(S)
+    q.put(("gc", time.monotonic() - t0, sorted(res.deleted_rrefs)))
+
+
+def _timed_trivial(root: str, q: Any) -> None:
+    """(child) Realize a trivial stage; report how long it took and whether its result is
+    stored (once this process exits, the result is garbage like any other)."""
+    S = mkSS(root)
+    t0 = time.monotonic()
+    _, c, ctx = realize(instantiate(_trivial, 1, S=S))
+    dt = time.monotonic() - t0
+    q.put(("trivial", dt, [os.path.isdir(rref2path(r, S)) for r in ctx[c.targets[0]]]))
+
+
+def test_gc_and_a_trivial_realize_never_wait_for_a_long_build(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """A build blocked in its realizer delays neither a gc nor a trivial realize in other
+    processes, and the gc keeps what the build uses (its input) and will insert into."""
+    fifos = str(tmp_path / "fifos")
+    os.mkdir(fifos)
+    os.mkfifo(os.path.join(fifos, "started"))
+    os.mkfifo(os.path.join(fifos, "release"))
+    old = realize1(instantiate(_trivial, 0, S=S))  # garbage once this process lets it go
+    release_temproots(S)
+    q = CTX.Queue()
+    builder = CTX.Process(target=_realize_long, args=(S.root, fifos, q))
+    builder.start()
+    with open(os.path.join(fifos, "started")) as f:
+        assert f.read() == "started\n"  # the build is running and stays blocked
+    try:
+        procs = [
+            CTX.Process(target=_timed_gc, args=(S.root, q)),
+            CTX.Process(target=_timed_trivial, args=(S.root, q)),
+        ]
+        for p in procs:
+            p.start()
+        got = {m[0]: m for m in (q.get(timeout=TIMEOUT), q.get(timeout=TIMEOUT))}
+        for p in procs:
+            p.join(TIMEOUT)
+        assert [p.exitcode for p in procs] == [0, 0]
+        assert builder.is_alive()  # both finished while the build was still blocked
+        _, _, deleted = got["gc"]
+        assert old in deleted
+        inputs = [r for r in allrrefs(S) if "-input" in r]
+        assert len(inputs) == 1  # the running build's context survived the collection
+        assert got["trivial"][2] == [True]
+    finally:
+        with open(os.path.join(fifos, "release"), "w") as f:
+            f.write("go\n")
+    ctx = q.get(timeout=TIMEOUT)
+    builder.join(TIMEOUT)
+    assert builder.exitcode == 0
+    assert all(os.path.isdir(rref2path(RRef(r), S)) for v in ctx.values() for r in v)
+
+
+def _no_count(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "out.bin"), "w") as f:
+        f.write(build_cattrs(b).name)
+
+
+def test_results_survive_a_gc_while_their_process_lives_and_go_after_it_exits(
+    S: StorageSettings,
+) -> None:
+    """What a live process realized survives another process's gc; after it exits, gc takes it."""
+    q, leave = CTX.Queue(), CTX.Event()
+    holder = CTX.Process(target=_realize_and_hold_nc, args=(S.root, q, leave))
+    holder.start()
+    rref = RRef(q.get(timeout=TIMEOUT))
+    closure = {rref, *rrefdeps([rref], S)}
+    g = CTX.Process(target=_timed_gc, args=(S.root, q))
+    g.start()
+    _, _, deleted = q.get(timeout=TIMEOUT)
+    g.join(TIMEOUT)
+    assert deleted == []
+    assert set(allrrefs(S)) == closure
+    leave.set()
+    holder.join(TIMEOUT)
+    assert holder.exitcode == 0
+    assert set(gc(S).deleted_rrefs) == closure
+    assert list(allrrefs(S)) == []
+    assert os.listdir(os.path.join(S.storage, ".temproots")) == []
+
+
+def _chain_nc(n: int, r: Any = None) -> DRef:
+    d = mkdrv({"name": "held0"}, match_only(), build_wrapper(_no_count), r)
+    for i in range(1, n):
+        d = mkdrv({"name": f"held{i}", "dep": d}, match_only(), build_wrapper(_no_count), r)
+    return d
+
+
+def _realize_and_hold_nc(root: str, q: Any, leave: Any) -> None:
+    """(child) Realize a 3-stage chain, report its result, then live until told to leave."""
+    S = mkSS(root)
+    q.put(str(realize1(instantiate(_chain_nc, 3, S=S))))
+    leave.wait(TIMEOUT)
+
+
+def _gc_until(root: str, stop: Any, q: Any) -> None:
+    """(child) Collect garbage back to back until told to stop (at most 10,000 times)."""
+    S = mkSS(root)
+    runs = 0
+    while not stop.is_set() and runs < 10_000:
+        gc(S)
+        runs += 1
+    q.put(runs)
+
+
+def test_realize_o_under_a_gc_loop_never_loses_its_result(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """`realize -o` beside a collecting loop always links a stored result, round after round
+    (each round drops the previous link, so its result is garbage again)."""
+    stop, q = CTX.Event(), CTX.Queue()
+    looper = CTX.Process(target=_gc_until, args=(S.root, stop, q))
+    looper.start()
+    try:
+        for k in range(4):
+            link = str(tmp_path / f"result-{k}")
+            p = subprocess.run(
+                [sys.executable, "-m", "pylightnix", "--store", S.root, "realize",
+                 f"{PIPELINE}:report", "-o", link, "--no-progress"],
+                capture_output=True, text=True, timeout=TIMEOUT, check=False,
+                env={k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")},
+            )  # fmt: skip
+            assert p.returncode == 0, p.stderr
+            assert os.path.isfile(os.path.join(link, "report.txt"))
+            if k < 3:
+                os.unlink(link)
+    finally:
+        stop.set()
+    runs = q.get(timeout=TIMEOUT)
+    looper.join(TIMEOUT)
+    assert looper.exitcode == 0
+    assert runs > 0
+    last = str(tmp_path / "result-3")
+    assert [str(rt.link) for rt in list_roots(S)] == [last]
+    assert gc(S).deleted_rrefs == ()
+    assert os.path.isfile(os.path.join(last, "report.txt"))

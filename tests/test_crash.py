@@ -38,7 +38,8 @@ from pylightnix import (
     verify,
 )
 from pylightnix.refs import is_hashpart, maybe_parse_dref_dirname, mkrref, parse_dref
-from pylightnix.store.layout import INDEX_DIR
+from pylightnix.store.layout import INDEX_DIR, TEMPROOTS_DIR
+from pylightnix.store.temproots import release_temproots
 from pylightnix.store.verify import config_problem, realization_problem
 from pylightnix.types import DRef
 
@@ -86,6 +87,9 @@ def child_main(argv: list[str]) -> None:
     S = mkSS(root)
     realize(instantiate(_chain, salt, S=S))
     if with_gc:
+        # Let go of what this process realized, so that the collection deletes
+        # (and a kill can land in the middle of a deletion).
+        release_temproots(S)
         _event("gc")
         gc(S)
     _event("done")
@@ -121,8 +125,10 @@ def _assert_store_valid(S: StorageSettings) -> None:
 
 
 def _assert_no_leftovers(S: StorageSettings) -> None:
-    """No temporary files, no index marker without its realization."""
+    """No temporary files, no index marker without its realization, no dead process's record."""
     assert os.listdir(S.tmpdir) == []
+    records = os.listdir(os.path.join(S.storage, TEMPROOTS_DIR))
+    assert all(n.startswith(f"{os.getpid()}-") for n in records), records
     for dirpath, dirnames, filenames in os.walk(S.storage):
         assert not [x for x in dirnames + filenames if ".tmp-" in x or x.startswith("trash-")]
         if os.path.basename(os.path.dirname(dirpath)) == INDEX_DIR:
@@ -156,6 +162,7 @@ def test_sigkill_at_random_points_leaves_a_valid_store(S: StorageSettings) -> No
         _assert_store_valid(S)
         assert verify(S=S).ok
         top = realize1(instantiate(_chain, salt, S=S))
+        release_temproots(S)  # only `top` stays: the next trials find garbage
         gc(S, keep_rrefs=[top])
         _assert_no_leftovers(S)
         _assert_store_valid(S)
@@ -221,6 +228,7 @@ def test_sigkill_during_import_leaves_a_valid_store(S: StorageSettings, tmp_path
             p.wait(60)
         _assert_store_valid(S)
         assert import_closure(archive, S) == [top]
+        release_temproots(S)  # the next round's gc(S) empties the store again
         gc(S, keep_rrefs=[top])
         _assert_no_leftovers(S)
         assert verify(S=S).ok

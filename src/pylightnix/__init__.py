@@ -177,6 +177,8 @@ if TYPE_CHECKING:
     from pylightnix.store.settings import fsstorage as fsstorage
     from pylightnix.store.settings import fstmpdir as fstmpdir
     from pylightnix.store.settings import mkSS as mkSS
+    from pylightnix.store.temproots import add_temproots as add_temproots
+    from pylightnix.store.temproots import release_temproots as release_temproots
     from pylightnix.store.verify import DamagedRealization as DamagedRealization
     from pylightnix.store.verify import VerifyResult as VerifyResult
     from pylightnix.store.verify import verify as verify
@@ -249,6 +251,7 @@ _LAZY: dict[str, str] = {
     "UnpackLimits": "pylightnix.unpack",
     "UnsafeArchiveError": "pylightnix.errors",
     "VerifyResult": "pylightnix.store.verify",
+    "add_temproots": "pylightnix.store.temproots",
     "alldrefs": "pylightnix.store.query",
     "allrrefs": "pylightnix.store.query",
     "autostage": "pylightnix.autostage",
@@ -341,6 +344,7 @@ _LAZY: dict[str, str] = {
     "realize_inplace": "pylightnix.inplace",
     "realized": "pylightnix.stages.trivial",
     "redefine": "pylightnix.stages.trivial",
+    "release_temproots": "pylightnix.store.temproots",
     "repl_build": "pylightnix.repl",
     "repl_cancel": "pylightnix.repl",
     "repl_continue": "pylightnix.repl",
@@ -477,6 +481,7 @@ __all__ = [
     "UnpackLimits",
     "UnsafeArchiveError",
     "VerifyResult",
+    "add_temproots",
     "alldrefs",
     "allrrefs",
     "autostage",
@@ -569,6 +574,7 @@ __all__ = [
     "realize_inplace",
     "realized",
     "redefine",
+    "release_temproots",
     "repl_build",
     "repl_cancel",
     "repl_continue",

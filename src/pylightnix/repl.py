@@ -47,7 +47,7 @@ from pylightnix.realize.step import (
 from pylightnix.refs import dref_name, is_rref, rref2dref
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
 from pylightnix.store.layout import check_store, rref2path_
-from pylightnix.store.locks import build_lock, gc_shared
+from pylightnix.store.locks import build_lock
 from pylightnix.store.query import drefrrefs_chash
 from pylightnix.types import Context, DRef, RRef
 
@@ -118,18 +118,18 @@ def _paused(session: ReplSession | None) -> tuple[ReplSession, Derivation, Conte
 def _advance(s: ReplSession) -> ReplSession:
     S = s.closure.S
     drvs = s.closure.derivations
-    with gc_shared(S):
-        while s.index < len(drvs):
-            drv = drvs[s.index]
-            ctx = context_of(drv, s.context)
-            if ctx is None:  # pragma: no cover - no dry run in a REPL session
-                raise ReplError(f"{drv.dref}: a dependency is not realized", dref=drv.dref)
-            if drv.dref in s.interrupt:
-                s.paused, s.paused_context = drv, ctx
-                return s
-            res = realize_one(drv, S, ctx, s.opts)
-            s.context[drv.dref] = list(res.rrefs or ())
-            s.index += 1
+    # Each step registers what it matches and builds (store/temproots.py).
+    while s.index < len(drvs):
+        drv = drvs[s.index]
+        ctx = context_of(drv, s.context)
+        if ctx is None:  # pragma: no cover - no dry run in a REPL session
+            raise ReplError(f"{drv.dref}: a dependency is not realized", dref=drv.dref)
+        if drv.dref in s.interrupt:
+            s.paused, s.paused_context = drv, ctx
+            return s
+        res = realize_one(drv, S, ctx, s.opts)
+        s.context[drv.dref] = list(res.rrefs or ())
+        s.index += 1
     s.done = True
     _remove_tmpdirs(s)
     return s
@@ -247,7 +247,7 @@ def repl_continue(
             raise ReplError("repl_continue(out_rrefs=[]) names no realization", dref=drv.dref)
         check_promises(drv, [rref2path_(r, S) for r in rrefs])
         return _finish(s, drv, rrefs)
-    with gc_shared(S), build_lock(S, drv.dref):
+    with build_lock(S, drv.dref):
         insert_outputs(drv, S, ctx, list(out_paths or []), time.time())
         m = match_in(drv, S, chash)
     if m is None:

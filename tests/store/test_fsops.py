@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from pylightnix import (
+    StoreError,
+    alldrefs,
+    allrrefs,
+    build_outpath,
+    build_wrapper,
+    fsinit,
+    gc,
+    instantiate,
+    match_only,
+    mkdrv,
+    mkSS,
+    realize1,
+    verify,
+)
+from pylightnix.hashing import context_hash
+from pylightnix.refs import dref_dirname
 from pylightnix.store.fsops import (
     atomic_write,
     make_readonly,
@@ -16,6 +40,8 @@ from pylightnix.store.fsops import (
     rename_noreplace,
     unique_suffix,
 )
+from pylightnix.store.temproots import release_temproots
+from pylightnix.types import DRef
 
 
 def _mode(p: Path) -> int:
@@ -117,3 +143,152 @@ def test_mkdtemp_in_creates_parent_and_unique_folders(tmp_path: Path) -> None:
     assert os.path.basename(a).startswith(f"build-{os.getpid()}-")
     assert _mode(Path(a)) == 0o700
     assert unique_suffix() != unique_suffix()
+
+
+# Faults of the store and its environment (issue 9, bug 3.5): each is a StoreError naming
+# the stage, the path and what to do, never a raw OSError.
+
+
+def _out(b: Any) -> None:
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write("x")
+
+
+def _stage(r: Any = None) -> DRef:
+    return mkdrv({"name": "faulty"}, match_only(), build_wrapper(_out), r)
+
+
+_GARBAGE = (
+    "a file stands where the store keeps a folder (garbage in the store): move that file "
+    "away, then retry"
+)
+
+
+def test_a_file_where_the_locks_folder_belongs_is_a_store_error(tmp_path: Path) -> None:
+    """A file named .locks makes instantiate fail with a StoreError naming the GC lock path."""
+    S = fsinit(mkSS(str(tmp_path / "plx")))
+    locks = os.path.join(S.storage, ".locks")
+    remove_tree(locks)
+    open(locks, "w").close()
+    with pytest.raises(StoreError) as ei:
+        instantiate(_stage, S=S)
+    path = os.path.join(locks, "gc.lock")
+    assert str(ei.value) == f"opening the GC lock failed at {path!r}: {_GARBAGE}"
+    assert ei.value.path == path
+
+
+def test_a_file_where_the_temporary_folder_belongs_is_a_store_error(tmp_path: Path) -> None:
+    """A file named tmp makes instantiate fail with a StoreError naming that file."""
+    S = fsinit(mkSS(str(tmp_path / "plx")))
+    os.rmdir(S.tmpdir)
+    open(S.tmpdir, "w").close()
+    with pytest.raises(StoreError) as ei:
+        instantiate(_stage, S=S)
+    assert str(ei.value) == (f"creating a temporary folder failed at {S.tmpdir!r}: {_GARBAGE}")
+
+
+def test_a_file_where_an_index_folder_belongs_is_a_store_error(tmp_path: Path) -> None:
+    """A file named by-context in a derivation makes realize fail naming the index path."""
+    S = fsinit(mkSS(str(tmp_path / "plx")))
+    clo = instantiate(_stage, S=S)
+    idx = os.path.join(S.storage, dref_dirname(clo[0]), "by-context")
+    open(idx, "w").close()
+    with pytest.raises(StoreError) as ei:
+        realize1(clo)
+    assert str(ei.value) == (
+        f"reading the index of {clo[0]} failed at {os.path.join(idx, context_hash({})[:32])!r}: "
+        "a file stands where the store keeps a folder (garbage in the store): move that file "
+        "away, then retry"
+    )
+
+
+def test_a_temporary_folder_on_another_filesystem_is_a_store_error(tmp_path: Path) -> None:
+    """EXDEV at instantiate names the stage and says to keep tmp on the store's filesystem."""
+    if os.stat("/dev/shm").st_dev == os.stat(str(tmp_path)).st_dev:
+        pytest.skip("/dev/shm is on the same filesystem as the test's folder")
+    other = tempfile.mkdtemp(dir="/dev/shm", prefix="plx-exdev-")
+    try:
+        S = fsinit(mkSS(str(tmp_path / "plx"), tmpdir=other))
+        with pytest.raises(StoreError) as ei:
+            instantiate(_stage, S=S)
+        msg = str(ei.value)
+        assert msg.startswith("writing the derivation dref:")
+        assert msg.endswith(
+            "the temporary folder is on another filesystem than the store, so objects cannot "
+            "be moved in atomically: keep the temporary folder (tmpdir, $PYLIGHTNIX_TMP) on the "
+            "store's filesystem, e.g. the default <root>/tmp"
+        )
+        assert list(alldrefs(S)) == []
+    finally:
+        remove_tree(other)
+
+
+@contextlib.contextmanager
+def _mounted(args: list[str], target: str) -> Iterator[None]:
+    os.makedirs(target, exist_ok=True)
+    p = subprocess.run(["mount", *args, target], capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount here: {p.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", target], check=True)
+
+
+def _fill(b: Any) -> None:
+    """Realizer: write the output, then fill the filesystem so nothing more fits."""
+    _out(b)
+    fd = os.open(os.path.join(build_outpath(b), "..", "filler"), os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+
+
+def test_no_space_while_writing_reserved_files_names_that_stage(tmp_path: Path) -> None:
+    """ENOSPC after the realizer's output is written is a StoreError naming the reserved files."""
+    mnt = str(tmp_path / "small")
+    with _mounted(["-t", "tmpfs", "-o", "size=256k", "tmpfs"], mnt):
+        S = fsinit(mkSS(os.path.join(mnt, "plx")))
+        clo = instantiate(
+            lambda r=None: mkdrv({"name": "full"}, match_only(), build_wrapper(_fill), r), S=S
+        )
+        with pytest.raises(StoreError) as ei:
+            realize1(clo)
+        msg = str(ei.value)
+        assert msg.startswith(
+            f"writing the reserved files (__pylightnix__) of an output of {clo[0]} failed at "
+        )
+        assert msg.endswith(
+            "no space left on the device: free space on the store's filesystem, then retry"
+        )
+        assert list(allrrefs(S)) == []
+
+
+def test_a_read_only_mounted_store_serves_queries_verify_and_cached_realizes(
+    tmp_path: Path,
+) -> None:
+    """Through a read-only bind mount: cached realize, verify, queries and a gc dry run work;
+    a build is a StoreError saying the store is read-only."""
+    S0 = fsinit(mkSS(str(tmp_path / "plx")))
+    rref = realize1(instantiate(_stage, S=S0))
+    release_temproots(S0)
+    mnt = str(tmp_path / "ro")
+    with _mounted(["--bind", "-o", "ro", str(tmp_path / "plx")], mnt):
+        S = mkSS(mnt)
+        assert realize1(instantiate(_stage, S=S)) == rref
+        assert verify(S=S).ok
+        assert list(allrrefs(S)) == [rref]
+        assert gc(S, dry_run=True).deleted_rrefs == (rref,)
+        assert not os.listdir(os.path.join(S.storage, ".temproots"))
+        with pytest.raises(StoreError) as ei:
+            instantiate(
+                lambda r=None: mkdrv({"name": "new"}, match_only(), build_wrapper(_out), r), S=S
+            )
+        assert str(ei.value).endswith(
+            "the store is on a read-only filesystem: it serves queries, verify and fully "
+            "cached realizes; build into a writable store"
+        )

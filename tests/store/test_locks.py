@@ -74,12 +74,12 @@ def test_build_locks_of_different_derivations_are_independent(S: StorageSettings
 
 
 def test_gc_exclusive_waits_for_shared_holders_in_other_processes(S: StorageSettings) -> None:
-    """A realize (shared GC lock) in another process keeps the collector out."""
+    """A process in a shared section (registering temp roots) keeps the collector out."""
     p, release, _ = _in_other_process(S, _hold_gc_shared)
     try:
         with pytest.raises(LockError) as ei, gc_exclusive(S, timeout=0.2):
             pass
-        assert "waiting for the GC lock (realizations are running)" in str(ei.value)
+        assert "waiting for the GC lock (a process is registering temporary roots)" in str(ei.value)
     finally:
         release.set()
         p.join(60)
@@ -88,14 +88,15 @@ def test_gc_exclusive_waits_for_shared_holders_in_other_processes(S: StorageSett
 
 
 def test_gc_shared_is_reentrant_and_refuses_exclusive_inside(S: StorageSettings) -> None:
-    """Nested shared holds share one lock; an exclusive request inside would deadlock: refused."""
+    """Nested shared holds share one lock; an exclusive request in the same thread: refused."""
     with gc_shared(S), gc_shared(S):
         assert _shared_count[S.storage][1] == 2
         with pytest.raises(LockError) as ei, gc_exclusive(S):
             pass
-        assert str(ei.value).startswith(
-            f"cannot take the GC lock of {S.storage!r} exclusively: this process holds "
-            "it in shared mode"
+        assert str(ei.value) == (
+            f"cannot take the GC lock of {S.storage!r} exclusively: this thread holds "
+            "it in shared mode (inside gc_shared), so waiting would deadlock; collect "
+            "garbage outside of gc_shared blocks"
         )
     assert S.storage not in _shared_count
     with gc_exclusive(S, timeout=5):
@@ -186,21 +187,27 @@ def test_a_realize_waits_while_another_process_collects(S: StorageSettings) -> N
         pass
 
 
-def test_gc_from_another_thread_of_a_realizing_process_raises(S: StorageSettings) -> None:
-    """A thread of a process whose other thread realizes gets a LockError, not a deadlock."""
+def test_gc_from_another_thread_waits_for_a_shared_section_then_runs(
+    S: StorageSettings,
+) -> None:
+    """Another thread's shared section is waited for like another process's, not refused."""
     inside, done = threading.Event(), threading.Event()
 
-    def realize_like() -> None:
+    def register_like() -> None:
         with gc_shared(S):
             inside.set()
             done.wait(60)
 
-    t = threading.Thread(target=realize_like)
+    t = threading.Thread(target=register_like)
     t.start()
     assert inside.wait(60)
     try:
-        with pytest.raises(LockError, match="this process holds it in shared mode"):
-            gc(S)
+        with pytest.raises(LockError) as ei, gc_exclusive(S, timeout=0.2):
+            pass
+        assert str(ei.value).startswith(
+            "timed out after 0s waiting for the GC lock (a process is registering temporary "
+            "roots) held by"
+        )
     finally:
         done.set()
         t.join(60)
@@ -229,7 +236,10 @@ def test_another_thread_waits_for_an_in_process_collector(S: StorageSettings) ->
         t.start()
         t.join(60)
     assert len(errors) == 1
-    assert errors[0].startswith("timed out after 0s waiting for the GC turnstile")
+    assert errors[0].startswith(
+        "timed out after 0s waiting for the GC lock (a garbage collection is running) held by "
+        f"pid {os.getpid()} on "
+    )
     other()
     assert len(errors) == 1
 

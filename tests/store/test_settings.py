@@ -104,7 +104,12 @@ def test_explicit_store_is_used_even_with_env_set(
     S = fsinit(mkSS(str(tmp_path / "mine")))
     rref = realize1(instantiate(_stage, S=S))
     assert rref2path(rref, S).startswith(S.storage + os.sep)
-    assert sorted(os.listdir(tmp_path / "env" / "store-v1")) == [".locks", ".roots", "FORMAT"]
+    assert sorted(os.listdir(tmp_path / "env" / "store-v1")) == [
+        ".locks",
+        ".roots",
+        ".temproots",
+        "FORMAT",
+    ]
 
 
 def test_later_api_style_fsinit_mkss_registry(tmp_path: Path) -> None:
@@ -121,7 +126,7 @@ def test_fsinit_accepts_a_root_string_and_is_idempotent(tmp_path: Path) -> None:
     assert mkSS(str(tmp_path / "r")) == S
     with open(os.path.join(S.storage, "FORMAT")) as f:
         assert f.read() == "pylightnix store-v1\n"
-    assert sorted(os.listdir(S.storage)) == [".locks", ".roots", "FORMAT"]
+    assert sorted(os.listdir(S.storage)) == [".locks", ".roots", ".temproots", "FORMAT"]
     assert os.path.isdir(S.tmpdir)
     assert fsinit(str(tmp_path / "r")) == S
     with pytest.raises(StoreError) as ei:
@@ -134,7 +139,7 @@ def test_fsinit_remove_existing_empties_the_store(tmp_path: Path) -> None:
     S = fsinit(mkSS(str(tmp_path / "r")))
     realize1(instantiate(_stage, S=S))
     fsinit(S, remove_existing=True)
-    assert sorted(os.listdir(S.storage)) == [".locks", ".roots", "FORMAT"]
+    assert sorted(os.listdir(S.storage)) == [".locks", ".roots", ".temproots", "FORMAT"]
 
 
 def test_store_initialize_default_uses_env_root(

@@ -126,7 +126,9 @@ def realize(
 
     Returns:
         the stage result, the closure, and the chosen realizations of every
-        derivation of the closure.
+        derivation of the closure. They stay alive (temporary GC roots of
+        this process, ``docs/gc.md``) until the process exits or calls
+        :func:`~pylightnix.store.temproots.release_temproots`.
 
     Raises:
         BuildError: a realizer raised (chained); the store keeps no trace of that build.

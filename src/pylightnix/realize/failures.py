@@ -96,7 +96,7 @@ from pylightnix.store.layout import (
     failed_index_dir,
     rref2path_,
 )
-from pylightnix.store.locks import build_lock, gc_shared
+from pylightnix.store.locks import build_lock
 from pylightnix.store.query import read_nofollow
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Matcher, Path, Realizer, RRef
@@ -491,7 +491,6 @@ def realizeE(
             hook = stack.enter_context(progress_for(progress, c))
             if hook is not None:
                 stack.enter_context(progress_hook(hook))
-            stack.enter_context(gc_shared(S))
             _run_e(c, S, opts, retry_failed, chosen, failures)
     finally:
         _IN_REALIZE_E.reset(tok)

@@ -27,8 +27,8 @@ from pylightnix.realize.overrides import override_config
 from pylightnix.refs import is_dref, mkdref
 from pylightnix.store.insert import store_derivation
 from pylightnix.store.layout import check_store
-from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.store.temproots import add_temproots
 from pylightnix.types import DRef, Matcher, Realizer
 
 
@@ -234,10 +234,15 @@ def instantiate(
     check_store(r.S)
     r.in_instantiate = True
     try:
-        with gc_shared(r.S), current_registry(r):
+        with current_registry(r):
             if "r" not in kwargs and _accepts_r(stage):
                 kwargs["r"] = r
             result = stage(*args, **kwargs)
     finally:
         r.in_instantiate = False
+    # Every derivation of the registry becomes a temporary root in one batch.
+    # Not checked (a stat each): one a collection removed just before is
+    # written again before it is built (step.build_in), and its realizations
+    # went with it, so nothing is matched from it.
+    add_temproots(r.S, r.builders)
     return result, closure_of(r, find_drefs(result), result)

@@ -3,7 +3,10 @@
 ``jobs=1`` walks the closure in its (topological) order; ``jobs>1`` or an
 ``executor`` runs derivations whose dependencies are done concurrently,
 stops submitting at the first error, waits for running ones, and re-raises.
-The store's GC lock is held shared for the whole run.
+No store-wide lock is held: what each step matches or builds becomes a
+temporary root of this process (``step.match_in``), so a concurrent
+collection keeps it. ``jobs=1`` registers the matches in one batch, before
+each build and at the end (a no-op realize writes once).
 """
 
 from __future__ import annotations
@@ -19,15 +22,19 @@ from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.matchers import score_file
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.realize.step import (
+    MATCH_RETRIES,
     RealizeOptions,
     StepResult,
+    VanishedError,
     build_folders,
     context_of,
+    deferred_registration,
+    immediate_registration,
     realize_one,
+    vanished_error,
 )
 from pylightnix.refs import dref_name
 from pylightnix.store.chosen import record_chosen
-from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Context, DRef
 
@@ -41,11 +48,12 @@ def run_closure(
     total = len(c.derivations)
     if hook is not None:
         report(ProgressEvent("plan", total=total))
-    with gc_shared(S), build_folders():
+    with build_folders():
         if executor is None and jobs <= 1:
-            chosen = _run_sequential(c, S, opts, hook is not None, t0)
+            chosen = _run_sequential_registered(c, S, opts, hook is not None, t0)
         else:
-            chosen = _run_parallel(c, S, opts, jobs, executor, hook is not None, t0)
+            with immediate_registration():
+                chosen = _run_parallel(c, S, opts, jobs, executor, hook is not None, t0)
     if hook is not None:
         report(ProgressEvent("done", done=total, total=total, elapsed=time.monotonic() - t0))
     return chosen
@@ -110,6 +118,20 @@ def _step(
                 )
             )
         raise
+
+
+def _run_sequential_registered(
+    c: Closure, S: StorageSettings, opts: RealizeOptions, progress: bool, t0: float
+) -> Context:
+    """:func:`_run_sequential` with the matches registered in batches (one write for a
+    no-op realize); if a collection deleted a choice before its batch, realize again."""
+    for _ in range(MATCH_RETRIES):
+        try:
+            with deferred_registration(S):
+                return _run_sequential(c, S, opts, progress, t0)
+        except VanishedError:
+            continue
+    raise vanished_error(f"the closure of {', '.join(c.targets)}", S)
 
 
 def _run_sequential(

@@ -18,7 +18,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from pylightnix.errors import BuildError, MatcherError, NotRealizedError, PromiseError, RealizeError
+from pylightnix.errors import (
+    BuildError,
+    MatcherError,
+    NotRealizedError,
+    PromiseError,
+    RealizeError,
+    StoreError,
+)
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, report
 from pylightnix.realize.build import build_tmpdir_set
@@ -30,6 +37,7 @@ from pylightnix.store.insert import check_output, store_derivation, store_realiz
 from pylightnix.store.locks import build_lock
 from pylightnix.store.query import drefrrefs_chash
 from pylightnix.store.settings import StorageSettings
+from pylightnix.store.temproots import add_temproots
 from pylightnix.types import Context, DRef, Path, RRef
 
 log = logging.getLogger("pylightnix.realize")
@@ -306,6 +314,8 @@ def realize_one(
         )
     if opts.dry_run:
         return StepResult(drv.dref, None, False, "forced" if forced else "unmatched")
+    # The build reads its context: what was chosen so far must be registered.
+    flush_deferred(S)
     with build_lock(S, drv.dref):
         if not forced:
             # Another process may have built it while we waited for the lock.
@@ -320,9 +330,84 @@ def realize_one(
     return StepResult(drv.dref, tuple(m), True, "forced" if forced else "built")
 
 
+MATCH_RETRIES = 20
+"""How often a match is asked again when collections keep deleting what it chose."""
+
+_DEFERRED: ContextVar[list[RRef] | None] = ContextVar("pylightnix_deferred_roots", default=None)
+
+
+class VanishedError(Exception):
+    """(internal) A deferred registration found chosen realizations deleted: realize again."""
+
+
+def vanished_error(where: str, S: StorageSettings) -> StoreError:
+    """The error once collections deleted chosen realizations :data:`MATCH_RETRIES` times."""
+    return StoreError(
+        f"the realizations matched for {where} were deleted by garbage collections "
+        f"{MATCH_RETRIES} times in a row before they could be registered: stop the "
+        "collections running in a loop on this store, then realize again",
+        path=S.storage,
+    )
+
+
+@contextlib.contextmanager
+def deferred_registration(S: StorageSettings) -> Iterator[None]:
+    """Within the block, what matchers choose becomes a temporary root in one batch
+    (one write): before the next build (which reads it) and at the end of the block.
+
+    Raises:
+        VanishedError: at a flush, a chosen realization was deleted in between
+            (the caller realizes again).
+    """
+    tok = _DEFERRED.set([])
+    try:
+        yield
+        flush_deferred(S)
+    finally:
+        _DEFERRED.reset(tok)
+
+
+@contextlib.contextmanager
+def immediate_registration() -> Iterator[None]:
+    """Within the block (parallel steps), each match is registered at once."""
+    tok = _DEFERRED.set(None)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(tok)
+
+
+def flush_deferred(S: StorageSettings) -> None:
+    """Register the deferred choices; raise :class:`VanishedError` if some are gone."""
+    pend = _DEFERRED.get()
+    if pend:
+        batch = list(pend)
+        pend.clear()
+        if add_temproots(S, batch, check=True):
+            raise VanishedError(batch)
+
+
 def match_in(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | None:
-    """Ask the matcher of ``drv`` about its realizations in the context ``chash``."""
-    return ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+    """Ask the matcher of ``drv`` about its realizations in the context ``chash``.
+
+    What it chooses becomes a temporary root of this process (alive until
+    the process ends or releases it, ``docs/gc.md``): at once, or in one
+    batch inside :func:`deferred_registration`. A concurrent collection may
+    delete a candidate between the listing and that registration; the
+    registration sees it (under the GC lock) and the matcher is asked again
+    (or, deferred, the whole closure is realized again).
+    """
+    pend = _DEFERRED.get()
+    if pend is not None:
+        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        if m:
+            pend.extend(m)
+        return m
+    for _ in range(MATCH_RETRIES):
+        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        if m is None or not add_temproots(S, m, check=True):
+            return m
+    raise vanished_error(str(drv.dref), S)
 
 
 def unsatisfied_after_build(drv: Derivation) -> MatcherError:

@@ -20,7 +20,6 @@ is idempotent.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import json
@@ -57,9 +56,9 @@ from pylightnix.store.layout import (
     check_store,
     rref2path_,
 )
-from pylightnix.store.locks import gc_shared
 from pylightnix.store.query import dref_exists, drefdeps, rref2path, rrefctx
 from pylightnix.store.settings import StorageSettings, fsS
+from pylightnix.store.temproots import add_temproots
 from pylightnix.store.verify import content_problem, read_context_file
 from pylightnix.types import Context, DRef, Path, RRef
 
@@ -110,6 +109,9 @@ def _check_targets(rrefs: Iterable[RRef], S: StorageSettings) -> list[RRef]:
     out = [RRef(r) for r in rrefs]
     for r in out:
         rref2path(r, S)  # raises RefError naming a malformed or missing rref
+    # Kept alive (with their closures) while this process reads them.
+    for gone in add_temproots(S, out, check=True):
+        rref2path(RRef(gone), S)  # collected meanwhile: the same RefError
     if not out:
         raise RefError("no RRefs given: name at least one realization to export or copy", ref="")
     return out
@@ -185,30 +187,29 @@ def export_closure(
             path=archive_path,
         )
     tmp = os.path.join(os.path.dirname(dst), f".tmp-{unique_suffix()}-{os.path.basename(dst)}")
-    with gc_shared(s):
-        targets = _check_targets(rrefs, s)
-        order, drefs = _plan(targets, s)
-        mode: Any = f"w:{compression}" if compression else "w"
-        try:
-            with tarfile.open(tmp, mode, format=tarfile.PAX_FORMAT) as tf:
-                data = _manifest(targets, order, drefs)
-                ti = _normalize(tarfile.TarInfo(MANIFEST))
-                ti.size = len(data)
-                ti.mode = 0o444
-                tf.addfile(ti, io.BytesIO(data))
-                for d in drefs:
-                    tf.add(
-                        os.path.join(s.storage, dref_dirname(d), CONFIG_FILE),
-                        f"{dref_dirname(d)}/{CONFIG_FILE}",
-                        filter=_normalize,
-                    )
-                for r in order:
-                    rhash, _, _ = parse_rref(r)
-                    _add_tree(tf, rref2path_(r, s), f"{dref_dirname(rref2dref(r))}/{rhash}")
-            os.replace(tmp, dst)
-        except BaseException:
-            remove_tree(tmp)
-            raise
+    targets = _check_targets(rrefs, s)
+    order, drefs = _plan(targets, s)
+    mode: Any = f"w:{compression}" if compression else "w"
+    try:
+        with tarfile.open(tmp, mode, format=tarfile.PAX_FORMAT) as tf:
+            data = _manifest(targets, order, drefs)
+            ti = _normalize(tarfile.TarInfo(MANIFEST))
+            ti.size = len(data)
+            ti.mode = 0o444
+            tf.addfile(ti, io.BytesIO(data))
+            for d in drefs:
+                tf.add(
+                    os.path.join(s.storage, dref_dirname(d), CONFIG_FILE),
+                    f"{dref_dirname(d)}/{CONFIG_FILE}",
+                    filter=_normalize,
+                )
+            for r in order:
+                rhash, _, _ = parse_rref(r)
+                _add_tree(tf, rref2path_(r, s), f"{dref_dirname(rref2dref(r))}/{rhash}")
+        os.replace(tmp, dst)
+    except BaseException:
+        remove_tree(tmp)
+        raise
     return Path(dst)
 
 
@@ -231,13 +232,12 @@ def import_closure(archive_path: str, S: StorageSettings | None = None) -> list[
     s = fsS(S)
     check_store(s)
     src = os.path.abspath(archive_path)
-    with gc_shared(s):
-        stage = mkdtemp_in(s.tmpdir, "import")
-        try:
-            safe_extract(src, stage, kind="tar")
-            return _insert_staged(stage, s, src)
-        finally:
-            remove_tree(stage)
+    stage = mkdtemp_in(s.tmpdir, "import")
+    try:
+        safe_extract(src, stage, kind="tar")
+        return _insert_staged(stage, s, src)
+    finally:
+        remove_tree(stage)
 
 
 def copyclosure(
@@ -255,22 +255,19 @@ def copyclosure(
     check_store(src_S)
     check_store(dst_S)
     if os.path.realpath(src_S.storage) == os.path.realpath(dst_S.storage):
-        with gc_shared(src_S):
-            return _check_targets(rrefs, src_S)
-    with contextlib.ExitStack() as locks:
-        # Both stores stay locked (no collection in either) from the first read
-        # to the last insert. Every copier takes the two locks in the same order
-        # (by path), so copies in opposite directions cannot wait on each other.
-        for st in sorted((src_S, dst_S), key=lambda x: os.path.realpath(x.storage)):
-            locks.enter_context(gc_shared(st))
-        targets = _check_targets(rrefs, src_S)
-        order, drefs = _plan(targets, src_S)
-        stage = mkdtemp_in(dst_S.tmpdir, "copy")
-        try:
-            _stage_copy(stage, src_S, dst_S, targets, order, drefs)
-            return _insert_staged(stage, dst_S, f"store {src_S.storage!r}", targets=targets)
-        finally:
-            remove_tree(stage)
+        return _check_targets(rrefs, src_S)
+    # The targets become temporary roots of this process in the source (so a
+    # collection there keeps their closure while it is read), and every
+    # object inserted into the destination does too (store/insert.py). No
+    # store-wide lock is held, so copies in opposite directions never wait.
+    targets = _check_targets(rrefs, src_S)
+    order, drefs = _plan(targets, src_S)
+    stage = mkdtemp_in(dst_S.tmpdir, "copy")
+    try:
+        _stage_copy(stage, src_S, dst_S, targets, order, drefs)
+        return _insert_staged(stage, dst_S, f"store {src_S.storage!r}", targets=targets)
+    finally:
+        remove_tree(stage)
 
 
 def _stage_copy(
@@ -427,6 +424,10 @@ def _insert_staged(
         if t not in listed and not os.path.isdir(rref2path_(t, S)):
             raise _bad(source, f"lists the target {t} but does not hold it")
 
+    # What the closure holds stays alive for this process from here on,
+    # already stored objects included (a collection must not take them
+    # while the rest is inserted).
+    add_temproots(S, [*drefs, *rrefs])
     for d in drefs:
         store_derivation(S, d, configs[d])
     deps = {r: [x for v in c.values() for x in v if x in listed] for r, c in contexts.items()}

@@ -7,12 +7,16 @@ process, so a crash leaves at most leftovers that never block anything.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
+
+from pylightnix.errors import StoreError
 
 _RO_FILE_MASK = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
 _FICLONE = 0x40049409
@@ -239,9 +243,14 @@ def remove_via_trash(path: str, trashdir: str) -> None:
 
 
 def mkdtemp_in(parent: str, prefix: str) -> str:
-    """A fresh private folder in ``parent`` (created if missing)."""
-    os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent)
+    """A fresh private folder in ``parent`` (created if missing).
+
+    Raises:
+        StoreError: ``parent`` cannot hold it (a file there, no space, read-only...).
+    """
+    with store_stage("creating a temporary folder", parent):
+        os.makedirs(parent, exist_ok=True)
+        return tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent)
 
 
 def rename_noreplace(src: str, dst: str) -> bool:
@@ -260,3 +269,115 @@ def rename_noreplace(src: str, dst: str) -> bool:
             return False
         raise
     return True
+
+
+def tree_bytes(path: str) -> int:
+    """Apparent bytes of the files and symlinks of a tree (``du --apparent-size -b`` of
+    files; folders count nothing, a file hard-linked twice counts once); 0 if missing.
+
+    The one size function of the store: ``du``, GC reports and GC deletion
+    (:func:`remove_tree_counting`) all measure with it, so they agree.
+    """
+    return _walk_bytes(path, remove=False)
+
+
+def remove_tree_counting(path: str) -> int:
+    """Delete a (possibly read-only) tree or file; return what :func:`tree_bytes` says of it.
+
+    One pass: folders get their write bit back, files are unlinked as they are.
+    """
+    return _walk_bytes(path, remove=True)
+
+
+def _walk_bytes(path: str, *, remove: bool) -> int:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if not stat.S_ISDIR(st.st_mode):
+        if remove:
+            os.unlink(path)
+        return st.st_size
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    dirs: list[str] = []
+    while stack:
+        d = stack.pop()
+        if remove:
+            os.chmod(d, 0o700)
+            dirs.append(d)
+        try:
+            it = os.scandir(d)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for e in it:
+                est = e.stat(follow_symlinks=False)
+                if stat.S_ISDIR(est.st_mode):
+                    stack.append(e.path)
+                    continue
+                if est.st_nlink > 1:
+                    key = (est.st_dev, est.st_ino)
+                    if key not in seen:
+                        seen.add(key)
+                        total += est.st_size
+                else:
+                    total += est.st_size
+                if remove:
+                    os.unlink(e.path)
+    for d in reversed(dirs):
+        os.rmdir(d)
+    return total
+
+
+_ADVICE = {
+    errno.ENOSPC: "no space left on the device: free space on the store's filesystem, then retry",
+    errno.EDQUOT: "disk quota exceeded: free space or raise the quota, then retry",
+    errno.EXDEV: (
+        "the temporary folder is on another filesystem than the store, so objects cannot be "
+        "moved in atomically: keep the temporary folder (tmpdir, $PYLIGHTNIX_TMP) on the "
+        "store's filesystem, e.g. the default <root>/tmp"
+    ),
+    errno.EROFS: (
+        "the store is on a read-only filesystem: it serves queries, verify and fully cached "
+        "realizes; build into a writable store"
+    ),
+    errno.EACCES: (
+        "permission denied: the store belongs to another user or is read-only; use a store "
+        "you can write (or ask its owner to build)"
+    ),
+    errno.EPERM: "operation not permitted: use a store you own",
+    errno.ENOTDIR: (
+        "a file stands where the store keeps a folder (garbage in the store): move that file "
+        "away, then retry"
+    ),
+    errno.EEXIST: (
+        "a file stands where the store keeps a folder (garbage in the store): move that file "
+        "away, then retry"
+    ),
+}
+
+
+def store_os_error(e: OSError, stage: str, path: str) -> StoreError:
+    """A :class:`StoreError` naming the stage, the path and what to do about ``e``."""
+    advice = _ADVICE.get(e.errno or 0, f"{e.strerror or e}")
+    where = e.filename if isinstance(e.filename, str) else path
+    return StoreError(f"{stage} failed at {where!r}: {advice}", path=where)
+
+
+@contextlib.contextmanager
+def store_stage(stage: str, path: str) -> Iterator[None]:
+    """Turn an ``OSError`` raised inside the block into :func:`store_os_error` (chained).
+
+    Args:
+        stage: what was being done, for the message (``"writing the reserved
+            files of an output of dref:..."``).
+        path: the path to name when the error carries none.
+    """
+    try:
+        yield
+    except StoreError:
+        raise
+    except OSError as e:
+        raise store_os_error(e, stage, path) from e

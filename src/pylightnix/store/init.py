@@ -6,6 +6,7 @@ from pylightnix.store.fsops import remove_tree
 from pylightnix.store.layout import init_store
 from pylightnix.store.query import forget_cached
 from pylightnix.store.settings import StorageSettings, fsS, mkSS, set_default_storage
+from pylightnix.store.temproots import release_temproots
 
 
 def fsinit(
@@ -22,6 +23,8 @@ def fsinit(
     """
     s = mkSS(S) if isinstance(S, str) else fsS(S)
     if remove_existing:
+        # This process's record goes with the store: later ones start afresh.
+        release_temproots(s)
         remove_tree(s.storage)
         remove_tree(s.tmpdir)
         forget_cached(s)

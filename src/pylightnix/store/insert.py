@@ -7,6 +7,9 @@ Crash windows (each is safe):
 * a realization's index marker is created *before* the realization is
   renamed into place; queries check that the realization exists, so a
   marker left by a crash is harmless and GC removes it;
+* every object is registered as a temporary root of the inserting process
+  (``temproots.py``) before its folder, marker or rename can be seen, so a
+  concurrent collection never takes it for garbage;
 * the realization folder is complete and read-only (but for its top
   folder, which must stay writable to be renamed) before the rename, and
   the top folder is made read-only right after it.
@@ -32,6 +35,7 @@ from pylightnix.store.fsops import (
     remove_tree,
     remove_via_trash,
     rename_noreplace,
+    store_stage,
     unshare_hardlinks,
     write_private,
 )
@@ -46,6 +50,7 @@ from pylightnix.store.layout import (
     index_dir,
 )
 from pylightnix.store.settings import StorageSettings
+from pylightnix.store.temproots import add_temproots
 from pylightnix.types import Context, DRef, RRef
 
 
@@ -53,27 +58,31 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
     """Make sure the derivation ``dref`` with ``config`` is in the store.
 
     Returns whether this call created it. Two processes may race: one rename
-    wins, the other finds the folder in place.
+    wins, the other finds the folder in place. A derivation this call writes
+    is registered as a temporary root first; one that is already stored is
+    the caller's to register (instantiate does it in one batch).
     """
     d = dref2path(dref, S)
     cfg_path = os.path.join(d, CONFIG_FILE)
     if os.path.exists(cfg_path):
         return False
+    add_temproots(S, [dref])
     data = config_serialize(config)
-    if os.path.isdir(d):
-        # The folder exists without its config (damaged store): restore it in place.
-        atomic_write(cfg_path, data, durable=S.durable)
-        return True
-    tmp = mkdtemp_in(S.tmpdir, "drv")
-    try:
-        write_private(os.path.join(tmp, CONFIG_FILE), data, durable=S.durable)
-        os.chmod(tmp, 0o755)
-        moved = rename_noreplace(tmp, d)
-        if moved and S.durable:
-            fsync_path(S.storage)
-        return moved
-    finally:
-        remove_tree(tmp)
+    with store_stage(f"writing the derivation {dref}", d):
+        if os.path.isdir(d):
+            # The folder exists without its config (damaged store): restore it in place.
+            atomic_write(cfg_path, data, durable=S.durable)
+            return True
+        tmp = mkdtemp_in(S.tmpdir, "drv")
+        try:
+            write_private(os.path.join(tmp, CONFIG_FILE), data, durable=S.durable)
+            os.chmod(tmp, 0o755)
+            moved = rename_noreplace(tmp, d)
+            if moved and S.durable:
+                fsync_path(S.storage)
+            return moved
+        finally:
+            remove_tree(tmp)
 
 
 def meta_json(build_start: float, build_stop: float, extra: dict[str, Any] | None) -> bytes:
@@ -178,26 +187,43 @@ def store_realization(
     rref = mkrref(rhash, dhash, name)
     stop = time.time() if build_stop is None else build_stop
 
-    os.mkdir(reserved)
-    ctx_json = context_json(context)
-    # No fsync per reserved file: make_readonly(durable=...) below flushes every
-    # file and folder of the output once, the reserved ones included.
-    # The output folder is private until it is renamed into place: plain writes suffice.
-    write_private(os.path.join(reserved, CONTEXT_FILE), ctx_json)
-    write_private(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
-    if log_path is not None:
-        dst = os.path.join(reserved, LOG_FILE)
-        try:
-            if not link_log:
-                raise OSError("copy")
-            os.link(log_path, dst)
-        except OSError:
-            shutil.copyfile(log_path, dst)
-    make_readonly(outpath, durable=S.durable, skip_top=True)
+    with store_stage(f"writing the reserved files ({RESERVED}) of an output of {dref}", reserved):
+        os.mkdir(reserved)
+        ctx_json = context_json(context)
+        # No fsync per reserved file: make_readonly(durable=...) below flushes every
+        # file and folder of the output once, the reserved ones included.
+        # The output folder is private until it is renamed into place: plain writes suffice.
+        write_private(os.path.join(reserved, CONTEXT_FILE), ctx_json)
+        write_private(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
+        if log_path is not None:
+            dst = os.path.join(reserved, LOG_FILE)
+            try:
+                if not link_log:
+                    raise OSError("copy")
+                os.link(log_path, dst)
+            except OSError:
+                shutil.copyfile(log_path, dst)
+        make_readonly(outpath, durable=S.durable, skip_top=True)
 
     store_derivation(S, dref, config)
     place_realization(S, dref, chash, rhash, outpath)
     return rref
+
+
+def _make_marker(idx: str, marker: str) -> bool:
+    """Create the marker and its index folder; whether this call made the marker."""
+    # A collection removes index folders it emptied; it may do so between our
+    # makedirs and the create: make the folder again.
+    for _ in range(100):
+        os.makedirs(idx, exist_ok=True)
+        try:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+            return True
+        except FileExistsError:
+            return False
+        except FileNotFoundError:
+            continue
+    raise StoreError(f"cannot create the index marker {marker!r}", path=marker)
 
 
 def place_realization(
@@ -212,35 +238,35 @@ def place_realization(
     matchers never look. Returns whether it moved; if the same realization is
     already stored, ``folder`` is removed instead.
     """
+    # Registered before the marker and the rename: a collection that can see
+    # either also sees the registration (docs/gc.md, race windows).
+    add_temproots(S, [mkrref(rhash, *parse_dref(dref)), dref])  # type: ignore[arg-type]
     idx = (failed_index_dir if failed else index_dir)(dref, chash, S)
     marker = os.path.join(idx, rhash)
-    made = True
-    try:
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
-    except FileExistsError:
-        made = False
-    except FileNotFoundError:  # the first realization in this context
-        os.makedirs(idx, exist_ok=True)
+    ddir = dref2path(dref, S)
+    dst = os.path.join(ddir, rhash)
+    with store_stage(f"moving a realization of {dref} into the store", dst):
+        made = True
         try:
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
         except FileExistsError:
             made = False
-    if made and S.durable:
-        # Else a power loss could keep the realization but lose its marker,
-        # hiding it from matchers until store_reindex.
-        fsync_path(idx)
-    ddir = dref2path(dref, S)
-    dst = os.path.join(ddir, rhash)
-    moved = rename_noreplace(folder, dst)
-    if not moved and not os.path.isdir(os.path.join(dst, RESERVED)):
-        # Every insertion renames a complete folder, reserved folder included, so
-        # a folder without one was damaged by hand: the fresh copy replaces it.
-        remove_via_trash(dst, S.tmpdir)
+        except FileNotFoundError:  # the first realization in this context
+            made = _make_marker(idx, marker)
+        if made and S.durable:
+            # Else a power loss could keep the realization but lose its marker,
+            # hiding it from matchers until store_reindex.
+            fsync_path(idx)
         moved = rename_noreplace(folder, dst)
-    if moved:
-        os.chmod(dst, 0o555)
-        if S.durable:
-            fsync_path(ddir)
-        return True
-    remove_tree(folder)
-    return False
+        if not moved and not os.path.isdir(os.path.join(dst, RESERVED)):
+            # Every insertion renames a complete folder, reserved folder included, so
+            # a folder without one was damaged by hand: the fresh copy replaces it.
+            remove_via_trash(dst, S.tmpdir)
+            moved = rename_noreplace(folder, dst)
+        if moved:
+            os.chmod(dst, 0o555)
+            if S.durable:
+                fsync_path(ddir)
+            return True
+        remove_tree(folder)
+        return False

@@ -21,6 +21,7 @@ from pylightnix.hashing import hash_file
 from pylightnix.refs import dref_name, is_dref, is_rref, rref2dref
 from pylightnix.store.chosen import chosen_records
 from pylightnix.store.facts import dref_bstarts
+from pylightnix.store.fsops import tree_bytes
 from pylightnix.store.layout import RESERVED, dref2path, outside_store_problem, rref2path_
 from pylightnix.store.query import (
     _S,
@@ -208,32 +209,6 @@ def shellref(ref: Any = None, S: StorageSettings | None = None) -> int:
     return shell(refpath2path(ref, None, s, who="shellref"))
 
 
-def _tree_bytes(path: str) -> int:
-    """Bytes of the files and symlinks under ``path`` (apparent size, hard links once)."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    stack = [path]
-    while stack:
-        d = stack.pop()
-        try:
-            it = os.scandir(d)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        with it:
-            for e in it:
-                st = e.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(e.path)
-                    continue
-                if st.st_nlink > 1:
-                    key = (st.st_dev, st.st_ino)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                total += st.st_size
-    return total
-
-
 @dataclass(frozen=True)
 class DiskUsage:
     """What :func:`du` measured: apparent bytes of files and links.
@@ -252,7 +227,7 @@ class DiskUsage:
 def realization_sizes(rrefs: Iterable[RRef], S: StorageSettings | None = None) -> dict[RRef, int]:
     """Bytes of each realization's files and links, as :func:`du` counts them."""
     s = _S(S)
-    return {r: _tree_bytes(rref2path_(r, s)) for r in rrefs}
+    return {r: tree_bytes(rref2path_(r, s)) for r in rrefs}
 
 
 def du(S: StorageSettings | None = None) -> DiskUsage:
@@ -270,7 +245,7 @@ def du(S: StorageSettings | None = None) -> DiskUsage:
         inside = {os.path.basename(rref2path_(r, s)) for r in sizes}
         with os.scandir(dref2path(d, s)) as it:
             rest = sum(
-                _tree_bytes(e.path)
+                tree_bytes(e.path)
                 if e.is_dir(follow_symlinks=False)
                 else e.stat(follow_symlinks=False).st_size
                 for e in it

@@ -14,6 +14,7 @@
     <storage>/<dhash>-<name>/by-context-failed/<chash>/<rhash>   marker of a failed one
     <storage>/<dhash>-<name>/facts.tsv                 cached build times and scores
     <storage>/.locks/  <storage>/.roots/                  locks, GC roots
+    <storage>/.temproots/<pid>-<random>                temporary roots of a live process
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ LOCKS_DIR = ".locks"
 ROOTS_DIR = ".roots"
 FACTS_FILE = "facts.tsv"
 """Per-derivation cache of build times and scores (``store/facts.py``); not part of any hash."""
+TEMPROOTS_DIR = ".temproots"
 CHASH_LEN = 32
 
 
@@ -130,7 +132,12 @@ def init_store(S: StorageSettings, *, check_not_exist: bool = False) -> None:
             atomic_write(fmt, FORMAT_TEXT.encode(), mode=0o444)
         except FileExistsError:
             pass
-    for d in (S.tmpdir, os.path.join(S.storage, LOCKS_DIR), os.path.join(S.storage, ROOTS_DIR)):
+    for d in (
+        S.tmpdir,
+        os.path.join(S.storage, LOCKS_DIR),
+        os.path.join(S.storage, ROOTS_DIR),
+        os.path.join(S.storage, TEMPROOTS_DIR),
+    ):
         os.makedirs(d, exist_ok=True)
     _CHECKED.discard(S.storage)
     check_store(S)

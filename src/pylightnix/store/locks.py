@@ -1,19 +1,23 @@
 """Kernel locks (``fcntl.flock``) that die with their holder.
 
 * a **build lock** per derivation: one build of a derivation at a time;
-* the store-wide **GC lock**: shared by every instantiate/realize while it
-  runs, exclusive for the garbage collector. A *turnstile* lock in front of
-  it stops new shared holders while a collector waits, so the collector is
-  not starved by a stream of overlapping realizes.
+* the store-wide **GC lock**, held only for short critical sections (never
+  for a whole realize, see ``docs/gc.md``): shared while a process registers
+  temporary roots (``temproots.py``) and checks that what it registered
+  still exists, exclusive while the collector reads the temporary roots and
+  moves one bounded batch of garbage out of the store;
+* the **collector lock**: one garbage collection at a time; only collectors
+  wait on it.
 
-Locks held by a process are re-entrant within it for the GC lock (a realize
-nested inside a realizer must not deadlock against a waiting collector).
-Waiters log who holds the lock (pid, host, since when) when they wait long.
+The GC lock is re-entrant within a process in shared mode, and a shared
+request from the thread that holds it exclusively passes at once. Waiters
+log who holds a lock (pid, host, since when) when they wait long.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -24,11 +28,15 @@ from collections.abc import Iterator
 
 from pylightnix.errors import LockError
 from pylightnix.refs import dref_dirname
+from pylightnix.store.fsops import store_stage
 from pylightnix.store.layout import LOCKS_DIR
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef
 
 log = logging.getLogger("pylightnix.locks")
+
+GC_LOCK = "gc.lock"
+COLLECTOR_LOCK = "gc.collector"
 
 WAIT_LOG_AFTER = 5.0
 """Seconds of waiting after which a waiter logs who holds the lock."""
@@ -38,6 +46,13 @@ def _holder_text() -> bytes:
     return (
         f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}\n".encode()
     )
+
+
+def _note_holder(fd: int) -> None:
+    """Write who holds the lock into its file (waiters log it); skipped where read-only."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_text(), 0)
 
 
 def _read_holder(fd: int) -> str:
@@ -56,6 +71,12 @@ def _open_lockfile(path: str) -> int:
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        # A store this process cannot write (read-only mount, another user's):
+        # flock works on a descriptor opened for reading.
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _log_wait(fd: int, what: str) -> None:
@@ -107,12 +128,12 @@ def _acquire(fd: int, op: int, what: str, timeout: float | None) -> None:
 def build_lock(S: StorageSettings, dref: DRef, *, timeout: float | None = None) -> Iterator[None]:
     """Hold the build lock of ``dref`` within the block."""
     path = os.path.join(S.storage, LOCKS_DIR, dref_dirname(dref) + ".lock")
-    fd = _open_lockfile(path)
+    with store_stage(f"opening the build lock of {dref}", path):
+        fd = _open_lockfile(path)
     try:
         _acquire(fd, fcntl.LOCK_EX, f"build lock on {dref}", timeout)
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, _holder_text(), 0)
+            _note_holder(fd)
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -123,11 +144,15 @@ def build_lock(S: StorageSettings, dref: DRef, *, timeout: float | None = None) 
 _shared_lock = threading.Lock()
 _shared_count: dict[str, tuple[int, int]] = {}  # storage -> (fd, holders in this process)
 _exclusive_owner: dict[str, int] = {}  # storage -> the thread holding gc_exclusive
+_shared_threads: dict[tuple[str, int], int] = {}  # (storage, thread) -> its nested holds
 
 
 @contextlib.contextmanager
 def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[None]:
     """Hold the store-wide GC lock in shared mode (re-entrant within the process).
+
+    For short critical sections only (registering temporary roots): the
+    collector waits for every holder before each batch it deletes.
 
     Raises:
         LockError: a garbage collection held the lock for more than ``timeout`` seconds.
@@ -138,16 +163,22 @@ def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[N
         # that protects itself): exclusive already includes shared.
         yield
         return
+    me = (key, threading.get_ident())
     with _shared_lock:
         ent = _shared_count.get(key)
         if ent is not None:
             _shared_count[key] = (ent[0], ent[1] + 1)
         else:
             _shared_count[key] = (_take_shared(S, timeout), 1)
+        _shared_threads[me] = _shared_threads.get(me, 0) + 1
     try:
         yield
     finally:
         with _shared_lock:
+            if _shared_threads[me] == 1:
+                del _shared_threads[me]
+            else:
+                _shared_threads[me] -= 1
             fd, n = _shared_count[key]
             if n == 1:
                 del _shared_count[key]
@@ -157,55 +188,57 @@ def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[N
                 _shared_count[key] = (fd, n - 1)
 
 
+def _open_gc_lock(S: StorageSettings) -> int:
+    path = os.path.join(S.storage, LOCKS_DIR, GC_LOCK)
+    with store_stage("opening the GC lock", path):
+        return _open_lockfile(path)
+
+
 def _take_shared(S: StorageSettings, timeout: float | None) -> int:
-    tfd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.turnstile"))
+    fd = _open_gc_lock(S)
     try:
-        _acquire(tfd, fcntl.LOCK_SH, "the GC turnstile (a garbage collection is running)", timeout)
-        fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.lock"))
-        try:
-            _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", timeout)
-        except BaseException:
-            os.close(fd)
-            raise
-    finally:
-        os.close(tfd)  # closing drops the turnstile lock
+        _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", timeout)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
 @contextlib.contextmanager
 def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterator[None]:
-    """Hold the GC lock exclusively: no instantiate or realize runs meanwhile.
+    """Hold the GC lock exclusively: no process registers temporary roots meanwhile.
+
+    The collector holds it for short sections (one bounded batch each).
 
     Re-entrant within the thread that holds it, and a :func:`gc_shared` in that
     thread passes at once.
 
+    Another thread of this process holding it shared is waited for like
+    another process (shared sections are short).
+
     Raises:
-        LockError: this process itself holds the lock in shared mode (a realize
-            or instantiate runs in it, maybe in another thread): waiting would
-            deadlock; or ``timeout`` seconds passed.
+        LockError: this thread itself holds the lock in shared mode (waiting
+            would deadlock); or ``timeout`` seconds passed.
     """
     me = threading.get_ident()
     if _exclusive_owner.get(S.storage) == me:
         yield  # re-entrant within the collecting thread
         return
     with _shared_lock:
-        if S.storage in _shared_count:
+        if (S.storage, me) in _shared_threads:
             raise LockError(
-                f"cannot take the GC lock of {S.storage!r} exclusively: this process holds "
-                "it in shared mode (a realize or instantiate is running in it), so waiting "
-                "would deadlock; collect garbage outside of realize/instantiate",
+                f"cannot take the GC lock of {S.storage!r} exclusively: this thread holds "
+                "it in shared mode (inside gc_shared), so waiting would deadlock; collect "
+                "garbage outside of gc_shared blocks",
                 path=S.storage,
             )
-    tfd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.turnstile"))
-    fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, "gc.lock"))
+    fd = _open_gc_lock(S)
     try:
-        _acquire(tfd, fcntl.LOCK_EX, "the GC turnstile", timeout)
-        # Realizes queued on the turnstile log this text when they wait long.
-        os.ftruncate(tfd, 0)
-        os.pwrite(tfd, _holder_text(), 0)
-        _acquire(fd, fcntl.LOCK_EX, "the GC lock (realizations are running)", timeout)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _holder_text(), 0)
+        _acquire(
+            fd, fcntl.LOCK_EX, "the GC lock (a process is registering temporary roots)", timeout
+        )
+        # Processes waiting for a batch log this text when they wait long.
+        _note_holder(fd)
         _exclusive_owner[S.storage] = me
         try:
             yield
@@ -213,4 +246,34 @@ def gc_exclusive(S: StorageSettings, *, timeout: float | None = None) -> Iterato
             del _exclusive_owner[S.storage]
     finally:
         os.close(fd)
-        os.close(tfd)
+
+
+def store_writable(S: StorageSettings) -> bool:
+    """Whether this process may change the store (not a read-only mount, not another user's)."""
+    return os.access(S.storage, os.W_OK) and os.access(os.path.join(S.storage, LOCKS_DIR), os.W_OK)
+
+
+@contextlib.contextmanager
+def gc_collector(S: StorageSettings, *, timeout: float | None = None) -> Iterator[bool]:
+    """Hold the collector lock: one garbage collection of the store at a time.
+
+    Yields whether the lock is held: on a store this process cannot write
+    (read-only mount, another user's store) it yields ``False`` without
+    locking, since such a process can only report (a dry run).
+
+    Raises:
+        LockError: another collection ran for more than ``timeout`` seconds.
+    """
+    if not store_writable(S):
+        yield False
+        return
+    fd = _open_lockfile(os.path.join(S.storage, LOCKS_DIR, COLLECTOR_LOCK))
+    try:
+        _acquire(fd, fcntl.LOCK_EX, "the collector lock (another garbage collection)", timeout)
+        _note_holder(fd)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -28,6 +28,7 @@ from pylightnix.refs import (
     rref2dref,
 )
 from pylightnix.store.facts import bstarts, forget_facts, rebuild_facts
+from pylightnix.store.fsops import store_os_error
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
@@ -292,6 +293,8 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
         names = os.listdir(idx)
     except FileNotFoundError:
         return []
+    except NotADirectoryError as e:
+        raise store_os_error(e, f"reading the index of {dref}", index_dir(dref, chash, S)) from e
     if not names:
         return []
     dhash, name = parse_dref(dref)

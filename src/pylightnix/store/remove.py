@@ -24,7 +24,6 @@ from pylightnix.refs import is_dref, is_rref, parse_rref, rref2dref
 from pylightnix.store import query
 from pylightnix.store.fsops import remove_via_trash
 from pylightnix.store.layout import check_store, dref2path, failed_index_dir, index_dir
-from pylightnix.store.locks import gc_shared
 from pylightnix.store.query import (
     alldrefs,
     dref2path_checked,
@@ -91,6 +90,10 @@ def _remove_rref(rref: RRef, S: StorageSettings) -> None:
 def rmref(ref: DRef | RRef, S: StorageSettings | None = None, *, force: bool = False) -> list[str]:
     """Remove a realization, or a derivation with all its realizations.
 
+    A removal the user asks for by name: it takes no store-wide lock and does
+    not look at other processes' temporary roots (``gc`` does), so removing
+    what a running realize uses breaks that realize.
+
     Args:
         ref: an RRef or a DRef.
         S: the store.
@@ -105,33 +108,32 @@ def rmref(ref: DRef | RRef, S: StorageSettings | None = None, *, force: bool = F
     """
     s = fsS(S)
     check_store(s)
-    with gc_shared(s):
-        if is_rref(ref):
-            rref = RRef(ref)
-            rref2path(rref, s)
-            if not force:
-                users = rref_users(rref, s)
-                if users:
-                    raise _refuse(rref, [str(u) for u in users], "used by")
-                links = _root_links({rref}, s)
-                if links:
-                    raise _refuse(rref, links, "kept by the result link")
-            _remove_rref(rref, s)
-            return [str(rref)]
-        if is_dref(ref):
-            dref = DRef(ref)
-            dref2path_checked(dref, s)
-            rrefs = drefrrefs(dref, s)
-            if not force:
-                dusers = dref_users(dref, s)
-                if dusers:
-                    raise _refuse(dref, [str(u) for u in dusers], "a dependency of")
-                links = _root_links(set(rrefs), s)
-                if links:
-                    raise _refuse(dref, links, "kept by the result link")
-            for r in rrefs:
-                query.forget_cached_ref(s, r)
-            remove_via_trash(dref2path(dref, s), s.tmpdir)
-            query.forget_cached_ref(s, dref)
-            return [*map(str, rrefs), str(dref)]
-        raise RefError(f"rmref: {ref!r} is neither a DRef nor an RRef", ref=ref)
+    if is_rref(ref):
+        rref = RRef(ref)
+        rref2path(rref, s)
+        if not force:
+            users = rref_users(rref, s)
+            if users:
+                raise _refuse(rref, [str(u) for u in users], "used by")
+            links = _root_links({rref}, s)
+            if links:
+                raise _refuse(rref, links, "kept by the result link")
+        _remove_rref(rref, s)
+        return [str(rref)]
+    if is_dref(ref):
+        dref = DRef(ref)
+        dref2path_checked(dref, s)
+        rrefs = drefrrefs(dref, s)
+        if not force:
+            dusers = dref_users(dref, s)
+            if dusers:
+                raise _refuse(dref, [str(u) for u in dusers], "a dependency of")
+            links = _root_links(set(rrefs), s)
+            if links:
+                raise _refuse(dref, links, "kept by the result link")
+        for r in rrefs:
+            query.forget_cached_ref(s, r)
+        remove_via_trash(dref2path(dref, s), s.tmpdir)
+        query.forget_cached_ref(s, dref)
+        return [*map(str, rrefs), str(dref)]
+    raise RefError(f"rmref: {ref!r} is neither a DRef nor an RRef", ref=ref)

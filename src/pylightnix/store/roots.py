@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from pylightnix.errors import StoreError
 from pylightnix.store.fsops import unique_suffix
-from pylightnix.store.layout import ROOTS_DIR, rref2path_
-from pylightnix.store.locks import gc_shared
+from pylightnix.store.layout import ROOTS_DIR
 from pylightnix.store.query import rref_under
 from pylightnix.store.settings import StorageSettings
+from pylightnix.store.temproots import add_temproots
 from pylightnix.types import Path, RRef
 
 
@@ -40,29 +40,27 @@ def _entry_path(S: StorageSettings, link: str) -> str:
 def register_root(S: StorageSettings, link: str) -> Path:
     """Register the symlink ``link`` as a GC root (idempotent); return the entry path.
 
-    The entry is made under the store's GC lock (shared), so no collection
-    runs meanwhile; if the realization the link points at was collected just
-    before, the entry is withdrawn and an error says so.
+    The realization the link points at is first made a temporary root of
+    this process (checked to still exist under the GC lock), so no
+    collection can delete it while the entry is being made: there is no
+    window in which the result is unprotected.
 
     Raises:
         StoreError: the link points at a realization that is no longer stored.
     """
     entry = _entry_path(S, link)
-    with gc_shared(S):
-        os.makedirs(os.path.dirname(entry), exist_ok=True)
-        tmp = f"{entry}.tmp-{unique_suffix()}"
-        os.symlink(os.path.abspath(link), tmp)
-        os.replace(tmp, entry)
-        target = os.path.realpath(link)
-        rref = rref_under(target, os.path.realpath(S.storage))
-        if rref is not None and not os.path.isdir(rref2path_(rref, S)):
-            os.unlink(entry)
-            raise StoreError(
-                f"cannot keep {rref} alive through {link!r}: it is no longer in the store "
-                "(a garbage collection removed it after it was realized); realize it again "
-                "and make the link while holding the store (store.locks.gc_shared)",
-                path=link,
-            )
+    rref = rref_under(os.path.realpath(link), os.path.realpath(S.storage))
+    if rref is not None and add_temproots(S, [rref], check=True):
+        raise StoreError(
+            f"cannot keep {rref} alive through {link!r}: it is no longer in the store "
+            "(a garbage collection removed it before it was linked); realize it again "
+            "and link the result: realize keeps its results alive until then",
+            path=link,
+        )
+    os.makedirs(os.path.dirname(entry), exist_ok=True)
+    tmp = f"{entry}.tmp-{unique_suffix()}"
+    os.symlink(os.path.abspath(link), tmp)
+    os.replace(tmp, entry)
     return Path(entry)
 
 

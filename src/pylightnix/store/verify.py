@@ -41,7 +41,7 @@ from pylightnix.store.layout import (
     dref2path,
     rref2path_,
 )
-from pylightnix.store.locks import gc_exclusive, gc_shared
+from pylightnix.store.locks import gc_exclusive
 from pylightnix.store.query import derivation_listings
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RRef
@@ -322,31 +322,34 @@ def verify(
     chosen = None if rrefs is None else [RRef(r) for r in rrefs]
     for r in chosen or []:
         parse_rref(r)
-    # Checking only reads: realizes may go on. Repair deletes, as GC does.
-    lock = gc_shared(s) if repair is None else gc_exclusive(s)
-    with lock:
-        cfg_problems: dict[DRef, str | None] = {}
-        if chosen is None:
-            listed = list(derivation_listings(s))
-            todo = sorted(r for _, _, rs in listed for r in rs)
-            if not rehash:
-                # The listing saw which derivations have their config.json.
-                cfg_problems = {
-                    d: None if has_config else config_problem(dref2path(d, s), d)
-                    for d, has_config, rs in listed
-                    if rs
-                }
-        else:
-            todo = sorted(set(chosen))
-        damaged: list[DamagedRealization] = []
-        for r in todo:
-            d = rref2dref(r)
-            if d not in cfg_problems:
-                cfg_problems[d] = config_problem(dref2path(d, s), d, rehash=rehash)
-            why = realization_problem(rref2path_(r, s), r, rehash=rehash) or cfg_problems[d]
-            if why is None:
-                continue
-            damaged.append(DamagedRealization(r, why, _repair(s, r, repair) if repair else ""))
+    # Checking only reads: it takes no lock (a read-only store verifies too).
+    # Repair takes the GC lock exclusively only around each removal.
+    cfg_problems: dict[DRef, str | None] = {}
+    if chosen is None:
+        listed = list(derivation_listings(s))
+        todo = sorted(r for _, _, rs in listed for r in rs)
+        if not rehash:
+            # The listing saw which derivations have their config.json.
+            cfg_problems = {
+                d: None if has_config else config_problem(dref2path(d, s), d)
+                for d, has_config, rs in listed
+                if rs
+            }
+    else:
+        todo = sorted(set(chosen))
+    damaged: list[DamagedRealization] = []
+    for r in todo:
+        d = rref2dref(r)
+        if d not in cfg_problems:
+            cfg_problems[d] = config_problem(dref2path(d, s), d, rehash=rehash)
+        why = realization_problem(rref2path_(r, s), r, rehash=rehash) or cfg_problems[d]
+        if why is None:
+            continue
+        action = ""
+        if repair:
+            with gc_exclusive(s):
+                action = _repair(s, r, repair)
+        damaged.append(DamagedRealization(r, why, action))
     return VerifyResult(tuple(todo), tuple(damaged))
 
 
