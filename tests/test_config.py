@@ -429,7 +429,7 @@ def test_a_300_character_name_fails_at_instantiate_with_a_config_error(
     with pytest.raises(ConfigError) as ei:
         instantiate(mkdrv, {"name": "n" * 300}, match_only(), _noop, S=S)
     assert ei.value.key_path == ("name",)  # type: ignore[attr-defined]
-    assert sorted(os.listdir(S.storage)) == [".locks", ".roots", "FORMAT"]
+    assert sorted(os.listdir(S.storage)) == [".locks", ".roots", ".temproots", "FORMAT"]
 
 
 def _noop(S: StorageSettings, dref: DRef, ctx: Any, ra: Any) -> list[Any]:

@@ -90,7 +90,8 @@ SHORT_HELP: dict[str, str] = {
     "rm": "Remove REF; refused (nothing removed) while something still uses it, unless --force.",
     "gc": (
         "Collect garbage: delete every derivation and realization that no root (result "
-        "link, --keep) needs, then temporary leftovers."
+        "link, --keep, a running process, the policies) needs, then temporary leftovers. "
+        "On a terminal it first lists what it would delete and asks."
     ),
     "verify": "Check that realizations (default: all) still match their hashes.",
     "export": "Export the realizations RREF and everything they were built from.",
