@@ -388,7 +388,7 @@ def test_push_to_read_only_http_is_refused(S: StorageSettings, tmp_path: Any) ->
         push([rr["data"]], "http://127.0.0.1:9/cache", S=S)
     assert str(e.value) == (
         "remote http://127.0.0.1:9/cache is read-only (http:// serves a pushed cache): "
-        "cannot write pylightnix-remote.json; push to the folder or bucket it serves instead"
+        "push to the folder or bucket it serves instead"
     )
 
 

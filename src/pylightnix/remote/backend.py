@@ -114,11 +114,16 @@ class Remote:
             url=self.url,
         )
 
-    def check_writable(self, rel: str) -> None:
+    def check_writable(self) -> None:
+        """Refuse a read-only remote with an error saying where to push instead.
+
+        Raises:
+            RemoteError: the remote is read-only.
+        """
         if self.read_only:
             raise RemoteError(
                 f"remote {self.url} is read-only ({self.protocol}:// serves a pushed cache): "
-                f"cannot write {rel}; push to the folder or bucket it serves instead",
+                "push to the folder or bucket it serves instead",
                 url=self.url,
             )
 
@@ -162,7 +167,7 @@ class Remote:
 
     def write(self, rel: str, data: bytes) -> None:
         """Store ``data`` as ``rel``, replacing it; readers see all of it or the old object."""
-        self.check_writable(rel)
+        self.check_writable()
         fs, _ = self._open()
         p = self.path(rel)
         try:
@@ -181,7 +186,7 @@ class Remote:
 
     def upload(self, local: str, rel: str, progress: ByteCallback | None = None) -> None:
         """Copy the local file ``local`` to ``rel``, atomically as :meth:`write`."""
-        self.check_writable(rel)
+        self.check_writable()
         fs, _ = self._open()
         p = self.path(rel)
         try:
@@ -217,7 +222,7 @@ class Remote:
 
     def delete(self, rel: str) -> None:
         """Remove ``rel`` if it exists."""
-        self.check_writable(rel)
+        self.check_writable()
         fs, _ = self._open()
         try:
             fs.rm_file(self.path(rel))

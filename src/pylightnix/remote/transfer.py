@@ -1,7 +1,7 @@
 """Push closures to a remote cache and pull them back (docs/remote-format.md).
 
-Push writes, per realization, the archive first, then its claim, then its
-context-index marker; claims go out dependencies first, so every claim a
+Push writes, per realization, the archive first, then its context-index
+marker, then its claim; claims go out dependencies first, so every claim a
 reader sees has its archive and its dependencies' claims complete behind it.
 Pull never trusts the remote: archives are checked against their claims'
 hash and size, unpacked into the store's temporary space, re-hashed, and
@@ -243,7 +243,7 @@ def push(
             value=compression,
         )
     key = load_secret_key(sign_with) if sign_with is not None else None
-    R.check_writable(FORMAT_FILE)
+    R.check_writable()
     with gc_shared(s):
         targets, order, drefs = closure_plan(refs, s)
         check_format(R, create=True)
@@ -327,8 +327,10 @@ def _push_archive(
 
 
 def _write_claim(R: Remote, c: Claim) -> None:
-    R.write(claim_path(c.rref), claim_json(c))
+    # The index marker first: a marker without its claim is ignored by readers,
+    # while a claim present means its marker is present too (push skips claimed ones).
     R.write(index_path(c.rref, context_hash(c.context)), b"")
+    R.write(claim_path(c.rref), claim_json(c))
 
 
 def _check_refs(refs: Iterable[RRef]) -> list[RRef]:
