@@ -182,3 +182,21 @@ def print_table(table: Table) -> None:
     text = "\n".join(line.rstrip() for line in cap.get().splitlines())
     c.file.write(text + "\n")
     c.file.flush()
+
+
+def remote_options(options: tuple[str, ...]) -> dict[str, Any]:
+    """Storage options of a remote from ``--option KEY=VALUE`` (a JSON value, else text).
+
+    >>> remote_options(("endpoint_url=http://127.0.0.1:9000", "anon=true"))
+    {'endpoint_url': 'http://127.0.0.1:9000', 'anon': True}
+    """
+    out: dict[str, Any] = {}
+    for o in options:
+        k, sep, v = o.partition("=")
+        if not sep or not k:
+            raise click.BadParameter(f"{o!r}: expected KEY=VALUE", param_hint="--option")
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out

@@ -120,20 +120,23 @@ class _Progress:
         self.done = 0
         self.total = total
         self.t0 = time.monotonic()
-        self.extra = {"direction": direction, "remote": remote.url}
+        self.name = remote.url
+        self.extra = {"direction": direction}
 
     def __call__(self, n: int) -> None:
         if self.hook is None:
             return
         with self.lock:
             self.done += n
+            dt = time.monotonic() - self.t0
             self.hook(
                 ProgressEvent(
                     "transfer",
+                    name=self.name,
                     done=self.done,
                     total=self.total,
-                    elapsed=time.monotonic() - self.t0,
-                    extra=self.extra,
+                    elapsed=dt,
+                    extra={**self.extra, "rate": self.done / dt if dt > 0 else 0.0},
                 )
             )
 
