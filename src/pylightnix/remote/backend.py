@@ -257,9 +257,10 @@ def _copy(src: Any, dst: Any, progress: ByteCallback | None) -> None:
 
 
 def _callback(progress: ByteCallback | None) -> Any:
+    from fsspec.callbacks import Callback, NoOpCallback
+
     if progress is None:
-        return None
-    from fsspec.callbacks import Callback
+        return NoOpCallback()
 
     cb: ByteCallback = progress
 
