@@ -24,10 +24,10 @@ from pylightnix.remote import open_remote, push
 @click.option("--sign", "sign", metavar="FILE", help="Sign each claim with this secret key file.")
 @click.option(
     "--compression",
-    type=click.Choice(["gzip", "none"]),
-    default="gzip",
+    type=click.Choice(["auto", "gzip", "none"]),
+    default="auto",
     show_default=True,
-    help="Archive compression.",
+    help="Archive compression (auto: gzip where a sample of the files compresses).",
 )
 @click.option(
     "--option",

@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,10 +66,15 @@ from pylightnix.types import DRef, RRef
 
 JOBS = 8
 """Transfers in flight at once (threads: I/O, zlib and hashlib release the GIL)."""
-COMPRESSION = "gzip"
+COMPRESSION = "auto"
 GZIP_LEVEL = 1
-"""Measured in bench/remote.py: level 1 compresses text-like artifacts ~4x at several
-times the speed of the default 9; incompressible data costs little either way."""
+"""Measured (bench/remote.py, docs/remote-format.md): zlib level 1 compresses text-like
+artifacts ~3x at ~5x the speed of level 6, for 10% larger archives; on incompressible
+data (weights, images, compressed files) any level runs at ~16-20 MB/s for nothing."""
+SAMPLE_BYTES = 1 << 20
+"""``"auto"`` compresses a sample of this many bytes (the starts of the files) first."""
+_SAMPLE_PER_FILE = 64 << 10
+_MIN_RATIO = 1.1
 _BLOCK = 1 << 20
 T = TypeVar("T")
 U = TypeVar("U")
@@ -228,7 +234,8 @@ def push(
         remote: a :class:`Remote` or a URL / folder path (see :func:`open_remote`).
         S: the local store (default: the current one).
         sign_with: a secret key file (:func:`generate_key`); each claim is signed.
-        compression: ``"gzip"`` (level 1, the default) or ``"none"``.
+        compression: ``"auto"`` (the default: gzip level 1 for each realization
+            whose sample compresses by 10% or more, else none), ``"gzip"`` or ``"none"``.
 
     Raises:
         RefError: an RRef is malformed or not in the store (or its closure is incomplete).
@@ -239,9 +246,9 @@ def push(
     s = fsS(S)
     check_store(s)
     R = open_remote(remote)
-    if compression not in COMPRESSIONS:
+    if compression != "auto" and compression not in COMPRESSIONS:
         raise OptionError(
-            f"compression={compression!r}: expected one of {sorted(COMPRESSIONS)}",
+            f"compression={compression!r}: expected 'auto' or one of {sorted(COMPRESSIONS)}",
             option="compression",
             value=compression,
         )
@@ -263,15 +270,12 @@ def push(
             new_configs,
         )
         progress = _Progress("push", R)
-        level = None if compression == "none" else GZIP_LEVEL
         tmp = mkdtemp_in(s.tmpdir, "push")
         try:
             claims = dict(
                 zip(
                     send,
-                    _pmap(
-                        lambda r: _push_archive(r, s, R, tmp, compression, level, progress), send
-                    ),
+                    _pmap(lambda r: _push_archive(r, s, R, tmp, compression, progress), send),
                     strict=True,
                 )
             )
@@ -309,13 +313,15 @@ def _push_archive(
     R: Remote,
     tmp: str,
     compression: str,
-    level: int | None,
     progress: _Progress,
 ) -> Claim:
     """Pack ``r`` into a local temporary archive, upload it unless present; its claim."""
     local = os.path.join(tmp, parse_rref(r)[0])
+    if compression == "auto":
+        compression = "gzip" if compressible(rref2path_(r, S)) else "none"
     with open(local, "wb") as f:
         w = _HashingWriter(f)
+        level = GZIP_LEVEL if compression == "gzip" else None
         write_realization_archive(r, S, w, compresslevel=level)
     ctx = read_context_file(os.path.join(rref2path_(r, S), RESERVED, CONTEXT_FILE))
     c = Claim(r, ctx, w.h.hexdigest(), w.n, compression)
@@ -327,6 +333,27 @@ def _push_archive(
     finally:
         os.unlink(local)
     return c
+
+
+def compressible(folder: str) -> bool:
+    """Whether gzip is worth it: the starts of the files (up to ``SAMPLE_BYTES``)
+    compress by at least 10% at level 1. Small folders are always compressed."""
+    sample = bytearray()
+    for d, dirs, files in os.walk(folder):
+        dirs.sort()
+        for n in sorted(files):
+            p = os.path.join(d, n)
+            if os.path.islink(p):
+                continue
+            with open(p, "rb") as f:
+                sample += f.read(_SAMPLE_PER_FILE)
+            if len(sample) >= SAMPLE_BYTES:
+                break
+        if len(sample) >= SAMPLE_BYTES:
+            break
+    if len(sample) < 4096:
+        return True
+    return len(sample) >= _MIN_RATIO * len(zlib.compress(bytes(sample), GZIP_LEVEL))
 
 
 def _write_claim(R: Remote, c: Claim) -> None:
