@@ -7,7 +7,13 @@ import os
 
 import click
 
-from pylightnix.cli.common import emit_json, human_size, remote_options, store_settings
+from pylightnix.cli.common import (
+    emit_json,
+    human_size,
+    remote_option,
+    remote_options,
+    store_settings,
+)
 from pylightnix.cli.progress import ProgressView
 from pylightnix.progress import progress_hook
 from pylightnix.remote import open_remote, pull
@@ -26,13 +32,7 @@ from pylightnix.types import RRef
     help="Accept only claims signed by this public key; repeatable "
     "(default: $PYLIGHTNIX_TRUSTED_KEYS, else accept any claim whose objects hash right).",
 )
-@click.option(
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A storage option of the remote for fsspec (e.g. endpoint_url=...); repeatable.",
-)
+@remote_option
 @click.option("--progress/--no-progress", default=True, help="Show byte progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the transfer record as JSON.")
 def pull_cmd(

@@ -10,6 +10,7 @@ from pylightnix.cli.common import (
     emit_json,
     human_size,
     parse_rref_arg,
+    remote_option,
     remote_options,
     store_settings,
 )
@@ -29,13 +30,7 @@ from pylightnix.remote import open_remote, push
     show_default=True,
     help="Archive compression (auto: gzip where a sample of the files compresses).",
 )
-@click.option(
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A storage option of the remote for fsspec (e.g. endpoint_url=...); repeatable.",
-)
+@remote_option
 @click.option("--progress/--no-progress", default=True, help="Show byte progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the transfer record as JSON.")
 def push_cmd(

@@ -172,13 +172,7 @@ class Remote:
         p = self.path(rel)
         try:
             if self.is_local:
-                tmp = self._local_tmp(p)
-                try:
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                    os.replace(tmp, p)
-                finally:
-                    _unlink_quietly(tmp)
+                _local_replace(p, lambda f: f.write(data))
             else:
                 fs.pipe_file(p, data)
         except Exception as e:
@@ -191,13 +185,12 @@ class Remote:
         p = self.path(rel)
         try:
             if self.is_local:
-                tmp = self._local_tmp(p)
-                try:
-                    with open(local, "rb") as src, open(tmp, "wb") as dst:
+
+                def fill(dst: Any) -> None:
+                    with open(local, "rb") as src:
                         _copy(src, dst, progress)
-                    os.replace(tmp, p)
-                finally:
-                    _unlink_quietly(tmp)
+
+                _local_replace(p, fill)
             else:
                 fs.put_file(local, p, callback=_callback(progress))
         except Exception as e:
@@ -231,10 +224,18 @@ class Remote:
         except Exception as e:
             raise self._failed("deleting", rel, e) from e
 
-    def _local_tmp(self, p: str) -> str:
-        d, name = os.path.split(p)
-        os.makedirs(d, exist_ok=True)
-        return os.path.join(d, f".tmp-{unique_suffix()}-{name}")
+
+def _local_replace(path: str, fill: Callable[[Any], object]) -> None:
+    """Write a local file through a unique temporary name and a rename (all or nothing)."""
+    d, name = os.path.split(path)
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, f".tmp-{unique_suffix()}-{name}")
+    try:
+        with open(tmp, "wb") as f:
+            fill(f)
+        os.replace(tmp, path)
+    finally:
+        _unlink_quietly(tmp)
 
 
 def _unlink_quietly(path: str) -> None:
