@@ -101,6 +101,10 @@ class Remote:
             self._fs, self._root = fs, str(root).rstrip("/")
         return self._fs, self._root
 
+    def local_path(self, rel: str) -> str | None:
+        """The local file of ``rel`` for a folder remote, else ``None``."""
+        return self.path(rel) if self.is_local else None
+
     def path(self, rel: str) -> str:
         """The backend path of the relative path ``rel``."""
         _, root = self._open()

@@ -147,8 +147,9 @@ class _Progress:
             )
 
 
-def _pmap(f: Callable[[T], U], xs: Sequence[T], jobs: int = JOBS) -> list[U]:
-    """``[f(x) for x in xs]`` on up to ``jobs`` threads; the first error is raised."""
+def _pmap(f: Callable[[T], U], xs: Sequence[T]) -> list[U]:
+    """``[f(x) for x in xs]`` on up to ``JOBS`` threads; the first error is raised."""
+    jobs = JOBS
     if len(xs) <= 1 or jobs <= 1:
         return [f(x) for x in xs]
     with ThreadPoolExecutor(max_workers=min(jobs, len(xs))) as ex:
@@ -442,7 +443,10 @@ def pull(
             stage = mkdtemp_in(s.tmpdir, "pull")
             try:
                 _stage_configs(R, need, stage)
-                _pmap(lambda r: _fetch_archive(R, claims[r], stage, progress), order)
+                groups: dict[DRef, list[Claim]] = {}
+                for r in order:
+                    groups.setdefault(rref2dref(r), []).append(claims[r])
+                _pmap(lambda g: _fetch_group(R, g, stage, progress), list(groups.values()))
                 with open(os.path.join(stage, MANIFEST), "wb") as f:
                     f.write(staged_manifest(targets, order, need))
                 insert_staged_closure(stage, s, src, targets)
@@ -477,6 +481,13 @@ def _stage_configs(R: Remote, drefs: list[DRef], stage: str) -> None:
             f.write(data)
 
 
+def _fetch_group(R: Remote, cs: list[Claim], stage: str, progress: _Progress) -> None:
+    """Fetch the archives of realizations of one derivation, one after the other (they
+    unpack into the same staged folder)."""
+    for c in cs:
+        _fetch_archive(R, c, stage, progress)
+
+
 def _fetch_archive(R: Remote, c: Claim, stage: str, progress: _Progress) -> None:
     """Download ``c``'s archive, check it against the claim, unpack it into the staged layout."""
     src = _source(R)
@@ -489,38 +500,43 @@ def _fetch_archive(R: Remote, c: Claim, stage: str, progress: _Progress) -> None
             expected=c.archive,
         )
 
-    local = os.path.join(stage, f".a-{rhash}")
-    if not R.download(c.archive_path, local, progress):
+    dst = os.path.join(stage, dref_dirname(c.dref))
+    os.makedirs(dst, exist_ok=True)
+    before = set(os.listdir(dst))
+    # A folder remote's archive is read where it lies (no copy): it is hashed first,
+    # and whatever it unpacks to is re-hashed against the RRef before insertion.
+    local = R.local_path(c.archive_path) or os.path.join(stage, f".a-{rhash}")
+    if R.is_local:
+        if not os.path.isfile(local):
+            raise bad("is missing behind its claim (an interrupted push? push it again)")
+        progress(os.path.getsize(local))
+    elif not R.download(c.archive_path, local, progress):
         raise bad("is missing behind its claim (an interrupted push? push it again)")
-    size = os.path.getsize(local)
-    if size != c.size:
-        raise bad(f"has {size} bytes, its claim says {c.size} (truncated or replaced)")
-    h = hashlib.sha256()
-    with open(local, "rb") as f:
-        while b := f.read(_BLOCK):
-            h.update(b)
-    if h.hexdigest() != c.archive:
-        raise bad(f"has sha256 {h.hexdigest()}, its claim says {c.archive} (corrupt)")
-    ex = os.path.join(stage, f".x-{rhash}")
     try:
+        size = os.path.getsize(local)
+        if size != c.size:
+            raise bad(f"has {size} bytes, its claim says {c.size} (truncated or replaced)")
+        h = hashlib.sha256()
+        with open(local, "rb") as f:
+            while b := f.read(_BLOCK):
+                h.update(b)
+        if h.hexdigest() != c.archive:
+            raise bad(f"has sha256 {h.hexdigest()}, its claim says {c.archive} (corrupt)")
         from pylightnix.unpack import safe_extract
 
-        safe_extract(local, ex, kind="tar")
+        safe_extract(local, dst, kind="tar")
     except (ArchiveError, UnsafeArchiveError) as e:
         raise bad(f"cannot be unpacked safely ({e})") from None
     finally:
-        os.unlink(local)
-    top = os.path.join(ex, rhash)
-    if os.listdir(ex) != [rhash] or os.path.islink(top) or not os.path.isdir(top):
-        raise bad(f"holds {sorted(os.listdir(ex))}, not the one folder {rhash}")
+        if not R.is_local:
+            os.unlink(local)
+    top = os.path.join(dst, rhash)
+    new = sorted(set(os.listdir(dst)) - before)
+    if new != [rhash] or os.path.islink(top) or not os.path.isdir(top):
+        raise bad(f"holds {new}, not the one folder {rhash}")
     try:
         ctx = read_context_file(os.path.join(top, RESERVED, CONTEXT_FILE))
     except (OSError, ValueError) as e:
         raise bad(f"holds an unreadable context ({e})") from None
     if {k: sorted(v) for k, v in ctx.items()} != c.context:
         raise bad("holds another context than its claim (forged)")
-    os.chmod(top, 0o755)  # to move it; the top folder's mode is not part of the RRef
-    dst = os.path.join(stage, dref_dirname(c.dref))
-    os.makedirs(dst, exist_ok=True)
-    os.rename(top, os.path.join(dst, rhash))
-    os.rmdir(ex)
