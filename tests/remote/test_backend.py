@@ -60,6 +60,13 @@ class TestPrimitives:
         backend.writer.delete("f")
         assert backend.reader.read("f") is None
 
+    def test_batched_reads_and_writes(self, backend: Backend) -> None:
+        """write_many stores every item; read_many answers in order, None where missing."""
+        backend.writer.write_many([(f"m/{i}.json", bytes([i])) for i in range(20)])
+        got = backend.reader.read_many(["m/3.json", "m/none.json", "m/19.json"])
+        assert got == [b"\x03", None, b"\x13"]
+        assert backend.reader.listdir("m") == sorted(f"{i}.json" for i in range(20))
+
     def test_remote_pickles_and_works_after(self, backend: Backend) -> None:
         """A used Remote pickles to its URL and options and works in the copy."""
         backend.writer.write("p", b"P")

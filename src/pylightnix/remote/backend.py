@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pylightnix.errors import ExtraMissingError, RemoteError
@@ -142,6 +142,42 @@ class Remote:
             return None
         except Exception as e:
             raise self._failed("reading", rel, e) from e
+
+    def read_many(self, rels: Sequence[str]) -> list[bytes | None]:
+        """:meth:`read` of each of ``rels``, as one batch (concurrent requests on
+        network filesystems); ``None`` for each object the remote does not hold."""
+        if self.is_local or len(rels) <= 1:
+            return [self.read(r) for r in rels]
+        fs, _ = self._open()
+        paths = [self.path(r) for r in rels]
+        try:
+            got = fs.cat(paths, on_error="return")
+        except Exception as e:
+            raise self._failed("reading", f"{len(rels)} objects", e) from e
+        out: list[bytes | None] = []
+        for rel, p in zip(rels, paths, strict=True):
+            v = got.get(p)
+            if isinstance(v, FileNotFoundError) or v is None:
+                out.append(None)
+            elif isinstance(v, BaseException):
+                raise self._failed("reading", rel, v) from v
+            else:
+                out.append(bytes(v))
+        return out
+
+    def write_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`write` of each ``(rel, data)``, as one batch (concurrent requests on
+        network filesystems; no order among them)."""
+        self.check_writable()
+        if self.is_local or len(items) <= 1:
+            for rel, data in items:
+                self.write(rel, data)
+            return
+        fs, _ = self._open()
+        try:
+            fs.pipe({self.path(rel): data for rel, data in items})
+        except Exception as e:
+            raise self._failed("writing", f"{len(items)} objects", e) from e
 
     def exists(self, rel: str) -> bool:
         """Whether the remote holds ``rel``."""

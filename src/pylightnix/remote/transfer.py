@@ -258,17 +258,17 @@ def push(
     with gc_shared(s):
         targets, order, drefs = closure_plan(refs, s)
         check_format(R, create=True)
-        listed = dict(zip(drefs, _pmap(lambda d: set(R.listdir(drv_dir(d))), drefs), strict=True))
+        listed = _listings(R, drefs)
         new_configs = [d for d in drefs if CONFIG_FILE not in listed[d]]
         send = [r for r in order if claim_name(r) not in listed[rref2dref(r)]]
         sending = set(send)
         skipped = [r for r in order if r not in sending]
         # Configs first: a claim is never seen before its derivation's config.
-        _pmap(
-            lambda d: R.write(
-                config_path(d), _read(os.path.join(store_dref2path(d, s), CONFIG_FILE))
-            ),
-            new_configs,
+        R.write_many(
+            [
+                (config_path(d), _read(os.path.join(store_dref2path(d, s), CONFIG_FILE)))
+                for d in new_configs
+            ]
         )
         progress = _Progress("push", R)
         tmp = mkdtemp_in(s.tmpdir, "push")
@@ -276,7 +276,12 @@ def push(
             claims = dict(
                 zip(
                     send,
-                    _pmap(lambda r: _push_archive(r, s, R, tmp, compression, progress), send),
+                    _pmap(
+                        lambda r: _push_archive(
+                            r, s, R, tmp, compression, progress, bool(listed[rref2dref(r)])
+                        ),
+                        send,
+                    ),
                     strict=True,
                 )
             )
@@ -288,9 +293,13 @@ def push(
                 for r, c in claims.items()
             }
         for group in _levels(send, claims):
-            # A claim (and then its index marker) goes out only once every claim it
-            # depends on is out: a reader never sees a claim whose closure is partial.
-            _pmap(lambda r: _write_claim(R, claims[r]), group)
+            # A claim goes out only once every claim it depends on is out (a reader
+            # never sees a claim whose closure is partial), and after its index
+            # marker: a marker without its claim is ignored, while a claim present
+            # means its marker is present too (push skips claimed realizations).
+            cs = [claims[r] for r in group]
+            R.write_many([(index_path(c.rref, context_hash(c.context)), b"") for c in cs])
+            R.write_many([(claim_path(c.rref), claim_json(c)) for c in cs])
     return TransferResult(
         "push",
         R.url,
@@ -315,8 +324,13 @@ def _push_archive(
     tmp: str,
     compression: str,
     progress: _Progress,
+    maybe_there: bool,
 ) -> Claim:
-    """Pack ``r`` into a local temporary archive, upload it unless present; its claim."""
+    """Pack ``r`` into a local temporary archive and upload it; its claim.
+
+    With ``maybe_there`` (the remote has a folder for its derivation, so an
+    earlier push may have been interrupted), an archive already there is not
+    uploaded again."""
     local = os.path.join(tmp, parse_rref(r)[0])
     if compression == "auto":
         compression = "gzip" if compressible(rref2path_(r, S)) else "none"
@@ -327,7 +341,7 @@ def _push_archive(
     ctx = read_context_file(os.path.join(rref2path_(r, S), RESERVED, CONTEXT_FILE))
     c = Claim(r, ctx, w.h.hexdigest(), w.n, compression)
     try:
-        if not R.exists(c.archive_path):
+        if not (maybe_there and R.exists(c.archive_path)):
             R.upload(local, c.archive_path, progress)
         else:
             progress(w.n)
@@ -357,11 +371,16 @@ def compressible(folder: str) -> bool:
     return len(sample) >= _MIN_RATIO * len(zlib.compress(bytes(sample), GZIP_LEVEL))
 
 
-def _write_claim(R: Remote, c: Claim) -> None:
-    # The index marker first: a marker without its claim is ignored by readers,
-    # while a claim present means its marker is present too (push skips claimed ones).
-    R.write(index_path(c.rref, context_hash(c.context)), b"")
-    R.write(claim_path(c.rref), claim_json(c))
+def _listings(R: Remote, drefs: list[DRef]) -> dict[DRef, set[str]]:
+    """What the remote holds in each derivation's folder (config, claims).
+
+    Many derivations: one listing of ``drv/`` first, and only the folders that
+    exist are listed (a first push of 1,000 stages costs one listing, not 1,000).
+    """
+    present = set(R.listdir("drv")) if len(drefs) > 16 else None
+    ask = [d for d in drefs if present is None or dref_dirname(d) in present]
+    got = dict(zip(ask, _pmap(lambda d: set(R.listdir(drv_dir(d))), ask), strict=True))
+    return {d: got.get(d, set()) for d in drefs}
 
 
 def _check_refs(refs: Iterable[RRef]) -> list[RRef]:
@@ -418,7 +437,7 @@ def pull(
         src = _source(R)
         frontier = sorted(set(want))
         while frontier:
-            datas = _pmap(lambda r: R.read(claim_path(r)), frontier)
+            datas = R.read_many([claim_path(r) for r in frontier])
             nxt: set[RRef] = set()
             for r, data in zip(frontier, datas, strict=True):
                 if data is None:
@@ -470,7 +489,7 @@ def _dependency_order(claims: dict[RRef, Claim]) -> list[RRef]:
 
 
 def _stage_configs(R: Remote, drefs: list[DRef], stage: str) -> None:
-    for d, data in zip(drefs, _pmap(lambda d: R.read(config_path(d)), drefs), strict=True):
+    for d, data in zip(drefs, R.read_many([config_path(d) for d in drefs]), strict=True):
         if data is None:
             raise RemoteError(
                 f"remote {R.url} lacks the config of {d} (an interrupted push? push again)",
