@@ -180,3 +180,13 @@ def test_no_substituters_configured_is_none(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv(ENV_SUBSTITUTERS, raising=False)
     assert make_substituters(None, None) is None
     assert make_substituters([], ["ci-1:" + "A" * 43 + "="]) is None
+
+
+def test_substituters_pickle(tmp_path: Any) -> None:
+    """The substituters of a realize call pickle with their remotes and keys (for workers)."""
+    import pickle
+
+    subs = make_substituters([str(tmp_path / "c"), "s3://b/p"], ["ci-1:" + "A" * 43 + "="])
+    assert subs is not None
+    copy = pickle.loads(pickle.dumps(subs))
+    assert (copy.remotes, copy.trusted_keys) == (subs.remotes, subs.trusted_keys)
