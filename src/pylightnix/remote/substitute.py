@@ -111,13 +111,8 @@ def make_substituters(
     remotes = [open_remote(x) for x in substituters]
     if not remotes:
         return None
-    keys = (
-        None
-        if trusted_keys is None
-        else [trusted_keys]
-        if isinstance(trusted_keys, str)
-        else list(trusted_keys)
-    )
-    if keys is not None:
-        parse_trusted_keys(keys)  # refuse a malformed key before anything is built
+    if trusted_keys is None:
+        return Substituters(remotes, None)
+    keys = [trusted_keys] if isinstance(trusted_keys, str) else list(trusted_keys)
+    parse_trusted_keys(keys)  # refuse a malformed key before anything is built
     return Substituters(remotes, keys)
