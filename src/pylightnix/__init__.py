@@ -38,10 +38,12 @@ if TYPE_CHECKING:
     from pylightnix.errors import PylightnixError as PylightnixError
     from pylightnix.errors import RealizeError as RealizeError
     from pylightnix.errors import RefError as RefError
+    from pylightnix.errors import RemoteError as RemoteError
     from pylightnix.errors import ReplError as ReplError
     from pylightnix.errors import RequestError as RequestError
     from pylightnix.errors import StoreError as StoreError
     from pylightnix.errors import StoreVersionError as StoreVersionError
+    from pylightnix.errors import TrustError as TrustError
     from pylightnix.errors import UnpackLimitError as UnpackLimitError
     from pylightnix.errors import UnsafeArchiveError as UnsafeArchiveError
     from pylightnix.hashing import hash_tree as hash_tree
@@ -101,6 +103,12 @@ if TYPE_CHECKING:
     from pylightnix.refs import parse_dref as parse_dref
     from pylightnix.refs import parse_rref as parse_rref
     from pylightnix.refs import rref2dref as rref2dref
+    from pylightnix.remote import Remote as Remote
+    from pylightnix.remote import TransferResult as TransferResult
+    from pylightnix.remote import generate_key as generate_key
+    from pylightnix.remote import open_remote as open_remote
+    from pylightnix.remote import pull as pull
+    from pylightnix.remote import push as push
     from pylightnix.repl import ReplSession as ReplSession
     from pylightnix.repl import repl_build as repl_build
     from pylightnix.repl import repl_cancel as repl_cancel
@@ -239,6 +247,8 @@ _LAZY: dict[str, str] = {
     "RefError": "pylightnix.errors",
     "RefPath": "pylightnix.types",
     "Registry": "pylightnix.realize.registry",
+    "Remote": "pylightnix.remote",
+    "RemoteError": "pylightnix.errors",
     "ReplError": "pylightnix.errors",
     "ReplSession": "pylightnix.repl",
     "RequestError": "pylightnix.errors",
@@ -247,6 +257,8 @@ _LAZY: dict[str, str] = {
     "StorageSettings": "pylightnix.store.settings",
     "StoreError": "pylightnix.errors",
     "StoreVersionError": "pylightnix.errors",
+    "TransferResult": "pylightnix.remote",
+    "TrustError": "pylightnix.errors",
     "UnpackLimitError": "pylightnix.errors",
     "UnpackLimits": "pylightnix.unpack",
     "UnsafeArchiveError": "pylightnix.errors",
@@ -303,6 +315,7 @@ _LAZY: dict[str, str] = {
     "fsstorage": "pylightnix.store.settings",
     "fstmpdir": "pylightnix.store.settings",
     "gc": "pylightnix.store.gc",
+    "generate_key": "pylightnix.remote",
     "hash_tree": "pylightnix.hashing",
     "import_closure": "pylightnix.store.archive",
     "inplace_registry": "pylightnix.inplace",
@@ -331,11 +344,14 @@ _LAZY: dict[str, str] = {
     "mklens": "pylightnix.lens",
     "mknode": "pylightnix.stages.trivial",
     "mkrefpath": "pylightnix.config",
+    "open_remote": "pylightnix.remote",
     "parse_dref": "pylightnix.refs",
     "parse_rref": "pylightnix.refs",
     "path2dref": "pylightnix.store.query",
     "path2rref": "pylightnix.store.query",
     "progress_hook": "pylightnix.progress",
+    "pull": "pylightnix.remote",
+    "push": "pylightnix.remote",
     "realize": "pylightnix.realize.engine",
     "realize1": "pylightnix.realize.engine",
     "realizeE": "pylightnix.realize.failures",
@@ -469,6 +485,8 @@ __all__ = [
     "RefError",
     "RefPath",
     "Registry",
+    "Remote",
+    "RemoteError",
     "ReplError",
     "ReplSession",
     "RequestError",
@@ -477,6 +495,8 @@ __all__ = [
     "StorageSettings",
     "StoreError",
     "StoreVersionError",
+    "TransferResult",
+    "TrustError",
     "UnpackLimitError",
     "UnpackLimits",
     "UnsafeArchiveError",
@@ -533,6 +553,7 @@ __all__ = [
     "fsstorage",
     "fstmpdir",
     "gc",
+    "generate_key",
     "hash_tree",
     "import_closure",
     "inplace_registry",
@@ -561,11 +582,14 @@ __all__ = [
     "mklens",
     "mknode",
     "mkrefpath",
+    "open_remote",
     "parse_dref",
     "parse_rref",
     "path2dref",
     "path2rref",
     "progress_hook",
+    "pull",
+    "push",
     "realize",
     "realize1",
     "realizeE",

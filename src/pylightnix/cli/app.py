@@ -40,6 +40,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("export", "export_cmd"),
     ("import_", "import_cmd"),
     ("ui", "ui_cmd"),
+    ("push", "push_cmd"),
+    ("pull", "pull_cmd"),
+    ("key", "key_cmd"),
 )
 
 # Short help of each command module, so `pylightnix --help` lists the commands
@@ -103,6 +106,17 @@ SHORT_HELP: dict[str, str] = {
         "Serve a read-only web view of the store: stages, runs and plots, graphs, files, "
         "build logs (live while building), diffs, size and GC roots."
     ),
+    "push": (
+        "Push the realizations REF (RRefs, store paths or result links) and everything "
+        "they were built from to the remote cache URL (a folder, s3://bucket/prefix, or "
+        "any fsspec URL), skipping what it already holds."
+    ),
+    "pull": (
+        "Pull the realizations RREF and everything they were built from out of the remote"
+        " cache URL into the store. Every object is checked against its hash before it "
+        "becomes visible; on any error the store is unchanged."
+    ),
+    "key": "Make and show the keys that sign what `pylightnix push --sign` sends.",
 }
 
 

@@ -54,6 +54,23 @@ from pylightnix.store.links import linkrref
     help="Record failed builds as failed runs and go on with the rest (realizeE); "
     "exit code 1 if any failed.",
 )
+@click.option(
+    "--substituter",
+    "substituters",
+    multiple=True,
+    metavar="URL",
+    help="A remote cache to fetch stages from instead of building; repeatable "
+    "(default: $PYLIGHTNIX_SUBSTITUTERS).",
+)
+@click.option(
+    "--trusted-key",
+    "trusted",
+    multiple=True,
+    metavar="NAME:KEY",
+    help="Substitute only claims signed by this key; repeatable "
+    "(default: $PYLIGHTNIX_TRUSTED_KEYS).",
+)
+@click.option("--push", "push_to", metavar="URL", help="Push what is built to this remote cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print the chosen RRefs as JSON.")
 def realize_cmd(
     stage: str,
@@ -68,6 +85,9 @@ def realize_cmd(
     progress: bool,
     out_link: str | None,
     keep_going: bool,
+    substituters: tuple[str, ...],
+    trusted: tuple[str, ...],
+    push_to: str | None,
     as_json: bool,
 ) -> None:
     """Realize STAGE (module:function or path/to/file.py:function) and print the
@@ -80,14 +100,15 @@ def realize_cmd(
       pylightnix realize pipeline.py:report --set data.n=300   # a nested stage's key
       pylightnix realize pipeline.py:report --show-log   # builds' output live
       pylightnix realize sweep.py:sweep --keep-going     # failed runs recorded
+      pylightnix realize pipeline.py:report --substituter s3://team-cache/plx
 
     Progress goes to stderr: a live display on a terminal, plain lines
     otherwise (and always with --show-log, whose output would garble it).
     """
-    if keep_going and (dry_run or jobs > 1 or keep_failed or show_log):
+    if keep_going and (dry_run or jobs > 1 or keep_failed or show_log or substituters or push_to):
         raise click.UsageError(
             "--keep-going builds one stage at a time and records failures in the store: "
-            "drop --dry-run, --jobs, --keep-failed and --show-log"
+            "drop --dry-run, --jobs, --keep-failed, --show-log, --substituter and --push"
         )
     S = store_settings()
     clo = instantiate_ref(stage, args, S, sets)
@@ -123,6 +144,9 @@ def realize_cmd(
                 show_log=show,
                 explain=do_explain and view is None,
                 progress=view if view is not None else False,
+                substituters=list(substituters) or None,
+                trusted_keys=list(trusted) or None,
+                push_to=push_to,
             )
     targets = {t: ctx.get(t) for t in c.targets}
     if out_link is not None:

@@ -203,7 +203,7 @@ class ProgressDisplay:
         self.heartbeat = heartbeat
         self.current: dict[str, float] = {}
         self.logs: dict[str, str] = {}
-        self.downloads: dict[str, tuple[int, int, float]] = {}
+        self.downloads: dict[str, tuple[int, int, float, str]] = {}
         self._last_dl_print: dict[str, float] = {}
         self._live: Any = None
         self._lock = threading.Lock()
@@ -309,7 +309,7 @@ class ProgressDisplay:
             self.failed += 1
             self._finish(name)
             self._line(f"FAIL   {name}: {e.extra.get('error', '')}")
-        elif k == "download":
+        elif k in ("download", "transfer"):
             self._download(e, name)
         elif k == "explain":
             self._line(f"{e.extra['decision']:<6} {name}: {e.extra['reason']}")
@@ -327,14 +327,15 @@ class ProgressDisplay:
 
     def _download(self, e: ProgressEvent, name: str) -> None:
         rate = float(e.extra.get("rate", 0.0))
-        self.downloads[name] = (e.done, e.total, rate)
+        verb = str(e.extra.get("direction", "fetch"))
+        self.downloads[name] = (e.done, e.total, rate, verb)
         if self.live:
             return
         now = time.monotonic()
         final = bool(e.total) and e.done >= e.total
         if final or now - self._last_dl_print.get(name, 0.0) >= _PLAIN_DOWNLOAD_EVERY:
             self._last_dl_print[name] = now
-            self._line(f"fetch  {name}  {_bytes(e.done, e.total)} at {human_size(int(rate))}/s")
+            self._line(f"{verb:<6} {name}  {_bytes(e.done, e.total)} at {human_size(int(rate))}/s")
 
     def __rich__(self) -> Any:
         from rich.console import Group
@@ -356,9 +357,9 @@ class ProgressDisplay:
             parts.append(
                 Text(f"  running {name} ({now - since:.1f}s)" + (f"  │ {tail}" if tail else ""))
             )
-        for name, (done, total, rate) in list(self.downloads.items()):
+        for name, (done, total, rate, verb) in list(self.downloads.items()):
             parts.append(
-                Text(f"  fetch {name}: {_bytes(done, total)} at {human_size(int(rate))}/s")
+                Text(f"  {verb} {name}: {_bytes(done, total)} at {human_size(int(rate))}/s")
             )
         return Group(*parts)
 
