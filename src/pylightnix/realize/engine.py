@@ -28,7 +28,7 @@ import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pylightnix.errors import NotRealizedError, RealizeError
 from pylightnix.progress import progress_hook
@@ -37,10 +37,12 @@ from pylightnix.realize.display import progress_for
 from pylightnix.realize.registry import Closure
 from pylightnix.realize.scheduler import run_closure
 from pylightnix.realize.step import RealizeOptions
-from pylightnix.remote.backend import Remote, open_remote
-from pylightnix.remote.substitute import make_substituters
 from pylightnix.store.layout import check_store
 from pylightnix.types import Context, DRef, RRef
+
+if TYPE_CHECKING:  # the remote layer (archives, fsspec) loads only when a realize uses it
+    from pylightnix.remote.backend import Remote
+    from pylightnix.remote.substitute import Substituters
 
 
 def make_options(
@@ -156,7 +158,7 @@ def realize(
         opts,
         show_log=show_log_default() if show_log is None else show_log,
         log_fd=executor is None and jobs <= 1,
-        substituters=make_substituters(substituters, trusted_keys),
+        substituters=_substituters(substituters, trusted_keys),
         push_to=None if push_to is None else writable_remote(push_to),
     )
     S = c.S
@@ -176,8 +178,24 @@ def realize(
     return c.result, c, ctx
 
 
+def _substituters(
+    substituters: Iterable[Remote | str | os.PathLike[str]] | None,
+    trusted_keys: Iterable[str] | None,
+) -> Substituters | None:
+    """The substituters of a realize call; the remote layer is imported only when some are
+    given (arguments or ``$PYLIGHTNIX_SUBSTITUTERS``)."""
+    # remote.substitute.ENV_SUBSTITUTERS, read here without importing the remote layer.
+    if substituters is None and not os.environ.get("PYLIGHTNIX_SUBSTITUTERS", "").split():
+        return None
+    from pylightnix.remote.substitute import make_substituters
+
+    return make_substituters(substituters, trusted_keys)
+
+
 def writable_remote(url: Remote | str | os.PathLike[str]) -> Remote:
     """The remote ``push_to`` names, refused now (before building) if it is read-only."""
+    from pylightnix.remote.backend import open_remote
+
     r = open_remote(url)
     r.check_writable()
     return r

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pylightnix.errors import (
     BuildError,
@@ -32,8 +32,6 @@ from pylightnix.realize.build import build_tmpdir_set
 from pylightnix.realize.buildlog import TMP_LOG_NAME, add_log_note, capture_build_log
 from pylightnix.realize.registry import Derivation
 from pylightnix.refs import dref_name
-from pylightnix.remote.backend import Remote
-from pylightnix.remote.substitute import Substituters
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
 from pylightnix.store.insert import check_output, store_derivation, store_realization
 from pylightnix.store.locks import build_lock
@@ -43,6 +41,10 @@ from pylightnix.store.temproots import add_temproots
 from pylightnix.types import Context, DRef, Path, RRef
 
 log = logging.getLogger("pylightnix.realize")
+
+if TYPE_CHECKING:  # the remote layer loads only when a realize uses substituters or push_to
+    from pylightnix.remote.backend import Remote
+    from pylightnix.remote.substitute import Substituters
 
 
 @dataclass(frozen=True)
