@@ -190,9 +190,22 @@ def _attrs_list(dref: DRef, rrefs: list[RRef], S: StorageSettings) -> Any:
 
 @dataclass(frozen=True)
 class AutoRealizer:
-    """The realizer of an autostage: calls the function once per output (picklable)."""
+    """The realizer of an autostage: calls the function once per output (picklable).
+
+    With ``only=i`` it builds output ``i`` alone (the function is called once,
+    with ``rindex=i``; ``build.outpaths`` still lists ``nouts`` folders):
+    :meth:`split_outputs` gives the parallel scheduler one such realizer per
+    output, so the outputs of a ``nouts=N`` build run as N tasks.
+    """
 
     stage: AutoStage
+    only: int | None = None
+
+    def split_outputs(self) -> list[AutoRealizer] | None:
+        """One realizer per output (``None`` for a single-output stage)."""
+        if self.stage.nouts == 1 or self.only is not None:
+            return None
+        return [AutoRealizer(self.stage, i) for i in range(self.stage.nouts)]
 
     def __call__(
         self, S: StorageSettings, dref: DRef, context: Context, realize_args: Mapping[str, Any]
@@ -212,9 +225,11 @@ class AutoRealizer:
                 base[p] = v
         t0 = time.time()
         # Under realizeE, a failing output of a multi-output build is recorded alone.
-        capture = st.nouts > 1 and output_failures_captured()
+        capture = st.nouts > 1 and self.only is None and output_failures_captured()
         errors: dict[int, Exception] = {}
         for i, out in enumerate(b.outpaths):
+            if self.only is not None and i != self.only:
+                continue
             kw = dict(base)
             for p in st.config_params:
                 v = cfg[p]
@@ -232,6 +247,8 @@ class AutoRealizer:
                 if not capture:
                     raise
                 errors[i] = e
+        if self.only is not None:
+            return [b.outpaths[self.only]]
         if len(errors) == len(b.outpaths):
             raise errors[0]
         for i, err in errors.items():
@@ -239,6 +256,8 @@ class AutoRealizer:
         return [o for i, o in enumerate(b.outpaths) if i not in errors]
 
     def __repr__(self) -> str:
+        if self.only is not None:
+            return f"AutoRealizer({self.stage.name}, output {self.only})"
         return f"AutoRealizer({self.stage.name})"
 
 
@@ -303,6 +322,11 @@ class AutoStage:
         return mkdrv(cfg, self.matcher, AutoRealizer(self), r)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self.f.__module__ == "__main__":
+            # A script's stage: a worker process has no such __main__; by value
+            # (cloudpickle, which the executors use for __main__, carries ``f``).
+            fields = (self.matcher, self.source, dict(self.defaults), self.params)
+            return (AutoStage, (self.f, self.name, self.nouts, *fields, dict(self.extra)))
         # The module attribute is the stage itself, not ``f``: pickle by reference to it.
         return (_load_stage, (self.f.__module__, self.f.__qualname__))
 

@@ -96,7 +96,7 @@ def realize(
     realize_args: Mapping[DRef, Mapping[str, Any]] | None = None,
     keep_failed: bool = False,
     jobs: int = 1,
-    executor: Executor | None = None,
+    executor: Executor | Any | None = None,
     progress: Any = None,
     show_log: bool | None = None,
     explain: bool = False,
@@ -111,8 +111,11 @@ def realize(
             dependants) are left out of the returned context.
         realize_args: per-DRef extra arguments handed to realizers.
         keep_failed: keep the temporary folder of a failed build (its path is logged).
-        jobs: how many derivations to realize at once (threads).
-        executor: a ``concurrent.futures.Executor`` to run derivations on instead.
+        jobs: how many builds to run at once (threads); the outputs of an
+            ``@autostage(nouts=N)`` build are N builds.
+        executor: run builds there instead: a ``concurrent.futures.Executor``
+            (a ``ProcessPoolExecutor``: realizers must pickle) or a
+            ``distributed.Client`` (see docs/cluster.md). Reuse is decided here.
         progress: a callback receiving :class:`ProgressEvent` records.
         show_log: show what realizers print live, besides capturing it into
             each realization's ``build.log`` (default: ``$PYLIGHTNIX_SHOW_LOG``).

@@ -202,14 +202,13 @@ def _build(drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptio
             log.warning("kept the failed build folder of %s at %s", drv.dref, tmp)
 
 
-def realize_one(
+def decide(
     drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions
-) -> StepResult:
-    """Steps 2-4 of the algorithm for one derivation in the given direct context."""
-    chash = context_hash(ctx)
+) -> StepResult | None:
+    """Steps 2-3: reuse what the matcher accepts (or a dry run's answer); ``None``: build."""
     forced = opts.forced(drv.dref)
     if not forced:
-        m = match_in(drv, S, chash)
+        m = match_in(drv, S, context_hash(ctx))
         if m is not None:
             return StepResult(drv.dref, tuple(m), False, "matched")
     if drv.dref in opts.assert_realized:
@@ -221,6 +220,18 @@ def realize_one(
         )
     if opts.dry_run:
         return StepResult(drv.dref, None, False, "forced" if forced else "unmatched")
+    return None
+
+
+def realize_one(
+    drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions
+) -> StepResult:
+    """Steps 2-4 of the algorithm for one derivation in the given direct context."""
+    decided = decide(drv, S, ctx, opts)
+    if decided is not None:
+        return decided
+    chash = context_hash(ctx)
+    forced = opts.forced(drv.dref)
     with build_lock(S, drv.dref):
         if not forced:
             # Another process may have built it while we waited for the lock.
