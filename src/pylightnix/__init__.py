@@ -18,6 +18,8 @@ from pylightnix.config import mkrefpath as mkrefpath
 from pylightnix.config import selfref as selfref
 from pylightnix.errors import ArchiveError as ArchiveError
 from pylightnix.errors import BuildError as BuildError
+from pylightnix.errors import BuildsFailedError as BuildsFailedError
+from pylightnix.errors import ClusterError as ClusterError
 from pylightnix.errors import ConfigError as ConfigError
 from pylightnix.errors import ExtraMissingError as ExtraMissingError
 from pylightnix.errors import FetchError as FetchError
@@ -188,7 +190,9 @@ __all__ = [
     "AutoStage",
     "Build",
     "BuildError",
+    "BuildsFailedError",
     "Closure",
+    "ClusterError",
     "Config",
     "ConfigDiff",
     "ConfigError",

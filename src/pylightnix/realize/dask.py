@@ -66,7 +66,7 @@ class DaskBackend(Backend):
             )
         with nonce_file(S) as (path, nonce):
             answers = self.client.run(probe_store, path, nonce)
-        problems = [p for p in answers.values() if p is not None]
+        problems = [f"{w}: {p}" for w, p in answers.items() if p is not None]
         if problems:
             raise store_not_shared(S, sorted(problems))
         self.probed = True
@@ -90,7 +90,7 @@ def connect(address: str) -> Any:
 
     ``local:N`` starts a ``LocalCluster`` of N worker processes with one thread
     each (so that builds capture their logs at the file-descriptor level) on
-    127.0.0.1, without a dashboard; closing the client closes the cluster.
+    127.0.0.1 (the dashboard on a free port); closing the client closes the cluster.
 
     Raises:
         ClusterError: ``local:N`` with N not a positive int, or no scheduler answers.
@@ -109,7 +109,7 @@ def connect(address: str) -> Any:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",
         )
         client = distributed.Client(cluster)
         client._pylightnix_cluster = cluster

@@ -28,7 +28,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from pylightnix.errors import ClusterError, ExtraMissingError
-from pylightnix.realize.tasks import probe_store
+from pylightnix.realize.tasks import probe_task
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
 from pylightnix.store.settings import StorageSettings
@@ -132,7 +132,7 @@ class ProcessBackend(Backend):
         self.probed = True
 
     def run_probe(self, path: str, nonce: str) -> list[str]:
-        res = self.executor.submit(probe_store, path, nonce).result()
+        res = self.executor.submit(probe_task, path, nonce).result()
         return [res] if res is not None else []
 
 

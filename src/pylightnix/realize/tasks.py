@@ -263,7 +263,13 @@ def probe_store(path: str, nonce: str) -> str | None:
         with open(path, encoding="utf-8") as f:
             seen = f.read()
     except OSError as e:
-        return f"{worker_label()} cannot read {path}: {e.strerror or e}"
+        return f"cannot read {path}: {e.strerror or e}"
     if seen != nonce:
-        return f"{worker_label()} reads another file at {path} (a different store)"
+        return f"reads another file at {path} (a different store)"
     return None
+
+
+def probe_task(path: str, nonce: str) -> str | None:
+    """:func:`probe_store` as a task: the problem, if any, names the worker."""
+    p = probe_store(path, nonce)
+    return None if p is None else f"{worker_label()}: {p}"
