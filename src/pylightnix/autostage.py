@@ -55,6 +55,7 @@ from typing import Any
 from pylightnix.config import is_refpath
 from pylightnix.errors import InstantiateError, RefError
 from pylightnix.realize.build import Build, build_paths, mkbuild
+from pylightnix.realize.executors import pickled_by_value
 from pylightnix.realize.failures import capture_output_failure, output_failures_captured
 from pylightnix.realize.matchers import match_latest
 from pylightnix.realize.registry import Registry, mkdrv
@@ -322,9 +323,9 @@ class AutoStage:
         return mkdrv(cfg, self.matcher, AutoRealizer(self), r)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        if self.f.__module__ == "__main__":
-            # A script's stage: a worker process has no such __main__; by value
-            # (cloudpickle, which the executors use for __main__, carries ``f``).
+        if pickled_by_value(self.f.__module__):
+            # A script's stage: a worker process cannot import its module; by
+            # value (cloudpickle, which the executors use then, carries ``f``).
             fields = (self.matcher, self.source, dict(self.defaults), self.params)
             return (AutoStage, (self.f, self.name, self.nouts, *fields, dict(self.extra)))
         # The module attribute is the stage itself, not ``f``: pickle by reference to it.

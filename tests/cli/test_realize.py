@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Any
 
 from tests.cli.conftest import PIPELINE, Built, Run
 
@@ -132,4 +134,30 @@ def test_stage_raising_is_a_one_line_error(plx: Run) -> None:
     assert r.err == (
         f"Error: stage {PIPELINE}:report raised TypeError: report() got an unexpected "
         "keyword argument 'nope' (check its --arg values)\n"
+    )
+
+
+def test_realize_on_a_local_dask_cluster(plx: Run, tmp_path: Any) -> None:
+    """--dask local:2 builds the pipeline file's stages on two worker processes."""
+    plx("init")
+    r = plx("realize", f"{PIPELINE}:report", "--dask", "local:2", "--json")
+    lines = _lines_without_times(r.err)
+    runs = [x for x in lines if x.startswith("run    ")]
+    assert [x.split("  ")[0] for x in runs] == ["run"] * 3
+    assert all(re.fullmatch(r"run    \w+  on tcp://127\.0\.0\.1:\d+ \(.+\)", x) for x in runs)
+    other = str(tmp_path / "other")
+    plx("--store", other, "init", store=False)
+    seq = plx("--store", other, "realize", f"{PIPELINE}:report", "--json", store=False)
+    assert r.json() == seq.json()
+    (train,) = (rs[0] for d, rs in r.json()["context"].items() if d.endswith("-train"))
+    assert plx("log", train).out == "training on 100 rows with lr=0.1\n"  # a subprocess's
+
+
+def test_realize_dask_refuses_a_bad_local_spec(plx: Run) -> None:
+    """--dask local:0 is refused with what to write instead."""
+    plx("init")
+    r = plx("realize", f"{PIPELINE}:report", "--dask", "local:0", code=1)
+    assert r.err == (
+        "Error: --dask 'local:0': expected local:N with N a positive number of worker "
+        "processes, e.g. local:4\n"
     )

@@ -94,6 +94,8 @@ class ProgressView:
         elif k == "build":
             self.current[e.name] = time.monotonic()
             self._line(f"build  {e.name}")
+        elif k == "running":
+            self._line(f"run    {e.name}  on {e.extra.get('worker', '?')}")
         elif k == "built":
             self.done += 1
             self.built += 1

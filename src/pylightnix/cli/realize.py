@@ -14,6 +14,7 @@ from pylightnix.cli.progress import ProgressView
 from pylightnix.cli.stageref import arg_option, instantiate_ref, stage_argument
 from pylightnix.progress import progress_hook
 from pylightnix.realize.buildlog import show_log_default
+from pylightnix.realize.dask import dask_client
 from pylightnix.realize.engine import realize
 from pylightnix.realize.explain import explain, report_explanations
 from pylightnix.store.links import linkrref
@@ -26,6 +27,13 @@ from pylightnix.store.links import linkrref
 @click.option("--dry-run", is_flag=True, help="Decide only; build nothing.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--keep-failed", is_flag=True, help="Keep the temporary folder of a failed build.")
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    help="Build on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N "
+    "for N local worker processes. Needs pylightnix[dask] and a store the workers see.",
+)
 @click.option(
     "--show-log",
     is_flag=True,
@@ -51,6 +59,7 @@ def realize_cmd(
     dry_run: bool,
     jobs: int,
     keep_failed: bool,
+    dask_address: str | None,
     show_log: bool | None,
     do_explain: bool,
     progress: bool,
@@ -65,6 +74,8 @@ def realize_cmd(
       pylightnix realize pipeline.py:report
       pylightnix realize mypkg.stages:train --arg lr=0.01 --jobs 2 --json
       pylightnix realize pipeline.py:report --show-log   # builds' output live
+      pylightnix realize pipeline.py:sweep --dask local:4
+      pylightnix realize pipeline.py:sweep --dask tcp://scheduler:8786
 
     Progress goes to stderr: a live display on a terminal, plain lines
     otherwise (and always with --show-log, whose output would garble it).
@@ -80,15 +91,20 @@ def realize_cmd(
         view = ProgressView(
             live=False if show else None, to_build=sum(e.decision == "build" for e in exps)
         )
-    with _results_stdout(), view if view is not None else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_results_stdout())
+        if view is not None:
+            stack.enter_context(view)
         if view is not None and do_explain:
             with progress_hook(view):
                 report_explanations(exps)
+        client = stack.enter_context(dask_client(dask_address)) if dask_address else None
         _, c, ctx = realize(
             clo,
             force_rebuild=force_rebuild,
             dry_run=dry_run,
             jobs=jobs,
+            executor=client,
             keep_failed=keep_failed,
             show_log=show,
             explain=do_explain and view is None,

@@ -129,3 +129,13 @@ def disconnect(client: Any) -> None:
     client.close()
     if cluster is not None:
         cluster.close()
+
+
+@contextlib.contextmanager
+def dask_client(address: str) -> Iterator[Any]:
+    """Within the block, a client made by :func:`connect` (closed at the end)."""
+    client = connect(address)
+    try:
+        yield client
+    finally:
+        disconnect(client)

@@ -23,6 +23,7 @@ import io
 import os
 import pickle
 import secrets
+import sys
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
@@ -39,9 +40,19 @@ class _MainReferenceError(Exception):
     """Plain pickle would refer to ``__main__``, which a worker process lacks."""
 
 
+BY_VALUE = "__pylightnix_pickle_by_value__"
+"""A module with this attribute set true (a stage file the CLI loaded by path, which
+workers cannot import by name) has its functions pickled by value, like ``__main__``."""
+
+
+def pickled_by_value(module: str) -> bool:
+    """Tell whether code of ``module`` must cross to workers by value (cloudpickle)."""
+    return module == "__main__" or bool(getattr(sys.modules.get(module), BY_VALUE, False))
+
+
 class _StrictPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
-        if getattr(obj, "__module__", None) == "__main__" and isinstance(obj, type | Callable):
+        if isinstance(obj, type | Callable) and pickled_by_value(getattr(obj, "__module__", "")):
             raise _MainReferenceError
         return NotImplemented
 
@@ -72,6 +83,9 @@ def dumps_realizer(realizer: Realizer, dref: DRef) -> bytes:
             "__main__): pip install 'pylightnix[dask]'",
             extra="dask",
         ) from e
+    for m in list(sys.modules.values()):
+        if getattr(m, BY_VALUE, False):
+            cloudpickle.register_pickle_by_value(m)
     try:
         return bytes(cloudpickle.dumps(realizer, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception as e:

@@ -398,7 +398,7 @@ def _running_events(backend: Backend, coord: _Coordinator) -> Iterator[None]:
     def on_event(msg: dict[str, Any]) -> None:
         drv = coord.by_dref.get(DRef(str(msg.get("dref"))))
         if drv is not None:
-            extra: dict[str, Any] = {"worker": msg.get("worker")}
+            extra: dict[str, Any] = {"worker": msg.get("label")}
             if msg.get("piece") is not None:
                 extra["output"] = msg["piece"]
             hook(ProgressEvent("running", drv.dref, dref_name(drv.dref), extra=extra))

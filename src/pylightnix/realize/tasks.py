@@ -163,7 +163,8 @@ def _fd_capture(task: BuildTask) -> bool:
 def _announce(task: BuildTask, worker: str) -> None:
     w = _dask_worker()
     if w is not None:
-        w.log_event(PROGRESS_TOPIC, {"dref": task.dref, "piece": task.piece, "worker": worker})
+        # Dask sets "worker" in the message to the address: the full label goes in "label".
+        w.log_event(PROGRESS_TOPIC, {"dref": task.dref, "piece": task.piece, "label": worker})
 
 
 def _failed(e: BaseException, worker: str, tail: Sequence[str]) -> TaskResult:
