@@ -36,9 +36,11 @@ from pylightnix.errors import PromiseError as PromiseError
 from pylightnix.errors import PylightnixError as PylightnixError
 from pylightnix.errors import RealizeError as RealizeError
 from pylightnix.errors import RefError as RefError
+from pylightnix.errors import RemoteError as RemoteError
 from pylightnix.errors import ReplError as ReplError
 from pylightnix.errors import StoreError as StoreError
 from pylightnix.errors import StoreVersionError as StoreVersionError
+from pylightnix.errors import TrustError as TrustError
 from pylightnix.errors import UnsafeArchiveError as UnsafeArchiveError
 from pylightnix.hashing import hash_tree as hash_tree
 from pylightnix.inplace import inplace_registry as inplace_registry
@@ -97,6 +99,12 @@ from pylightnix.refs import is_rref as is_rref
 from pylightnix.refs import parse_dref as parse_dref
 from pylightnix.refs import parse_rref as parse_rref
 from pylightnix.refs import rref2dref as rref2dref
+from pylightnix.remote import Remote as Remote
+from pylightnix.remote import TransferResult as TransferResult
+from pylightnix.remote import generate_key as generate_key
+from pylightnix.remote import open_remote as open_remote
+from pylightnix.remote import pull as pull
+from pylightnix.remote import push as push
 from pylightnix.repl import ReplSession as ReplSession
 from pylightnix.repl import repl_build as repl_build
 from pylightnix.repl import repl_cancel as repl_cancel
@@ -229,12 +237,16 @@ __all__ = [
     "RefError",
     "RefPath",
     "Registry",
+    "Remote",
+    "RemoteError",
     "ReplError",
     "ReplSession",
     "StageAttrs",
     "StorageSettings",
     "StoreError",
     "StoreVersionError",
+    "TransferResult",
+    "TrustError",
     "UnsafeArchiveError",
     "VerifyResult",
     "alldrefs",
@@ -288,6 +300,7 @@ __all__ = [
     "fsstorage",
     "fstmpdir",
     "gc",
+    "generate_key",
     "hash_tree",
     "import_closure",
     "inplace_registry",
@@ -316,11 +329,14 @@ __all__ = [
     "mklens",
     "mknode",
     "mkrefpath",
+    "open_remote",
     "parse_dref",
     "parse_rref",
     "path2dref",
     "path2rref",
     "progress_hook",
+    "pull",
+    "push",
     "realize",
     "realize1",
     "realizeE",

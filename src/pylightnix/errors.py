@@ -10,7 +10,9 @@ catch, and carries the offending values as attributes::
     ├── ConfigError (ValueError)         .key_path
     ├── StoreError (OSError)             .path
     │   ├── StoreVersionError            .expected, .actual
-    │   └── IntegrityError               .ref, .expected, .actual
+    │   ├── IntegrityError               .ref, .expected, .actual
+    │   │   └── TrustError                   .ref, .remote
+    │   └── RemoteError                  .url
     ├── InstantiateError (RuntimeError)
     ├── RealizeError (RuntimeError)      .dref
     │   ├── BuildError                   .dref, .stage
@@ -77,6 +79,14 @@ class StoreVersionError(StoreError):
 
 class IntegrityError(StoreError):
     """Stored or received content does not match its hash."""
+
+
+class TrustError(IntegrityError):
+    """A remote's claim is unsigned, or signed by no trusted key, or its signature is wrong."""
+
+
+class RemoteError(StoreError):
+    """A remote cache is unreachable, read-only, of another format, or lacks an object."""
 
 
 class InstantiateError(PylightnixError, RuntimeError):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import io
 import json
 import os
@@ -141,6 +142,65 @@ def _add_tree(tf: tarfile.TarFile, path: str, arcname: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         for n in sorted(os.listdir(path)):
             _add_tree(tf, os.path.join(path, n), f"{arcname}/{n}")
+
+
+def closure_plan(
+    rrefs: Iterable[RRef], S: StorageSettings
+) -> tuple[list[RRef], list[RRef], list[DRef]]:
+    """The targets, the closure (dependencies first) and every DRef its configs name.
+
+    Raises:
+        RefError: no RRefs, an RRef is malformed or not in the store, or a
+            dependency of it was removed (the closure is incomplete).
+    """
+    targets = _check_targets(rrefs, S)
+    order, drefs = _plan(targets, S)
+    return targets, order, drefs
+
+
+def write_realization_archive(
+    rref: RRef, S: StorageSettings, out: io.RawIOBase | Any, *, compresslevel: int | None
+) -> None:
+    """Write one realization folder as a deterministic tar stream to ``out``.
+
+    The members are ``<rhash>/...`` (artifacts and reserved files), with
+    owners and times cleared and entries in sorted order, so one stored
+    realization always gives the same bytes. ``compresslevel`` ``None``
+    writes a plain tar, else gzip at that level (with no name or time in its
+    header). ``out`` needs only ``write``: the archive is streamed, never
+    held in memory.
+    """
+    rhash, _, _ = parse_rref(rref)
+    gz = (
+        None
+        if compresslevel is None
+        else gzip.GzipFile(
+            filename="", mode="wb", compresslevel=compresslevel, fileobj=out, mtime=0
+        )
+    )
+    try:
+        with tarfile.open(fileobj=gz or out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            _add_tree(tf, rref2path_(rref, S), rhash)
+    finally:
+        if gz is not None:
+            gz.close()
+
+
+def insert_staged_closure(
+    stage: str, S: StorageSettings, source: str, targets: list[RRef]
+) -> list[RRef]:
+    """Check the closure laid out in ``stage`` (as an extracted export) and insert it.
+
+    ``stage`` holds ``pylightnix-closure.json`` (see :func:`staged_manifest`),
+    ``<dhash>-<name>/config.json`` and ``<dhash>-<name>/<rhash>/`` folders.
+    Nothing becomes visible unless everything checks out (see the module docs).
+    """
+    return _insert_staged(stage, S, source, targets=targets)
+
+
+def staged_manifest(targets: list[RRef], rrefs: list[RRef], drefs: list[DRef]) -> bytes:
+    """The manifest of a staged closure holding ``rrefs`` and the configs of ``drefs``."""
+    return _manifest(targets, rrefs, drefs)
 
 
 def export_closure(
