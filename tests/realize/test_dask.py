@@ -39,8 +39,10 @@ from pylightnix import (
     selfref,
 )
 from pylightnix.realize.dask import connect, disconnect
+from pylightnix.remote import open_remote, pull
 from pylightnix.store.verify import verify
 from pylightnix.types import DRef
+from tests.remote.conftest import new_bucket, s3_endpoint, s3_options  # noqa: F401 - fixture
 
 CLUSTER = {
     "n_workers": 2,
@@ -70,8 +72,12 @@ def _write(b: Build) -> None:
         f.write(f"{c.name}:{c.deps}")
 
 
+def _top() -> DRef:
+    return mkdrv({"name": "top", "deps": []}, match_only(), build_wrapper(_write))
+
+
 def _diamond() -> list[DRef]:
-    top = mkdrv({"name": "top", "deps": []}, match_only(), build_wrapper(_write))
+    top = _top()
     left = mkdrv({"name": "left", "deps": [top]}, match_only(), build_wrapper(_write))
     right = mkdrv({"name": "right", "deps": [top]}, match_only(), build_wrapper(_write))
     return [mkdrv({"name": "bottom", "deps": [left, right]}, match_only(), build_wrapper(_write))]
@@ -321,3 +327,50 @@ def test_connect_local_starts_and_stops_a_cluster(S: StorageSettings) -> None:
     finally:
         disconnect(c)
     assert c.status == "closed"
+
+
+def _env_root() -> str | None:
+    return os.environ.get("PYLIGHTNIX_ROOT")
+
+
+def _diamond_and_seeds() -> list[Any]:
+    return [*_diamond(), seeds()]
+
+
+@pytest.mark.parametrize("kind", ["dir", "s3"])
+def test_no_shared_filesystem_exchanges_through_a_remote(
+    kind: str, S: StorageSettings, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """Workers with their own PYLIGHTNIX_ROOT pull inputs from and push outputs to a remote."""
+    wroot = str(tmp_path / "worker-root")
+    if kind == "dir":
+        remote = open_remote(str(tmp_path / "cache"))
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        remote = open_remote(f"s3://{new_bucket(endpoint)}/cache", **s3_options(endpoint))
+    _, clo = instantiate(_diamond_and_seeds, S=S)
+    top = next(d for d in clo.derivations if d.dref.endswith("-top"))
+    # The coordinator has `top` already: it pushes it for the workers building on it.
+    (top_rref,) = realize(instantiate(_top, S=S))[2][top.dref]
+    with (
+        LocalCluster(**CLUSTER, env={"PYLIGHTNIX_ROOT": wroot}) as cluster,
+        Client(cluster) as c,
+    ):
+        assert set(c.run(_env_root).values()) == {wroot}
+        assert os.environ["PYLIGHTNIX_ROOT"] != wroot
+        _, _, ctx = realize(clo, executor=c, remote=remote)
+        with get_task_stream(c) as ts:
+            assert realize(clo, executor=c, remote=remote)[2] == ctx
+        assert ts.data == []
+        pids = worker_pids(c)
+    S1 = other_store(tmp_path, "seq")
+    assert realize(instantiate(_diamond_and_seeds, S=S1))[2] == ctx
+    assert ctx[top.dref] == [top_rref]
+    built = sorted(r for d, rs in ctx.items() if d != top.dref for r in rs)
+    assert len(built) == 6
+    assert {log_pid(r, S) for r in built} <= pids  # build logs travel with their realizations
+    SW = mkSS(wroot)
+    assert sorted(allrrefs(SW)) == sorted([*built, top_rref])
+    assert sorted(allrrefs(S)) == sorted([*built, top_rref])
+    assert verify(None, S).damaged == ()
+    assert pull(built, remote, S=other_store(tmp_path, "third")).transferred != ()

@@ -100,6 +100,8 @@ def realize(
     progress: Any = None,
     show_log: bool | None = None,
     explain: bool = False,
+    remote: Any = None,
+    worker_root: str | None = None,
 ) -> tuple[Any, Closure, Context]:
     """Realize a closure; return ``(result, closure, context)``.
 
@@ -122,6 +124,12 @@ def realize(
         explain: first log (logger ``pylightnix.realize``, level INFO) and report
             (``ProgressEvent("explain")``) why each stage will be reused or built;
             see :func:`pylightnix.realize.explain.explain`.
+        remote: no shared filesystem: a remote cache (URL or
+            :class:`~pylightnix.remote.Remote`) through which the ``executor``'s
+            workers, each on its own store, get their inputs and return their
+            outputs (docs/cluster.md).
+        worker_root: the workers' store root with ``remote`` (default: each
+            worker's ``$PYLIGHTNIX_ROOT``).
 
     Returns:
         the stage result, the closure, and the chosen realizations of every
@@ -151,9 +159,9 @@ def realize(
             report_explanations(_explain(c, force_rebuild=force_rebuild))
     if progress is not None:
         with progress_hook(progress):
-            ctx = run_closure(c, S, opts, jobs, executor)
+            ctx = run_closure(c, S, opts, jobs, executor, remote, worker_root)
     else:
-        ctx = run_closure(c, S, opts, jobs, executor)
+        ctx = run_closure(c, S, opts, jobs, executor, remote, worker_root)
     return c.result, c, ctx
 
 

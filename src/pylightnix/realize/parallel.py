@@ -59,10 +59,11 @@ from pylightnix.realize.tasks import (
     run_piece_task,
 )
 from pylightnix.refs import dref_name
+from pylightnix.remote import Remote, open_remote, pull, push
 from pylightnix.store.fsops import remove_tree
 from pylightnix.store.locks import build_lock
 from pylightnix.store.settings import StorageSettings
-from pylightnix.types import Context, DRef, Realizer
+from pylightnix.types import Context, DRef, Realizer, RRef
 
 # How long the loop waits for a task before looking at Dask's "running" events again.
 _EVENT_POLL = 0.2
@@ -113,9 +114,18 @@ class _Coordinator:
     """The state of one parallel realize (see the module docstring)."""
 
     def __init__(
-        self, c: Closure, S: StorageSettings, opts: RealizeOptions, backend: Backend, t0: float
+        self,
+        c: Closure,
+        S: StorageSettings,
+        opts: RealizeOptions,
+        backend: Backend,
+        t0: float,
+        remote: Remote | None = None,
+        worker_root: str | None = None,
     ) -> None:
         self.c, self.S, self.opts, self.backend, self.t0 = c, S, opts, backend, t0
+        self.remote, self.worker_root = remote, worker_root
+        self.on_remote: set[RRef] = set()
         self.progress = current_hook() is not None
         self.chosen: Context = {}
         self.total = len(c.derivations)
@@ -227,7 +237,9 @@ class _Coordinator:
         self, drv: Derivation, ctx: Context, forced: bool, lock: contextlib.ExitStack
     ) -> None:
         parts = split_outputs(drv.realizer)
-        if not self.backend.in_process:
+        if self.remote is not None:
+            self.share_context(ctx)
+        elif not self.backend.in_process:
             self.backend.probe(self.S)
         task = BuildTask(
             drv.dref,
@@ -241,6 +253,9 @@ class _Coordinator:
             self.opts.keep_failed,
             self.opts.show_log,
             self.pid,
+            None,
+            self.remote,
+            self.worker_root,
         )
         b = _Build(drv, ctx, forced, task, lock)
         self.event("build", drv, executor=self.backend.name)
@@ -252,6 +267,18 @@ class _Coordinator:
         for i, r in enumerate(parts):
             t = replace(task, realizer=self.pack(r, drv.dref), piece=i)
             self.running[self.backend.submit(run_piece_task, t)] = ("piece", (b, i))
+
+    def share_context(self, ctx: Context) -> None:
+        """(no shared filesystem) Push what the build's context names and the remote lacks."""
+        need = [r for rs in ctx.values() for r in rs if r not in self.on_remote]
+        if need:
+            res = push(need, self.remote_(), S=self.S)
+            self.on_remote.update(res.transferred, res.skipped)
+
+    def remote_(self) -> Remote:
+        if self.remote is None:
+            raise ValueError("no remote")
+        return self.remote
 
     def pack(self, r: Realizer, dref: DRef) -> Realizer | bytes:
         return r if self.backend.in_process else dumps_realizer(r, dref)
@@ -302,6 +329,14 @@ class _Coordinator:
             self.fail(b.drv, res.worker, _with_notes(res), res.tail)
         if b.pending:
             return
+        if self.remote is not None:
+            # Each piece was inserted and pushed by its worker (see tasks.run_piece_task).
+            if not b.failed:
+                rrefs = tuple(r for p in b.pieces if p is not None for r in p.rrefs)
+                self.build_done(b, TaskResult(res.worker, res.pid, rrefs=rrefs))
+            else:
+                b.lock.close()
+            return
         pieces = [p.piece for p in b.pieces if p is not None and p.piece is not None]
         if b.failed:
             if not self.opts.keep_failed:
@@ -318,6 +353,9 @@ class _Coordinator:
                 self.fail(b.drv, res.worker, _with_notes(res), res.tail)
                 return
             try:
+                if self.remote is not None:
+                    pull(res.rrefs, self.remote, S=self.S)
+                    self.on_remote.update(res.rrefs)
                 m = match_in(b.drv, self.S, context_hash(b.ctx))
             except Exception as e:
                 self.fail(b.drv, "coordinator", e)
@@ -374,11 +412,31 @@ def _with_notes(res: TaskResult) -> BaseException:
 
 
 def run_parallel(
-    c: Closure, S: StorageSettings, opts: RealizeOptions, jobs: int, executor: Any, t0: float
+    c: Closure,
+    S: StorageSettings,
+    opts: RealizeOptions,
+    jobs: int,
+    executor: Any,
+    t0: float,
+    remote: Any = None,
+    worker_root: str | None = None,
 ) -> Context:
-    """Realize ``c`` with ``jobs`` threads or on ``executor`` (see the module docstring)."""
+    """Realize ``c`` with ``jobs`` threads or on ``executor`` (see the module docstring).
+
+    With ``remote`` (a :class:`~pylightnix.remote.Remote` or URL), workers build
+    in their own stores and exchange realizations through it (docs/cluster.md).
+    """
     backend = open_backend(executor, jobs)
-    coord = _Coordinator(c, S, opts, backend, t0)
+    R: Remote | None = None
+    if remote is not None:
+        if backend.in_process:
+            backend.close()
+            raise ClusterError(
+                f"realize(remote={remote!r}) needs an executor whose workers run elsewhere "
+                "(a distributed.Client or a ProcessPoolExecutor), not threads of this process"
+            )
+        R = open_remote(remote)
+    coord = _Coordinator(c, S, opts, backend, t0, R, worker_root)
     try:
         with _running_events(backend, coord):
             return coord.run()

@@ -24,7 +24,13 @@ from pylightnix.types import Context
 
 
 def run_closure(
-    c: Closure, S: StorageSettings, opts: RealizeOptions, jobs: int, executor: Any
+    c: Closure,
+    S: StorageSettings,
+    opts: RealizeOptions,
+    jobs: int,
+    executor: Any,
+    remote: Any = None,
+    worker_root: str | None = None,
 ) -> Context:
     """Realize every derivation of ``c``; return the chosen realizations of each."""
     hook = current_hook()
@@ -33,10 +39,10 @@ def run_closure(
     if hook is not None:
         report(ProgressEvent("plan", total=total))
     with gc_shared(S):
-        if executor is None and jobs <= 1:
+        if executor is None and jobs <= 1 and remote is None:
             chosen = _run_sequential(c, S, opts, hook is not None, t0)
         else:
-            chosen = run_parallel(c, S, opts, jobs, executor, t0)
+            chosen = run_parallel(c, S, opts, jobs, executor, t0, remote, worker_root)
     if hook is not None:
         report(ProgressEvent("done", done=total, total=total, elapsed=time.monotonic() - t0))
     return chosen

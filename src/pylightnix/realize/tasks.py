@@ -25,25 +25,28 @@ threads) captures Python-level writes per task (see ``buildlog.py``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import socket
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pylightnix.config import Config
 from pylightnix.errors import RealizeError
-from pylightnix.realize.buildlog import TMP_LOG_NAME, capture_build_log, log_tail
+from pylightnix.realize.buildlog import TMP_LOG_NAME, add_log_note, capture_build_log, log_tail
 from pylightnix.realize.registry import Derivation
 from pylightnix.realize.step import RealizeOptions, build_in, check_promises, run_realizer
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
+from pylightnix.store.init import fsinit
 from pylightnix.store.insert import check_output, store_derivation, store_realization
-from pylightnix.store.settings import StorageSettings
+from pylightnix.store.locks import gc_shared
+from pylightnix.store.settings import StorageSettings, fsS, mkSS
 from pylightnix.types import Context, DRef, Path, Realizer, RRef
 
 PROGRESS_TOPIC = "pylightnix-progress"
@@ -69,6 +72,10 @@ class BuildTask:
         coordinator_pid: the coordinator's process id (a task in that process
             captures logs Python-level).
         piece: the output index of a split build, or ``None`` for a whole build.
+        remote: (no shared filesystem) the :class:`~pylightnix.remote.Remote`
+            the worker pulls the context from and pushes its outputs to.
+        worker_root: (no shared filesystem) the worker's store root (default:
+            the worker's ``$PYLIGHTNIX_ROOT``).
     """
 
     dref: DRef
@@ -83,6 +90,8 @@ class BuildTask:
     show_log: bool = False
     coordinator_pid: int = 0
     piece: int | None = None
+    remote: Any = None
+    worker_root: str | None = None
 
     def derivation(self) -> Derivation:
         r = self.realizer
@@ -181,17 +190,52 @@ def _failed(e: BaseException, worker: str, tail: Sequence[str]) -> TaskResult:
     return TaskResult(worker, os.getpid(), error=err, notes=tuple(notes), tail=tuple(tail))
 
 
+def worker_store(task: BuildTask) -> StorageSettings:
+    """(no shared filesystem) The worker's own store, created if missing."""
+    return fsinit(mkSS(task.worker_root) if task.worker_root else fsS())
+
+
+@contextlib.contextmanager
+def _on_worker(task: BuildTask) -> Iterator[BuildTask]:
+    """The task as this worker runs it: with a remote, on the worker's own store,
+    the context pulled first (GC of that store held off meanwhile)."""
+    if task.remote is None:
+        yield task
+        return
+    from pylightnix.remote import pull
+
+    Sw = worker_store(task)
+    with gc_shared(Sw):
+        deps = [r for rs in task.ctx.values() for r in rs]
+        if deps:
+            pull(deps, task.remote, S=Sw)
+        yield replace(task, S=Sw)
+
+
+def _pushed(task: BuildTask, rrefs: Sequence[RRef]) -> None:
+    if task.remote is not None:
+        from pylightnix.remote import push
+
+        push(rrefs, task.remote, S=task.S)
+
+
 def run_build_task(task: BuildTask) -> TaskResult:
-    """Build a whole derivation and insert its outputs (the coordinator holds the lock)."""
+    """Build a whole derivation and insert its outputs (the coordinator holds the lock).
+
+    With a remote, the build runs on the worker's own store and its outputs
+    are pushed before the task returns.
+    """
     worker = worker_label()
     _announce(task, worker)
     tmp = ""
     ok = False
     try:
-        drv = task.derivation()
-        tmp = mkdtemp_in(task.S.tmpdir, f"build-{dref_name(task.dref)}")
-        rrefs = build_in(drv, task.S, task.ctx, task.options(_fd_capture(task)), tmp, time.time())
-        ok = True
+        with _on_worker(task) as t:
+            drv = t.derivation()
+            tmp = mkdtemp_in(t.S.tmpdir, f"build-{dref_name(t.dref)}")
+            rrefs = build_in(drv, t.S, t.ctx, t.options(_fd_capture(t)), tmp, time.time())
+            ok = True
+            _pushed(t, rrefs)
         return TaskResult(worker, os.getpid(), rrefs=tuple(rrefs))
     except BaseException as e:
         return _failed(e, worker, log_tail(os.path.join(tmp, TMP_LOG_NAME)) if tmp else [])
@@ -201,9 +245,27 @@ def run_build_task(task: BuildTask) -> TaskResult:
 
 
 def run_piece_task(task: BuildTask) -> TaskResult:
-    """Build one output of a split build and check it; leave it in its private folder."""
+    """Build one output of a split build and check it; leave it in its private folder.
+
+    With a remote (the pieces' folders are on different machines, out of reach
+    of one insertion task), the output is inserted into the worker's own store
+    and pushed right away, and the result carries its RRef.
+    """
     worker = worker_label()
     _announce(task, worker)
+    try:
+        with _on_worker(task) as t:
+            res = _build_piece(t, worker)
+            if t.remote is not None and res.piece is not None:
+                res = run_insert_task(t, [res.piece])
+                if res.error is None:
+                    _pushed(t, res.rrefs)
+        return res
+    except BaseException as e:
+        return _failed(e, worker, [])
+
+
+def _build_piece(task: BuildTask, worker: str) -> TaskResult:
     tmp = ""
     ok = False
     try:
@@ -227,6 +289,8 @@ def run_piece_task(task: BuildTask) -> TaskResult:
         piece = Piece(tmp, Path(outs[0]), log, t0, time.time())
         return TaskResult(worker, os.getpid(), piece=piece)
     except BaseException as e:
+        if tmp and isinstance(e, RealizeError):
+            add_log_note(e, os.path.join(tmp, TMP_LOG_NAME))
         return _failed(e, worker, log_tail(os.path.join(tmp, TMP_LOG_NAME)) if tmp else [])
     finally:
         if tmp and not ok and not task.keep_failed:
