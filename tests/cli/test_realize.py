@@ -161,3 +161,29 @@ def test_realize_dask_refuses_a_bad_local_spec(plx: Run) -> None:
         "Error: --dask 'local:0': expected local:N with N a positive number of worker "
         "processes, e.g. local:4\n"
     )
+
+
+def test_realize_dask_with_a_folder_remote(plx: Run, tmp_path: Any) -> None:
+    """--dask local:1 --remote DIR builds on the worker's own store and pulls the results."""
+    plx("init")
+    cache = str(tmp_path / "cache")
+    worker_root = str(tmp_path / "worker-root")
+    env = {"PYLIGHTNIX_ROOT": worker_root}
+    r = plx("realize", f"{PIPELINE}:report", "--dask", "local:1", "--remote", cache, "--json",
+            "--no-progress", env=env)  # fmt: skip
+    other = str(tmp_path / "other")
+    plx("--store", other, "init", store=False)
+    seq = plx("--store", other, "realize", f"{PIPELINE}:report", "--json", store=False)
+    assert r.json() == seq.json()
+    stored = os.listdir(os.path.join(worker_root, "store-v1"))
+    assert sorted(n for n in stored if not n.startswith(".")) == sorted(
+        ["FORMAT", *(d.split(":")[1] for d in r.json()["context"])]
+    )
+    assert plx("verify", "--json").json()["damaged"] == []
+
+
+def test_realize_remote_without_dask_is_refused(plx: Run) -> None:
+    """--remote alone is a usage error."""
+    plx("init")
+    r = plx("realize", f"{PIPELINE}:report", "--remote", "/tmp/x", code=2)
+    assert r.err.endswith("Error: --remote needs --dask: it is how Dask workers exchange builds\n")

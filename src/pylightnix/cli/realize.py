@@ -32,7 +32,16 @@ from pylightnix.store.links import linkrref
     "dask_address",
     metavar="ADDRESS",
     help="Build on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N "
-    "for N local worker processes. Needs pylightnix[dask] and a store the workers see.",
+    "for N local worker processes. Needs pylightnix[dask] and a store the workers see, "
+    "or --remote.",
+)
+@click.option(
+    "--remote",
+    "remote_url",
+    metavar="URL",
+    help="With --dask, when workers do not share the store: a remote cache (folder, "
+    "s3://...) through which they get inputs and return outputs; each worker builds "
+    "in its own store ($PYLIGHTNIX_ROOT on the worker).",
 )
 @click.option(
     "--show-log",
@@ -60,6 +69,7 @@ def realize_cmd(
     jobs: int,
     keep_failed: bool,
     dask_address: str | None,
+    remote_url: str | None,
     show_log: bool | None,
     do_explain: bool,
     progress: bool,
@@ -76,10 +86,13 @@ def realize_cmd(
       pylightnix realize pipeline.py:report --show-log   # builds' output live
       pylightnix realize pipeline.py:sweep --dask local:4
       pylightnix realize pipeline.py:sweep --dask tcp://scheduler:8786
+      pylightnix realize pipeline.py:sweep --dask tcp://scheduler:8786 --remote s3://b/cache
 
     Progress goes to stderr: a live display on a terminal, plain lines
     otherwise (and always with --show-log, whose output would garble it).
     """
+    if remote_url is not None and dask_address is None:
+        raise click.UsageError("--remote needs --dask: it is how Dask workers exchange builds")
     S = store_settings()
     clo = instantiate_ref(stage, args, S)
     show = show_log_default() if show_log is None else show_log
@@ -105,6 +118,7 @@ def realize_cmd(
             dry_run=dry_run,
             jobs=jobs,
             executor=client,
+            remote=remote_url,
             keep_failed=keep_failed,
             show_log=show,
             explain=do_explain and view is None,
