@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from distributed import Client, LocalCluster, get_task_stream
 
+from distributed import Client, LocalCluster, get_task_stream
 from pylightnix import (
     Build,
     BuildError,
@@ -232,6 +232,10 @@ def _victim(b: Build) -> None:
         f.write(f"attempt {n}")
 
 
+def _victim_stage() -> DRef:
+    return mkdrv({"name": "victim"}, match_only(), build_wrapper(_victim))
+
+
 def test_a_worker_killed_mid_build_leaves_no_partial_realization(
     client: Client, S: StorageSettings, tmp_path: Any
 ) -> None:
@@ -239,9 +243,7 @@ def test_a_worker_killed_mid_build_leaves_no_partial_realization(
     d = str(tmp_path / "ctl")
     os.mkdir(d)
     os.mkfifo(os.path.join(d, "fifo"))
-    _, clo = instantiate(
-        lambda: mkdrv({"name": "victim"}, match_only(), build_wrapper(_victim)), S=S
-    )
+    _, clo = instantiate(_victim_stage, S=S)
     (dref,) = clo.targets
     out: dict[str, Any] = {}
 

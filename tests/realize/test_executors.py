@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -15,6 +17,7 @@ from pylightnix import (
     Build,
     ClusterError,
     StorageSettings,
+    allrrefs,
     build_cattrs,
     build_outpath,
     build_wrapper,
@@ -139,3 +142,43 @@ def test_open_backend_refuses_other_objects() -> None:
         ">): expected a concurrent.futures.Executor or a distributed.Client"
     )
     assert not is_dask_client(ThreadPoolExecutor())
+
+
+def test_a_pool_process_killed_mid_build_gives_a_clear_error(
+    S: StorageSettings, tmp_path: Any
+) -> None:
+    """SIGKILL of the pool process building a stage: ClusterError naming it, nothing stored."""
+    d = str(tmp_path / "ctl")
+    os.mkdir(d)
+    os.mkfifo(os.path.join(d, "fifo"))
+    _, clo = instantiate(_victim_stage, S=S)
+    (dref,) = clo.targets
+    out: dict[str, Any] = {}
+    with ProcessPoolExecutor(1) as ex:
+
+        def run() -> None:
+            try:
+                realize(clo, executor=ex, realize_args={dref: {"dir": d}})
+            except BaseException as e:
+                out["error"] = e
+
+        t = threading.Thread(target=run)
+        t.start()
+        first = os.path.join(d, "attempt-0")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(first) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with open(first) as f:
+            os.kill(int(f.read()), signal.SIGKILL)
+        t.join(60)
+    assert not t.is_alive()
+    e = out["error"]
+    assert type(e) is ClusterError
+    assert str(e).startswith(
+        f"the ProcessPoolExecutor task building stage 'victim' ({dref}) failed: BrokenProcessPool: "
+    )
+    assert str(e).endswith(
+        " (a worker died or the task could not run there; nothing of this build entered "
+        "the store: realize again to retry)"
+    )
+    assert list(allrrefs(S)) == []

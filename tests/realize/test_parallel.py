@@ -11,7 +11,9 @@ import pytest
 
 from pylightnix import (
     BuildError,
+    ClusterError,
     StorageSettings,
+    allrrefs,
     autostage,
     drefrrefs,
     instantiate,
@@ -91,3 +93,15 @@ def test_a_busy_build_lock_does_not_stall_other_builds(S: StorageSettings) -> No
     assert not t.is_alive()
     assert len(out["ctx"]) == 5
     assert len(drefrrefs(top, S)) == 1
+
+
+def test_remote_needs_workers_in_other_processes(S: StorageSettings, tmp_path: Any) -> None:
+    """realize(remote=...) with threads of this process is refused before anything runs."""
+    cache = str(tmp_path / "cache")
+    with pytest.raises(ClusterError) as ei:
+        realize(instantiate(_diamond, S=S), jobs=2, remote=cache)
+    assert str(ei.value) == (
+        f"realize(remote={cache!r}) needs an executor whose workers run elsewhere "
+        "(a distributed.Client or a ProcessPoolExecutor), not threads of this process"
+    )
+    assert list(allrrefs(S)) == []
