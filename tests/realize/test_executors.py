@@ -32,7 +32,7 @@ from pylightnix import (
 )
 from pylightnix.realize.executors import dumps_realizer, is_dask_client, open_backend
 from pylightnix.types import DRef
-from tests.realize.test_dask import _diamond, log_pid, read, seeds
+from tests.realize.test_dask import _diamond, _victim_stage, log_pid, read, seeds
 
 
 @pytest.fixture(scope="module")
