@@ -65,9 +65,6 @@ from pylightnix.store.locks import build_lock
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import Context, DRef, Realizer, RRef
 
-# How long the loop waits for a task before looking at Dask's "running" events again.
-_EVENT_POLL = 0.2
-
 
 def split_outputs(realizer: Realizer) -> list[Realizer] | None:
     """One realizer per output, if ``realizer`` offers them (``split_outputs()``)."""
@@ -180,8 +177,7 @@ class _Coordinator:
                     self.start(self.ready.popleft())
                 if not self.running:
                     break
-                timeout = _EVENT_POLL if not self.backend.in_process else None
-                fin, _ = wait(list(self.running), timeout, FIRST_COMPLETED)
+                fin, _ = wait(list(self.running), None, FIRST_COMPLETED)
                 for fut in fin:
                     kind, obj = self.running.pop(fut)
                     self.complete(kind, obj, fut)
@@ -246,7 +242,7 @@ class _Coordinator:
             drv.config,
             drv.promises,
             drv.deps,
-            self.pack(drv.realizer, drv.dref),
+            b"" if parts else self.pack(drv.realizer, drv.dref),  # pieces carry their own
             self.S,
             ctx,
             self.opts.realize_args.get(drv.dref, {}),
@@ -257,15 +253,17 @@ class _Coordinator:
             self.remote,
             self.worker_root,
         )
+        # Every piece is pickled before any is submitted: a refusal submits nothing.
+        pieces = [replace(task, realizer=self.pack(r, drv.dref), piece=i) for i, r in
+                  enumerate(parts or ())]  # fmt: skip
         b = _Build(drv, ctx, forced, task, lock)
         self.event("build", drv, executor=self.backend.name)
-        if parts is None:
+        if not pieces:
             self.running[self.backend.submit(run_build_task, task)] = ("build", b)
             return
-        b.pieces = [None] * len(parts)
-        b.pending = len(parts)
-        for i, r in enumerate(parts):
-            t = replace(task, realizer=self.pack(r, drv.dref), piece=i)
+        b.pieces = [None] * len(pieces)
+        b.pending = len(pieces)
+        for i, t in enumerate(pieces):
             self.running[self.backend.submit(run_piece_task, t)] = ("piece", (b, i))
 
     def share_context(self, ctx: Context) -> None:
