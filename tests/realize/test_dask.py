@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -236,11 +236,11 @@ def _victim_stage() -> DRef:
     return mkdrv({"name": "victim"}, match_only(), build_wrapper(_victim))
 
 
-def test_a_worker_killed_mid_build_leaves_no_partial_realization(
-    client: Client, S: StorageSettings, tmp_path: Any
-) -> None:
-    """SIGKILL of the worker running a build: Dask reruns it elsewhere; one complete realization."""
-    d = str(tmp_path / "ctl")
+def kill_mid_build(
+    S: StorageSettings, executor: Any, d: str, check: Callable[[int], None]
+) -> dict[str, Any]:
+    """Realize the victim stage on ``executor`` in a thread, SIGKILL the process of its
+    first attempt once it runs (after ``check(pid)``); return the context or the error."""
     os.mkdir(d)
     os.mkfifo(os.path.join(d, "fifo"))
     _, clo = instantiate(_victim_stage, S=S)
@@ -249,7 +249,7 @@ def test_a_worker_killed_mid_build_leaves_no_partial_realization(
 
     def run() -> None:
         try:
-            out["ctx"] = realize(clo, executor=client, realize_args={dref: {"dir": d}})[2]
+            out["ctx"] = realize(clo, executor=executor, realize_args={dref: {"dir": d}})[2]
         except BaseException as e:
             out["error"] = e
 
@@ -261,11 +261,24 @@ def test_a_worker_killed_mid_build_leaves_no_partial_realization(
         time.sleep(0.02)
     with open(first) as f:
         pid = int(f.read())
-    assert pid in worker_pids(client)
-    assert drefrrefs(dref, S) == []
+    check(pid)
     os.kill(pid, signal.SIGKILL)
     t.join(120)
     assert not t.is_alive()
+    return out
+
+
+def test_a_worker_killed_mid_build_leaves_no_partial_realization(
+    client: Client, S: StorageSettings, tmp_path: Any
+) -> None:
+    """SIGKILL of the worker running a build: Dask reruns it elsewhere; one complete realization."""
+    dref = instantiate(_victim_stage, S=S)[1].targets[0]
+
+    def check(pid: int) -> None:
+        assert pid in worker_pids(client)
+        assert drefrrefs(dref, S) == []
+
+    out = kill_mid_build(S, client, str(tmp_path / "ctl"), check)
     assert "error" not in out, out.get("error")
     (rref,) = out["ctx"][dref]
     assert sorted(os.listdir(rref2path(rref, S))) == ["__pylightnix__", "done.txt", "partial.txt"]

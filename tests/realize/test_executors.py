@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -32,7 +30,7 @@ from pylightnix import (
 )
 from pylightnix.realize.executors import dumps_realizer, is_dask_client, open_backend
 from pylightnix.types import DRef
-from tests.realize.test_dask import _diamond, _victim_stage, log_pid, read, seeds
+from tests.realize.test_dask import _diamond, _victim_stage, kill_mid_build, log_pid, read, seeds
 
 
 @pytest.fixture(scope="module")
@@ -148,30 +146,9 @@ def test_a_pool_process_killed_mid_build_gives_a_clear_error(
     S: StorageSettings, tmp_path: Any
 ) -> None:
     """SIGKILL of the pool process building a stage: ClusterError naming it, nothing stored."""
-    d = str(tmp_path / "ctl")
-    os.mkdir(d)
-    os.mkfifo(os.path.join(d, "fifo"))
-    _, clo = instantiate(_victim_stage, S=S)
-    (dref,) = clo.targets
-    out: dict[str, Any] = {}
+    dref = instantiate(_victim_stage, S=S)[1].targets[0]
     with ProcessPoolExecutor(1) as ex:
-
-        def run() -> None:
-            try:
-                realize(clo, executor=ex, realize_args={dref: {"dir": d}})
-            except BaseException as e:
-                out["error"] = e
-
-        t = threading.Thread(target=run)
-        t.start()
-        first = os.path.join(d, "attempt-0")
-        deadline = time.monotonic() + 60
-        while not os.path.exists(first) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with open(first) as f:
-            os.kill(int(f.read()), signal.SIGKILL)
-        t.join(60)
-    assert not t.is_alive()
+        out = kill_mid_build(S, ex, str(tmp_path / "ctl"), lambda pid: None)
     e = out["error"]
     assert type(e) is ClusterError
     assert str(e).startswith(
