@@ -139,6 +139,7 @@ class _Coordinator:
         self.lock_pool: ThreadPoolExecutor | None = None
         self.pid = os.getpid()
         self.by_dref = {d.dref: d for d in c.derivations}
+        self.pickled: dict[Realizer, bytes] = {}
 
     # -- progress and bookkeeping --------------------------------------------------
 
@@ -279,7 +280,16 @@ class _Coordinator:
         return self.remote
 
     def pack(self, r: Realizer, dref: DRef) -> Realizer | bytes:
-        return r if self.backend.in_process else dumps_realizer(r, dref)
+        if self.backend.in_process:
+            return r
+        try:
+            # Equal realizers (build_wrapper(f) of many stages) pickle alike: once per run.
+            hit = self.pickled.get(r)
+        except TypeError:  # unhashable
+            return dumps_realizer(r, dref)
+        if hit is None:
+            hit = self.pickled[r] = dumps_realizer(r, dref)
+        return hit
 
     def complete(self, kind: str, obj: Any, fut: Future[Any]) -> None:
         if kind == "lock":
