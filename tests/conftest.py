@@ -20,6 +20,8 @@ def _isolated_default_store(
     monkeypatch.setenv("PYLIGHTNIX_ROOT", str(root))
     monkeypatch.delenv("PYLIGHTNIX_STORE", raising=False)
     monkeypatch.delenv("PYLIGHTNIX_TMP", raising=False)
+    monkeypatch.delenv("PYLIGHTNIX_SUBSTITUTERS", raising=False)
+    monkeypatch.delenv("PYLIGHTNIX_TRUSTED_KEYS", raising=False)
     set_default_storage(None)
     inplace_reset()
     yield

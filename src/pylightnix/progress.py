@@ -26,11 +26,13 @@ class ProgressEvent:
             starts, under the build lock), ``"running"`` (a build task started
             on a Dask worker: ``extra["worker"]``), ``"built"``, ``"plan-build"`` (dry
             run: would build), ``"fail"``, ``"done"`` (realize), ``"explain"``
-            (``realize(explain=True)``: ``extra`` holds decision and reason) or
-            ``"download"`` (byte progress of a fetch).
+            (``realize(explain=True)``: ``extra`` holds decision and reason),
+            ``"download"`` (byte progress of a fetch) or ``"transfer"`` (byte
+            progress of a push or pull: ``name`` is the remote, ``extra`` holds
+            ``direction`` and ``rate``).
         dref: the derivation concerned, if any.
         name: its name.
-        done: stages finished so far (realize) or bytes so far (download).
+        done: stages finished so far (realize) or bytes so far (download, transfer).
         total: stages in the closure or bytes expected (0 when unknown).
         elapsed: seconds since the operation began.
         rrefs: realizations chosen, for ``reuse``/``built``.

@@ -82,3 +82,15 @@ def chain(n: int) -> DRef:
 def _step(b: Build) -> None:
     with open(os.path.join(build_outpath(b), "data.csv"), "w") as f:
         f.write(f"step {build_cattrs(b).i}\n" * 1000)
+
+
+def _noise(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "weights.bin"), "wb") as f:
+        f.write(os.urandom(build_cattrs(b).size))
+
+
+def noise(size: int) -> DRef:
+    """``size`` random bytes (incompressible), depending on stage 1."""
+    return mkdrv(
+        {"name": "noise", "size": size, "data": data(10)}, match_only(), build_wrapper(_noise)
+    )

@@ -25,10 +25,10 @@ from pylightnix import (
     realize,
     rref2path,
 )
-from pylightnix.errors import RefError, RemoteError, TrustError
+from pylightnix.errors import OptionError, RefError, RemoteError, TrustError
 from pylightnix.hashing import context_hash
 from pylightnix.refs import parse_rref, rref2dref
-from pylightnix.remote import generate_key, pull, push
+from pylightnix.remote import generate_key, open_remote, pull, push
 from pylightnix.remote.layout import (
     FORMAT_FILE,
     archive_path,
@@ -388,7 +388,7 @@ def test_push_to_read_only_http_is_refused(S: StorageSettings, tmp_path: Any) ->
         push([rr["data"]], "http://127.0.0.1:9/cache", S=S)
     assert str(e.value) == (
         "remote http://127.0.0.1:9/cache is read-only (http:// serves a pushed cache): "
-        "cannot write pylightnix-remote.json; push to the folder or bucket it serves instead"
+        "push to the folder or bucket it serves instead"
     )
 
 
@@ -432,3 +432,31 @@ def _finish(p: subprocess.Popen[str]) -> str:
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     return out
+
+
+def test_auto_compression_follows_a_sample_of_the_files(S: StorageSettings, tmp_path: Any) -> None:
+    """'auto' gzips text-like realizations and stores incompressible ones as plain tar."""
+    rr = build(S, stages.noise, 1 << 20)
+    cache = open_remote(str(tmp_path / "cache"))
+    push([rr["noise"]], cache, S=S)
+    assert [claim_of_remote(cache, r).compression for r in (rr["data"], rr["noise"])] == [
+        "gzip",
+        "none",
+    ]
+    forced = open_remote(str(tmp_path / "cache2"))
+    push([rr["noise"]], forced, S=S, compression="gzip")
+    assert claim_of_remote(forced, rr["noise"]).compression == "gzip"
+
+
+def test_unknown_compression_is_an_option_error(S: StorageSettings, tmp_path: Any) -> None:
+    """compression must be auto, gzip or none."""
+    rr = build(S)
+    with pytest.raises(OptionError) as e:
+        push([rr["data"]], str(tmp_path / "c"), S=S, compression="zstd")
+    assert str(e.value) == "compression='zstd': expected 'auto' or one of ['gzip', 'none']"
+
+
+def claim_of_remote(R: Any, r: RRef) -> Any:
+    data = R.read(claim_path(r))
+    assert data is not None
+    return parse_claim(data, r, "test")

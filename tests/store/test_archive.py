@@ -401,3 +401,36 @@ def test_an_unknown_compression_is_refused(S: StorageSettings, tmp_path: Any) ->
     assert str(ei.value) == "compression='zip': expected None, 'gz' or 'xz'"
     assert (ei.value.option, ei.value.value) == ("compression", "zip")  # type: ignore[attr-defined]
     assert os.listdir(tmp_path) == ["plx"]
+
+
+def test_realization_archive_is_deterministic(S: StorageSettings) -> None:
+    """One realization packs to the same bytes every time (gzip header without name or time),
+    with its files under <rhash>/ in sorted order and no owners or times."""
+    from pylightnix.store.archive import write_realization_archive
+
+    r = realize1(instantiate(_chain, "d", 1, S=S))
+    outs = []
+    for _ in range(2):
+        buf = io.BytesIO()
+        write_realization_archive(r, S, buf, compresslevel=1)
+        outs.append(buf.getvalue())
+    assert outs[0] == outs[1]
+    assert outs[0][4:8] == b"\0\0\0\0"  # gzip MTIME
+    rhash = parse_rref(r)[0]
+    with tarfile.open(fileobj=io.BytesIO(outs[0])) as tf:
+        members = tf.getmembers()
+    assert [m.name for m in members] == [
+        rhash,
+        f"{rhash}/__pylightnix__",
+        f"{rhash}/__pylightnix__/build.log",
+        f"{rhash}/__pylightnix__/context.json",
+        f"{rhash}/__pylightnix__/meta.json",
+        f"{rhash}/link",
+        f"{rhash}/out.txt",
+        f"{rhash}/run.sh",
+    ]
+    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {(0, 0, "", "", 0)}
+    plain = io.BytesIO()
+    write_realization_archive(r, S, plain, compresslevel=None)
+    with tarfile.open(fileobj=io.BytesIO(plain.getvalue())) as tf:
+        assert [m.name for m in tf.getmembers()] == [m.name for m in members]

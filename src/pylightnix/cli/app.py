@@ -38,6 +38,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("verify", "verify_cmd"),
     ("export", "export_cmd"),
     ("import_", "import_cmd"),
+    ("push", "push_cmd"),
+    ("pull", "pull_cmd"),
+    ("key", "key_cmd"),
 )
 
 

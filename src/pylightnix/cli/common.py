@@ -8,8 +8,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -22,6 +23,7 @@ from pylightnix.store.query import dref2path_checked, path2dref, path2rref, rref
 from pylightnix.store.settings import StorageSettings, fsS, mkSS
 from pylightnix.types import DRef, RRef
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 _AGE_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])\Z")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -182,3 +184,32 @@ def print_table(table: Table) -> None:
     text = "\n".join(line.rstrip() for line in cap.get().splitlines())
     c.file.write(text + "\n")
     c.file.flush()
+
+
+def remote_option(f: _F) -> _F:
+    """The ``--option KEY=VALUE`` option of commands that open a remote."""
+    return click.option(
+        "--option",
+        "options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A storage option of the remote for fsspec (e.g. endpoint_url=...); repeatable.",
+    )(f)
+
+
+def remote_options(options: tuple[str, ...]) -> dict[str, Any]:
+    """Storage options of a remote from ``--option KEY=VALUE`` (a JSON value, else text).
+
+    >>> remote_options(("endpoint_url=http://127.0.0.1:9000", "anon=true"))
+    {'endpoint_url': 'http://127.0.0.1:9000', 'anon': True}
+    """
+    out: dict[str, Any] = {}
+    for o in options:
+        k, sep, v = o.partition("=")
+        if not sep or not k:
+            raise click.BadParameter(f"{o!r}: expected KEY=VALUE", param_hint="--option")
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out

@@ -109,7 +109,7 @@ class ProgressView:
         elif k == "fail":
             self.current.pop(e.name, None)
             self._line(f"FAIL   {e.name}: {e.extra.get('error', '')}")
-        elif k == "download":
+        elif k in ("download", "transfer"):
             self._download(e)
         elif k == "explain":
             self._line(f"{e.extra['decision']:<6} {e.name}: {e.extra['reason']}")
@@ -128,7 +128,10 @@ class ProgressView:
         final = bool(e.total) and e.done >= e.total
         if final or now - self._last_dl_print.get(e.name, 0.0) >= _PLAIN_DOWNLOAD_EVERY:
             self._last_dl_print[e.name] = now
-            self._line(f"fetch  {e.name}  {_bytes(e.done, e.total)} at {human_size(int(rate))}/s")
+            verb = str(e.extra.get("direction", "fetch"))
+            self._line(
+                f"{verb:<6} {e.name}  {_bytes(e.done, e.total)} at {human_size(int(rate))}/s"
+            )
 
     def __rich__(self) -> RenderableType:
         now = time.monotonic()

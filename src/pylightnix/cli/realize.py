@@ -60,6 +60,23 @@ from pylightnix.store.links import linkrref
     help="Make a result link PATH to the target's realization (a GC root); "
     "more realizations get PATH-2, PATH-3...",
 )
+@click.option(
+    "--substituter",
+    "substituters",
+    multiple=True,
+    metavar="URL",
+    help="A remote cache to fetch stages from instead of building; repeatable "
+    "(default: $PYLIGHTNIX_SUBSTITUTERS).",
+)
+@click.option(
+    "--trusted-key",
+    "trusted",
+    multiple=True,
+    metavar="NAME:KEY",
+    help="Substitute only claims signed by this key; repeatable "
+    "(default: $PYLIGHTNIX_TRUSTED_KEYS).",
+)
+@click.option("--push", "push_to", metavar="URL", help="Push what is built to this remote cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print the chosen RRefs as JSON.")
 def realize_cmd(
     stage: str,
@@ -74,6 +91,9 @@ def realize_cmd(
     do_explain: bool,
     progress: bool,
     out_link: str | None,
+    substituters: tuple[str, ...],
+    trusted: tuple[str, ...],
+    push_to: str | None,
     as_json: bool,
 ) -> None:
     """Realize STAGE (module:function or path/to/file.py:function) and print the
@@ -87,6 +107,7 @@ def realize_cmd(
       pylightnix realize pipeline.py:sweep --dask local:4
       pylightnix realize pipeline.py:sweep --dask tcp://scheduler:8786
       pylightnix realize pipeline.py:sweep --dask tcp://scheduler:8786 --remote s3://b/cache
+      pylightnix realize pipeline.py:report --substituter s3://team-cache/plx
 
     Progress goes to stderr: a live display on a terminal, plain lines
     otherwise (and always with --show-log, whose output would garble it).
@@ -123,6 +144,9 @@ def realize_cmd(
             show_log=show,
             explain=do_explain and view is None,
             progress=view,
+            substituters=list(substituters) or None,
+            trusted_keys=list(trusted) or None,
+            push_to=push_to,
         )
     targets = {t: ctx.get(t) for t in c.targets}
     if out_link is not None:

@@ -24,6 +24,7 @@ and failure capture reuse. This module holds the public entry points.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -35,6 +36,8 @@ from pylightnix.realize.buildlog import show_log_default
 from pylightnix.realize.registry import Closure
 from pylightnix.realize.scheduler import run_closure
 from pylightnix.realize.step import RealizeOptions
+from pylightnix.remote.backend import Remote, open_remote
+from pylightnix.remote.substitute import make_substituters
 from pylightnix.store.layout import check_store
 from pylightnix.types import Context, DRef, RRef
 
@@ -102,6 +105,9 @@ def realize(
     explain: bool = False,
     remote: Any = None,
     worker_root: str | None = None,
+    substituters: Iterable[Remote | str | os.PathLike[str]] | None = None,
+    trusted_keys: Iterable[str] | None = None,
+    push_to: Remote | str | os.PathLike[str] | None = None,
 ) -> tuple[Any, Closure, Context]:
     """Realize a closure; return ``(result, closure, context)``.
 
@@ -130,6 +136,13 @@ def realize(
             outputs (docs/cluster.md).
         worker_root: the workers' store root with ``remote`` (default: each
             worker's ``$PYLIGHTNIX_ROOT``).
+        substituters: remote caches (URLs, folders or :class:`Remote`) asked for
+            a derivation's realizations in its context before building it
+            (default: ``$PYLIGHTNIX_SUBSTITUTERS``, whitespace-separated); an
+            unreachable one is a warning. A dry run does not ask them.
+        trusted_keys: public keys ``name:base64``; substituted claims must be
+            signed by one (default: ``$PYLIGHTNIX_TRUSTED_KEYS``).
+        push_to: a remote cache to push what this call builds to.
 
     Returns:
         the stage result, the closure, and the chosen realizations of every
@@ -148,6 +161,8 @@ def realize(
         opts,
         show_log=show_log_default() if show_log is None else show_log,
         log_fd=executor is None and jobs <= 1,
+        substituters=make_substituters(substituters, trusted_keys),
+        push_to=None if push_to is None else writable_remote(push_to),
     )
     S = c.S
     check_store(S)
@@ -163,6 +178,13 @@ def realize(
     else:
         ctx = run_closure(c, S, opts, jobs, executor, remote, worker_root)
     return c.result, c, ctx
+
+
+def writable_remote(url: Remote | str | os.PathLike[str]) -> Remote:
+    """The remote ``push_to`` names, refused now (before building) if it is read-only."""
+    r = open_remote(url)
+    r.check_writable()
+    return r
 
 
 def _single_target(c: Closure) -> DRef:

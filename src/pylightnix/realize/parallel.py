@@ -49,6 +49,7 @@ from pylightnix.realize.step import (
     context_of,
     decide,
     match_in,
+    push_built,
     unsatisfied_after_build,
 )
 from pylightnix.realize.tasks import (
@@ -371,6 +372,12 @@ class _Coordinator:
             if m is None:
                 self.fail(b.drv, "coordinator", unsatisfied_after_build(b.drv))
                 return
+            if self.opts.push_to is not None:
+                try:
+                    push_built(b.drv, self.S, m, self.opts.push_to)
+                except Exception as e:
+                    self.fail(b.drv, "coordinator", e)
+                    return
             why = "forced" if b.forced else "built"
             self.finish(StepResult(b.drv.dref, tuple(m), True, why), res.worker)
         finally:

@@ -22,6 +22,8 @@ from pylightnix.realize.build import build_tmpdir_set
 from pylightnix.realize.buildlog import TMP_LOG_NAME, add_log_note, capture_build_log
 from pylightnix.realize.registry import Derivation
 from pylightnix.refs import dref_name
+from pylightnix.remote.backend import Remote
+from pylightnix.remote.substitute import Substituters
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
 from pylightnix.store.insert import check_output, store_derivation, store_realization
 from pylightnix.store.locks import build_lock
@@ -46,6 +48,9 @@ class RealizeOptions:
     # fd-level log capture (subprocesses too) is process-global: only when builds
     # run one at a time; concurrent builds capture Python-level writes per thread.
     log_fd: bool = True
+    # Remote caches (docs/remote-format.md): asked before a build; pushed to after one.
+    substituters: Substituters | None = None
+    push_to: Remote | None = None
 
     def forced(self, dref: DRef) -> bool:
         return self.force_all or dref in self.force
@@ -208,9 +213,14 @@ def decide(
     """Steps 2-3: reuse what the matcher accepts (or a dry run's answer); ``None``: build."""
     forced = opts.forced(drv.dref)
     if not forced:
-        m = match_in(drv, S, context_hash(ctx))
+        chash = context_hash(ctx)
+        m = match_in(drv, S, chash)
         if m is not None:
             return StepResult(drv.dref, tuple(m), False, "matched")
+        if opts.substituters and not opts.dry_run:
+            m = substitute_in(drv, S, chash, opts.substituters)
+            if m is not None:
+                return StepResult(drv.dref, tuple(m), False, "substituted")
     if drv.dref in opts.assert_realized:
         # Checked before the dry-run exit: a dry run answers "would this fail?" too.
         raise NotRealizedError(
@@ -243,7 +253,32 @@ def realize_one(
         m = match_in(drv, S, chash)
     if m is None:
         raise unsatisfied_after_build(drv)
+    if opts.push_to is not None:
+        push_built(drv, S, m, opts.push_to)
     return StepResult(drv.dref, tuple(m), True, "forced" if forced else "built")
+
+
+def substitute_in(
+    drv: Derivation, S: StorageSettings, chash: str, subs: Substituters
+) -> list[RRef] | None:
+    """Pull what the substituters hold of ``drv`` in context ``chash``; ask the matcher again."""
+    if not subs.substitute(drv.dref, chash, S):
+        return None
+    return match_in(drv, S, chash)
+
+
+def push_built(drv: Derivation, S: StorageSettings, rrefs: list[RRef], remote: Remote) -> None:
+    """Push what a build just produced (``realize(push_to=...)``)."""
+    from pylightnix.remote.transfer import push
+
+    try:
+        push(rrefs, remote, S=S)
+    except Exception as e:
+        e.add_note(
+            f"{drv.dref} was built and stored locally, but pushing it to {remote.url} failed: "
+            f"run `pylightnix push {remote.url} REF` once the remote is back"
+        )
+        raise
 
 
 def match_in(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | None:

@@ -1,7 +1,7 @@
 """Push closures to a remote cache and pull them back (docs/remote-format.md).
 
-Push writes, per realization, the archive first, then its claim, then its
-context-index marker; claims go out dependencies first, so every claim a
+Push writes, per realization, the archive first, then its context-index
+marker, then its claim; claims go out dependencies first, so every claim a
 reader sees has its archive and its dependencies' claims complete behind it.
 Pull never trusts the remote: archives are checked against their claims'
 hash and size, unpacked into the store's temporary space, re-hashed, and
@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,10 +66,15 @@ from pylightnix.types import DRef, RRef
 
 JOBS = 8
 """Transfers in flight at once (threads: I/O, zlib and hashlib release the GIL)."""
-COMPRESSION = "gzip"
+COMPRESSION = "auto"
 GZIP_LEVEL = 1
-"""Measured in bench/remote.py: level 1 compresses text-like artifacts ~4x at several
-times the speed of the default 9; incompressible data costs little either way."""
+"""Measured (bench/remote.py, docs/remote-format.md): zlib level 1 compresses text-like
+artifacts ~3x at ~5x the speed of level 6, for 10% larger archives; on incompressible
+data (weights, images, compressed files) any level runs at ~16-20 MB/s for nothing."""
+SAMPLE_BYTES = 1 << 20
+"""``"auto"`` compresses a sample of this many bytes (the starts of the files) first."""
+_SAMPLE_PER_FILE = 64 << 10
+_MIN_RATIO = 1.1
 _BLOCK = 1 << 20
 T = TypeVar("T")
 U = TypeVar("U")
@@ -120,26 +126,30 @@ class _Progress:
         self.done = 0
         self.total = total
         self.t0 = time.monotonic()
-        self.extra = {"direction": direction, "remote": remote.url}
+        self.name = remote.url
+        self.extra = {"direction": direction}
 
     def __call__(self, n: int) -> None:
         if self.hook is None:
             return
         with self.lock:
             self.done += n
+            dt = time.monotonic() - self.t0
             self.hook(
                 ProgressEvent(
                     "transfer",
+                    name=self.name,
                     done=self.done,
                     total=self.total,
-                    elapsed=time.monotonic() - self.t0,
-                    extra=self.extra,
+                    elapsed=dt,
+                    extra={**self.extra, "rate": self.done / dt if dt > 0 else 0.0},
                 )
             )
 
 
-def _pmap(f: Callable[[T], U], xs: Sequence[T], jobs: int = JOBS) -> list[U]:
-    """``[f(x) for x in xs]`` on up to ``jobs`` threads; the first error is raised."""
+def _pmap(f: Callable[[T], U], xs: Sequence[T]) -> list[U]:
+    """``[f(x) for x in xs]`` on up to ``JOBS`` threads; the first error is raised."""
+    jobs = JOBS
     if len(xs) <= 1 or jobs <= 1:
         return [f(x) for x in xs]
     with ThreadPoolExecutor(max_workers=min(jobs, len(xs))) as ex:
@@ -225,7 +235,8 @@ def push(
         remote: a :class:`Remote` or a URL / folder path (see :func:`open_remote`).
         S: the local store (default: the current one).
         sign_with: a secret key file (:func:`generate_key`); each claim is signed.
-        compression: ``"gzip"`` (level 1, the default) or ``"none"``.
+        compression: ``"auto"`` (the default: gzip level 1 for each realization
+            whose sample compresses by 10% or more, else none), ``"gzip"`` or ``"none"``.
 
     Raises:
         RefError: an RRef is malformed or not in the store (or its closure is incomplete).
@@ -236,38 +247,40 @@ def push(
     s = fsS(S)
     check_store(s)
     R = open_remote(remote)
-    if compression not in COMPRESSIONS:
+    if compression != "auto" and compression not in COMPRESSIONS:
         raise OptionError(
-            f"compression={compression!r}: expected one of {sorted(COMPRESSIONS)}",
+            f"compression={compression!r}: expected 'auto' or one of {sorted(COMPRESSIONS)}",
             option="compression",
             value=compression,
         )
     key = load_secret_key(sign_with) if sign_with is not None else None
-    R.check_writable(FORMAT_FILE)
+    R.check_writable()
     with gc_shared(s):
         targets, order, drefs = closure_plan(refs, s)
         check_format(R, create=True)
-        listed = dict(zip(drefs, _pmap(lambda d: set(R.listdir(drv_dir(d))), drefs), strict=True))
+        listed = _listings(R, drefs)
         new_configs = [d for d in drefs if CONFIG_FILE not in listed[d]]
         send = [r for r in order if claim_name(r) not in listed[rref2dref(r)]]
         sending = set(send)
         skipped = [r for r in order if r not in sending]
         # Configs first: a claim is never seen before its derivation's config.
-        _pmap(
-            lambda d: R.write(
-                config_path(d), _read(os.path.join(store_dref2path(d, s), CONFIG_FILE))
-            ),
-            new_configs,
+        R.write_many(
+            [
+                (config_path(d), _read(os.path.join(store_dref2path(d, s), CONFIG_FILE)))
+                for d in new_configs
+            ]
         )
         progress = _Progress("push", R)
-        level = None if compression == "none" else GZIP_LEVEL
         tmp = mkdtemp_in(s.tmpdir, "push")
         try:
             claims = dict(
                 zip(
                     send,
                     _pmap(
-                        lambda r: _push_archive(r, s, R, tmp, compression, level, progress), send
+                        lambda r: _push_archive(
+                            r, s, R, tmp, compression, progress, bool(listed[rref2dref(r)])
+                        ),
+                        send,
                     ),
                     strict=True,
                 )
@@ -280,9 +293,13 @@ def push(
                 for r, c in claims.items()
             }
         for group in _levels(send, claims):
-            # A claim (and then its index marker) goes out only once every claim it
-            # depends on is out: a reader never sees a claim whose closure is partial.
-            _pmap(lambda r: _write_claim(R, claims[r]), group)
+            # A claim goes out only once every claim it depends on is out (a reader
+            # never sees a claim whose closure is partial), and after its index
+            # marker: a marker without its claim is ignored, while a claim present
+            # means its marker is present too (push skips claimed realizations).
+            cs = [claims[r] for r in group]
+            R.write_many([(index_path(c.rref, context_hash(c.context)), b"") for c in cs])
+            R.write_many([(claim_path(c.rref), claim_json(c)) for c in cs])
     return TransferResult(
         "push",
         R.url,
@@ -306,18 +323,25 @@ def _push_archive(
     R: Remote,
     tmp: str,
     compression: str,
-    level: int | None,
     progress: _Progress,
+    maybe_there: bool,
 ) -> Claim:
-    """Pack ``r`` into a local temporary archive, upload it unless present; its claim."""
+    """Pack ``r`` into a local temporary archive and upload it; its claim.
+
+    With ``maybe_there`` (the remote has a folder for its derivation, so an
+    earlier push may have been interrupted), an archive already there is not
+    uploaded again."""
     local = os.path.join(tmp, parse_rref(r)[0])
+    if compression == "auto":
+        compression = "gzip" if compressible(rref2path_(r, S)) else "none"
     with open(local, "wb") as f:
         w = _HashingWriter(f)
+        level = GZIP_LEVEL if compression == "gzip" else None
         write_realization_archive(r, S, w, compresslevel=level)
     ctx = read_context_file(os.path.join(rref2path_(r, S), RESERVED, CONTEXT_FILE))
     c = Claim(r, ctx, w.h.hexdigest(), w.n, compression)
     try:
-        if not R.exists(c.archive_path):
+        if not (maybe_there and R.exists(c.archive_path)):
             R.upload(local, c.archive_path, progress)
         else:
             progress(w.n)
@@ -326,9 +350,37 @@ def _push_archive(
     return c
 
 
-def _write_claim(R: Remote, c: Claim) -> None:
-    R.write(claim_path(c.rref), claim_json(c))
-    R.write(index_path(c.rref, context_hash(c.context)), b"")
+def compressible(folder: str) -> bool:
+    """Whether gzip is worth it: the starts of the files (up to ``SAMPLE_BYTES``)
+    compress by at least 10% at level 1. Small folders are always compressed."""
+    sample = bytearray()
+    for d, dirs, files in os.walk(folder):
+        dirs.sort()
+        for n in sorted(files):
+            p = os.path.join(d, n)
+            if os.path.islink(p):
+                continue
+            with open(p, "rb") as f:
+                sample += f.read(_SAMPLE_PER_FILE)
+            if len(sample) >= SAMPLE_BYTES:
+                break
+        if len(sample) >= SAMPLE_BYTES:
+            break
+    if len(sample) < 4096:
+        return True
+    return len(sample) >= _MIN_RATIO * len(zlib.compress(bytes(sample), GZIP_LEVEL))
+
+
+def _listings(R: Remote, drefs: list[DRef]) -> dict[DRef, set[str]]:
+    """What the remote holds in each derivation's folder (config, claims).
+
+    Many derivations: one listing of ``drv/`` first, and only the folders that
+    exist are listed (a first push of 1,000 stages costs one listing, not 1,000).
+    """
+    present = set(R.listdir("drv")) if len(drefs) > 16 else None
+    ask = [d for d in drefs if present is None or dref_dirname(d) in present]
+    got = dict(zip(ask, _pmap(lambda d: set(R.listdir(drv_dir(d))), ask), strict=True))
+    return {d: got.get(d, set()) for d in drefs}
 
 
 def _check_refs(refs: Iterable[RRef]) -> list[RRef]:
@@ -385,7 +437,7 @@ def pull(
         src = _source(R)
         frontier = sorted(set(want))
         while frontier:
-            datas = _pmap(lambda r: R.read(claim_path(r)), frontier)
+            datas = R.read_many([claim_path(r) for r in frontier])
             nxt: set[RRef] = set()
             for r, data in zip(frontier, datas, strict=True):
                 if data is None:
@@ -410,7 +462,10 @@ def pull(
             stage = mkdtemp_in(s.tmpdir, "pull")
             try:
                 _stage_configs(R, need, stage)
-                _pmap(lambda r: _fetch_archive(R, claims[r], stage, progress), order)
+                groups: dict[DRef, list[Claim]] = {}
+                for r in order:
+                    groups.setdefault(rref2dref(r), []).append(claims[r])
+                _pmap(lambda g: _fetch_group(R, g, stage, progress), list(groups.values()))
                 with open(os.path.join(stage, MANIFEST), "wb") as f:
                     f.write(staged_manifest(targets, order, need))
                 insert_staged_closure(stage, s, src, targets)
@@ -434,7 +489,7 @@ def _dependency_order(claims: dict[RRef, Claim]) -> list[RRef]:
 
 
 def _stage_configs(R: Remote, drefs: list[DRef], stage: str) -> None:
-    for d, data in zip(drefs, _pmap(lambda d: R.read(config_path(d)), drefs), strict=True):
+    for d, data in zip(drefs, R.read_many([config_path(d) for d in drefs]), strict=True):
         if data is None:
             raise RemoteError(
                 f"remote {R.url} lacks the config of {d} (an interrupted push? push again)",
@@ -443,6 +498,13 @@ def _stage_configs(R: Remote, drefs: list[DRef], stage: str) -> None:
         os.makedirs(os.path.join(stage, dref_dirname(d)), exist_ok=True)
         with open(os.path.join(stage, dref_dirname(d), CONFIG_FILE), "wb") as f:
             f.write(data)
+
+
+def _fetch_group(R: Remote, cs: list[Claim], stage: str, progress: _Progress) -> None:
+    """Fetch the archives of realizations of one derivation, one after the other (they
+    unpack into the same staged folder)."""
+    for c in cs:
+        _fetch_archive(R, c, stage, progress)
 
 
 def _fetch_archive(R: Remote, c: Claim, stage: str, progress: _Progress) -> None:
@@ -457,38 +519,43 @@ def _fetch_archive(R: Remote, c: Claim, stage: str, progress: _Progress) -> None
             expected=c.archive,
         )
 
-    local = os.path.join(stage, f".a-{rhash}")
-    if not R.download(c.archive_path, local, progress):
+    dst = os.path.join(stage, dref_dirname(c.dref))
+    os.makedirs(dst, exist_ok=True)
+    before = set(os.listdir(dst))
+    # A folder remote's archive is read where it lies (no copy): it is hashed first,
+    # and whatever it unpacks to is re-hashed against the RRef before insertion.
+    local = R.local_path(c.archive_path) or os.path.join(stage, f".a-{rhash}")
+    if R.is_local:
+        if not os.path.isfile(local):
+            raise bad("is missing behind its claim (an interrupted push? push it again)")
+        progress(os.path.getsize(local))
+    elif not R.download(c.archive_path, local, progress):
         raise bad("is missing behind its claim (an interrupted push? push it again)")
-    size = os.path.getsize(local)
-    if size != c.size:
-        raise bad(f"has {size} bytes, its claim says {c.size} (truncated or replaced)")
-    h = hashlib.sha256()
-    with open(local, "rb") as f:
-        while b := f.read(_BLOCK):
-            h.update(b)
-    if h.hexdigest() != c.archive:
-        raise bad(f"has sha256 {h.hexdigest()}, its claim says {c.archive} (corrupt)")
-    ex = os.path.join(stage, f".x-{rhash}")
     try:
+        size = os.path.getsize(local)
+        if size != c.size:
+            raise bad(f"has {size} bytes, its claim says {c.size} (truncated or replaced)")
+        h = hashlib.sha256()
+        with open(local, "rb") as f:
+            while b := f.read(_BLOCK):
+                h.update(b)
+        if h.hexdigest() != c.archive:
+            raise bad(f"has sha256 {h.hexdigest()}, its claim says {c.archive} (corrupt)")
         from pylightnix.unpack import safe_extract
 
-        safe_extract(local, ex, kind="tar")
+        safe_extract(local, dst, kind="tar")
     except (ArchiveError, UnsafeArchiveError) as e:
         raise bad(f"cannot be unpacked safely ({e})") from None
     finally:
-        os.unlink(local)
-    top = os.path.join(ex, rhash)
-    if os.listdir(ex) != [rhash] or os.path.islink(top) or not os.path.isdir(top):
-        raise bad(f"holds {sorted(os.listdir(ex))}, not the one folder {rhash}")
+        if not R.is_local:
+            os.unlink(local)
+    top = os.path.join(dst, rhash)
+    new = sorted(set(os.listdir(dst)) - before)
+    if new != [rhash] or os.path.islink(top) or not os.path.isdir(top):
+        raise bad(f"holds {new}, not the one folder {rhash}")
     try:
         ctx = read_context_file(os.path.join(top, RESERVED, CONTEXT_FILE))
     except (OSError, ValueError) as e:
         raise bad(f"holds an unreadable context ({e})") from None
     if {k: sorted(v) for k, v in ctx.items()} != c.context:
         raise bad("holds another context than its claim (forged)")
-    os.chmod(top, 0o755)  # to move it; the top folder's mode is not part of the RRef
-    dst = os.path.join(stage, dref_dirname(c.dref))
-    os.makedirs(dst, exist_ok=True)
-    os.rename(top, os.path.join(dst, rhash))
-    os.rmdir(ex)
