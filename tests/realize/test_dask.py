@@ -221,8 +221,9 @@ def test_several_failures_are_listed_in_one_error(client: Client, S: StorageSett
 def _victim(b: Build) -> None:
     d = b.realize_args["dir"]
     n = len([x for x in os.listdir(d) if x.startswith("attempt-")])
-    with open(os.path.join(d, f"attempt-{n}"), "w") as f:
+    with open(os.path.join(d, "pid.tmp"), "w") as f:
         f.write(str(os.getpid()))
+    os.rename(os.path.join(d, "pid.tmp"), os.path.join(d, f"attempt-{n}"))  # seen whole
     with open(os.path.join(build_outpath(b), "partial.txt"), "w") as f:
         f.write("half")
     if n == 0:

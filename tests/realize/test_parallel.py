@@ -12,11 +12,14 @@ import pytest
 from pylightnix import (
     BuildError,
     ClusterError,
+    ProgressEvent,
     StorageSettings,
     allrrefs,
     autostage,
     drefrrefs,
+    fsinit,
     instantiate,
+    mkSS,
     realize,
     rref2path,
     selfref,
@@ -85,7 +88,7 @@ def test_a_busy_build_lock_does_not_stall_other_builds(S: StorageSettings) -> No
         t = threading.Thread(target=lambda: out.update(ctx=realize(both, jobs=3)[2]))
         t.start()
         deadline = time.monotonic() + 60
-        while not drefrrefs(unrelated.dref, S) and time.monotonic() < deadline:
+        while len(drefrrefs(unrelated.dref, S)) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(drefrrefs(unrelated.dref, S)) == 3
         assert drefrrefs(top, S) == []
@@ -105,3 +108,17 @@ def test_remote_needs_workers_in_other_processes(S: StorageSettings, tmp_path: A
         "(a distributed.Client or a ProcessPoolExecutor), not threads of this process"
     )
     assert list(allrrefs(S)) == []
+
+
+def test_parallel_realize_pushes_and_substitutes(S: StorageSettings, tmp_path: Any) -> None:
+    """With jobs=2, push_to pushes each build; another store substitutes them all, building none."""
+    cache = str(tmp_path / "cache")
+    _, _, ctx = realize(instantiate(_diamond, S=S), jobs=2, push_to=cache)
+    S2 = fsinit(mkSS(str(tmp_path / "second")))
+    events: list[ProgressEvent] = []
+    _, _, ctx2 = realize(
+        instantiate(_diamond, S=S2), jobs=2, substituters=[cache], progress=events.append
+    )
+    assert ctx2 == ctx
+    assert sorted(e.extra["reason"] for e in events if e.kind == "reuse") == ["substituted"] * 4
+    assert [e for e in events if e.kind == "build"] == []
