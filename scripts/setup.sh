@@ -37,6 +37,6 @@ fi
 stamp=.venv/.pylightnix-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev,cli,ui,remote]'
+  .venv/bin/python -m pip install -q -e '.[dev,cli,ui,remote,dask]'
   touch "$stamp"
 fi

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from pylightnix.config import selfref as selfref
     from pylightnix.errors import ArchiveError as ArchiveError
     from pylightnix.errors import BuildError as BuildError
+    from pylightnix.errors import BuildsFailedError as BuildsFailedError
+    from pylightnix.errors import ClusterError as ClusterError
     from pylightnix.errors import ConfigError as ConfigError
     from pylightnix.errors import ExtraMissingError as ExtraMissingError
     from pylightnix.errors import FetchError as FetchError
@@ -210,7 +212,9 @@ _LAZY: dict[str, str] = {
     "AutoStage": "pylightnix.autostage",
     "Build": "pylightnix.realize.build",
     "BuildError": "pylightnix.errors",
+    "BuildsFailedError": "pylightnix.errors",
     "Closure": "pylightnix.realize.registry",
+    "ClusterError": "pylightnix.errors",
     "Config": "pylightnix.config",
     "ConfigDiff": "pylightnix.store.inspect",
     "ConfigError": "pylightnix.errors",
@@ -448,7 +452,9 @@ __all__ = [
     "AutoStage",
     "Build",
     "BuildError",
+    "BuildsFailedError",
     "Closure",
+    "ClusterError",
     "Config",
     "ConfigDiff",
     "ConfigError",

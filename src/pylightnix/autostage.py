@@ -84,6 +84,7 @@ from typing import Any
 from pylightnix.config import is_refpath
 from pylightnix.errors import InstantiateError, RefError
 from pylightnix.realize.build import Build, build_paths, mkbuild
+from pylightnix.realize.executors import pickled_by_value
 from pylightnix.realize.failures import capture_output_failure, output_failures_captured
 from pylightnix.realize.matchers import match_latest
 from pylightnix.realize.registry import Registry, mkdrv
@@ -387,9 +388,22 @@ def _attrs_list(dref: DRef, rrefs: list[RRef], S: StorageSettings) -> Any:
 
 @dataclass(frozen=True)
 class AutoRealizer:
-    """The realizer of an autostage: calls the function once per output (picklable)."""
+    """The realizer of an autostage: calls the function once per output (picklable).
+
+    With ``only=i`` it builds output ``i`` alone (the function is called once,
+    with ``rindex=i``; ``build.outpaths`` still lists ``nouts`` folders):
+    :meth:`split_outputs` gives the parallel scheduler one such realizer per
+    output, so the outputs of a ``nouts=N`` build run as N tasks.
+    """
 
     stage: AutoStage
+    only: int | None = None
+
+    def split_outputs(self) -> list[AutoRealizer] | None:
+        """One realizer per output (``None`` for a single-output stage)."""
+        if self.stage.nouts == 1 or self.only is not None:
+            return None
+        return [AutoRealizer(self.stage, i) for i in range(self.stage.nouts)]
 
     def __call__(
         self, S: StorageSettings, dref: DRef, context: Context, realize_args: Mapping[str, Any]
@@ -409,9 +423,11 @@ class AutoRealizer:
                 base[p] = v
         t0 = time.time()
         # Under realizeE, a failing output of a multi-output build is recorded alone.
-        capture = st.nouts > 1 and output_failures_captured()
+        capture = st.nouts > 1 and self.only is None and output_failures_captured()
         errors: dict[int, Exception] = {}
         for i, out in enumerate(b.outpaths):
+            if self.only is not None and i != self.only:
+                continue
             kw = dict(base)
             for p in st.config_params:
                 v = cfg[p]
@@ -429,6 +445,8 @@ class AutoRealizer:
                 if not capture:
                     raise
                 errors[i] = e
+        if self.only is not None:
+            return [b.outpaths[self.only]]
         if len(errors) == len(b.outpaths):
             raise errors[0]
         for i, err in errors.items():
@@ -436,6 +454,8 @@ class AutoRealizer:
         return [o for i, o in enumerate(b.outpaths) if i not in errors]
 
     def __repr__(self) -> str:
+        if self.only is not None:
+            return f"AutoRealizer({self.stage.name}, output {self.only})"
         return f"AutoRealizer({self.stage.name})"
 
 
@@ -511,6 +531,11 @@ class AutoStage:
         return track_code(self.f)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if pickled_by_value(self.f.__module__):
+            # A script's stage: a worker process cannot import its module; by
+            # value (cloudpickle, which the executors use then, carries ``f``).
+            fields = (self.matcher, self.source, dict(self.defaults), self.params)
+            return (AutoStage, (self.f, self.name, self.nouts, *fields, dict(self.extra)))
         # The module attribute is the stage itself, not ``f``: pickle by reference to it.
         return (_load_stage, (self.f.__module__, self.f.__qualname__))
 

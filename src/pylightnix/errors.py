@@ -16,10 +16,12 @@ catch, and carries the offending values as attributes::
     ├── InstantiateError (RuntimeError)
     ├── RealizeError (RuntimeError)      .dref
     │   ├── BuildError                   .dref, .stage
+    │   │   └── BuildsFailedError        .failures
     │   ├── PromiseError                 .dref, .missing
     │   ├── MatcherError                 .dref
     │   ├── NotRealizedError             .dref
-    │   └── ReplError                    .dref
+    │   ├── ReplError                    .dref
+    │   └── ClusterError                 .dref or .path
     ├── LockError (RuntimeError)         .path
     ├── InUseError (RuntimeError)        .ref, .users
     ├── OptionError (ValueError)         .option, .value
@@ -101,6 +103,14 @@ class BuildError(RealizeError):
     """A realizer raised; the original exception is chained as ``__cause__``."""
 
 
+class BuildsFailedError(BuildError):
+    """Several builds of one parallel realize failed; ``.failures`` lists each.
+
+    Each entry is a dict with ``dref``, ``stage``, ``worker``, ``error`` and
+    ``tail`` (the last lines of its build log).
+    """
+
+
 class PromiseError(RealizeError):
     """A build did not produce files its config promised (``[selfref, ...]``)."""
 
@@ -115,6 +125,11 @@ class NotRealizedError(RealizeError):
 
 class ReplError(RealizeError):
     """A REPL session call does not fit its state (nothing paused, already done...)."""
+
+
+class ClusterError(RealizeError):
+    """Builds cannot run on the executor: workers do not see the store, a realizer
+    does not pickle, or a worker died for good while building."""
 
 
 class LockError(PylightnixError, RuntimeError):

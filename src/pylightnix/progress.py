@@ -23,7 +23,8 @@ class ProgressEvent:
 
     Attributes:
         kind: ``"plan"``, ``"check"``, ``"reuse"``, ``"build"`` (a realizer
-            starts, under the build lock), ``"built"``, ``"plan-build"`` (dry
+            starts, under the build lock), ``"running"`` (a build task started
+            on a Dask worker: ``extra["worker"]``), ``"built"``, ``"plan-build"`` (dry
             run: would build), ``"fail"``, ``"done"`` (realize), ``"explain"``
             (``realize(explain=True)``: ``extra`` holds decision and reason),
             ``"download"`` (byte progress of a fetch), ``"transfer"`` (byte

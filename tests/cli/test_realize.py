@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Any
 
 from tests.cli.conftest import PIPELINE, Built, Run
 
@@ -134,3 +136,55 @@ def test_unknown_arg_is_a_one_line_error(plx: Run) -> None:
         f"Error: stage {PIPELINE}:report has no parameter 'nope' (its parameters: lr, n)\n"
     )
     assert plx("ls", "--json").json() == []
+
+
+def test_realize_on_a_local_dask_cluster(plx: Run, tmp_path: Any) -> None:
+    """--dask local:2 builds the pipeline file's stages on two worker processes."""
+    plx("init")
+    r = plx("realize", f"{PIPELINE}:report", "--dask", "local:2", "--json")
+    lines = _lines_without_times(r.err)
+    runs = [x for x in lines if x.startswith("run    ")]
+    assert [x.split("  ")[0] for x in runs] == ["run"] * 3
+    assert all(re.fullmatch(r"run    \w+  on tcp://127\.0\.0\.1:\d+ \(.+\)", x) for x in runs)
+    other = str(tmp_path / "other")
+    plx("--store", other, "init", store=False)
+    seq = plx("--store", other, "realize", f"{PIPELINE}:report", "--json", store=False)
+    assert r.json() == seq.json()
+    (train,) = (rs[0] for d, rs in r.json()["context"].items() if d.endswith("-train"))
+    assert plx("log", train).out == "training on 100 rows with lr=0.1\n"  # a subprocess's
+
+
+def test_realize_dask_refuses_a_bad_local_spec(plx: Run) -> None:
+    """--dask local:0 is refused with what to write instead."""
+    plx("init")
+    r = plx("realize", f"{PIPELINE}:report", "--dask", "local:0", code=1)
+    assert r.err == (
+        "Error: --dask 'local:0': expected local:N with N a positive number of worker "
+        "processes, e.g. local:4\n"
+    )
+
+
+def test_realize_dask_with_a_folder_remote(plx: Run, tmp_path: Any) -> None:
+    """--dask local:1 --remote DIR builds on the worker's own store and pulls the results."""
+    plx("init")
+    cache = str(tmp_path / "cache")
+    worker_root = str(tmp_path / "worker-root")
+    env = {"PYLIGHTNIX_ROOT": worker_root}
+    r = plx("realize", f"{PIPELINE}:report", "--dask", "local:1", "--remote", cache, "--json",
+            "--no-progress", env=env)  # fmt: skip
+    other = str(tmp_path / "other")
+    plx("--store", other, "init", store=False)
+    seq = plx("--store", other, "realize", f"{PIPELINE}:report", "--json", store=False)
+    assert r.json() == seq.json()
+    stored = os.listdir(os.path.join(worker_root, "store-v1"))
+    assert sorted(n for n in stored if not n.startswith(".")) == sorted(
+        ["FORMAT", *(d.split(":")[1] for d in r.json()["context"])]
+    )
+    assert plx("verify", "--json").json()["damaged"] == []
+
+
+def test_realize_remote_without_dask_is_refused(plx: Run) -> None:
+    """--remote alone is a usage error."""
+    plx("init")
+    r = plx("realize", f"{PIPELINE}:report", "--remote", "/tmp/x", code=2)
+    assert r.err.endswith("Error: --remote needs --dask: it is how Dask workers exchange builds\n")

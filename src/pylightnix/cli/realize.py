@@ -15,6 +15,7 @@ from pylightnix.cli.progress import ProgressView, stage_labels
 from pylightnix.cli.stageref import arg_option, instantiate_ref, set_option, stage_argument
 from pylightnix.progress import progress_hook
 from pylightnix.realize.buildlog import show_log_default
+from pylightnix.realize.dask import dask_client
 from pylightnix.realize.engine import realize
 from pylightnix.realize.explain import explain, report_explanations
 from pylightnix.realize.failures import realizeE
@@ -30,6 +31,22 @@ from pylightnix.store.links import linkrref
 @click.option("--dry-run", is_flag=True, help="Decide only; build nothing.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--keep-failed", is_flag=True, help="Keep the temporary folder of a failed build.")
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    help="Build on a Dask cluster: a scheduler address (tcp://HOST:8786), or local:N "
+    "for N local worker processes. Needs pylightnix[dask] and a store the workers see, "
+    "or --remote.",
+)
+@click.option(
+    "--remote",
+    "remote_url",
+    metavar="URL",
+    help="With --dask, when workers do not share the store: a remote cache (folder, "
+    "s3://...) through which they get inputs and return outputs; each worker builds "
+    "in its own store ($PYLIGHTNIX_ROOT on the worker).",
+)
 @click.option(
     "--show-log",
     is_flag=True,
@@ -80,6 +97,8 @@ def realize_cmd(
     dry_run: bool,
     jobs: int,
     keep_failed: bool,
+    dask_address: str | None,
+    remote_url: str | None,
     show_log: bool | None,
     do_explain: bool,
     progress: bool,
@@ -100,16 +119,22 @@ def realize_cmd(
       pylightnix realize pipeline.py:report --set data.n=300   # a nested stage's key
       pylightnix realize pipeline.py:report --show-log   # builds' output live
       pylightnix realize sweep.py:sweep --keep-going     # failed runs recorded
+      pylightnix realize pipeline.py:sweep --dask local:4
+      pylightnix realize pipeline.py:sweep --dask tcp://scheduler:8786
+      pylightnix realize pipeline.py:sweep --dask tcp://scheduler:8786 --remote s3://b/cache
       pylightnix realize pipeline.py:report --substituter s3://team-cache/plx
 
     Progress goes to stderr: a live display on a terminal, plain lines
     otherwise (and always with --show-log, whose output would garble it).
     """
-    if keep_going and (dry_run or jobs > 1 or keep_failed or show_log or substituters or push_to):
+    remote_options = substituters or push_to or dask_address
+    if keep_going and (dry_run or jobs > 1 or keep_failed or show_log or remote_options):
         raise click.UsageError(
             "--keep-going builds one stage at a time and records failures in the store: "
-            "drop --dry-run, --jobs, --keep-failed, --show-log, --substituter and --push"
+            "drop --dry-run, --jobs, --keep-failed, --show-log, --substituter, --push and --dask"
         )
+    if remote_url is not None and dask_address is None:
+        raise click.UsageError("--remote needs --dask: it is how Dask workers exchange builds")
     S = store_settings()
     clo = instantiate_ref(stage, args, S, sets)
     show = show_log_default() if show_log is None else show_log
@@ -123,7 +148,10 @@ def realize_cmd(
             to_build=sum(e.decision == "build" for e in exps),
             labels=stage_labels(clo[1].derivations),
         )
-    with _results_stdout(), view if view is not None else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_results_stdout())
+        if view is not None:
+            stack.enter_context(view)
         if view is not None and do_explain:
             with progress_hook(view):
                 report_explanations(exps)
@@ -135,11 +163,14 @@ def realize_cmd(
             )
         else:
             failures = {}
+            client = stack.enter_context(dask_client(dask_address)) if dask_address else None
             _, c, ctx = realize(
                 clo,
                 force_rebuild=force_rebuild,
                 dry_run=dry_run,
                 jobs=jobs,
+                executor=client,
+                remote=remote_url,
                 keep_failed=keep_failed,
                 show_log=show,
                 explain=do_explain and view is None,

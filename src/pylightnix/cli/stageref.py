@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from pylightnix.errors import InstantiateError, PylightnixError
+from pylightnix.realize.executors import BY_VALUE
 from pylightnix.realize.overrides import check_stage_args, config_overrides, parse_override
 from pylightnix.realize.registry import Closure, Registry, instantiate
 from pylightnix.store.settings import StorageSettings
@@ -42,7 +43,9 @@ def load_stage(text: str) -> Callable[..., Any]:
         if spec is None or spec.loader is None:  # pragma: no cover - .py files always have one
             raise click.BadParameter(f"cannot load {mod_part!r} as Python", param_hint="STAGE")
         mod = importlib.util.module_from_spec(spec)
-        # Registered before running, so that pickling its functions (jobs, executors) works.
+        # Registered before running, so that pickling its functions (jobs, executors) works;
+        # workers of another machine cannot import it by name: its code crosses by value.
+        setattr(mod, BY_VALUE, True)
         sys.modules[name] = mod
         sys.path.insert(0, os.path.dirname(path))
         spec.loader.exec_module(mod)

@@ -20,6 +20,10 @@ Two capture modes, chosen by the engine:
   not captured in this mode (pass ``stdout=``/``stderr=`` explicitly, or
   build with ``jobs=1``).
 
+Builds on executors (``realize/tasks.py``) capture at the fd level in a
+worker process that runs one task at a time (a process pool's process, a
+single-threaded Dask worker), and Python-level otherwise.
+
 With ``tee=True`` the output is also shown live on the original stream.
 """
 

@@ -309,6 +309,8 @@ class ProgressDisplay:
             self.failed += 1
             self._finish(name)
             self._line(f"FAIL   {name}: {e.extra.get('error', '')}")
+        elif k == "running":
+            self._line(f"run    {name}  on {e.extra.get('worker', '?')}")
         elif k in ("download", "transfer"):
             self._download(e, name)
         elif k == "explain":

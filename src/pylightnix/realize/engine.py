@@ -102,10 +102,12 @@ def realize(
     realize_args: Mapping[DRef, Mapping[str, Any]] | None = None,
     keep_failed: bool = False,
     jobs: int = 1,
-    executor: Executor | None = None,
+    executor: Executor | Any | None = None,
     progress: Any = None,
     show_log: bool | None = None,
     explain: bool = False,
+    remote: Any = None,
+    worker_root: str | None = None,
     substituters: Iterable[Remote | str | os.PathLike[str]] | None = None,
     trusted_keys: Iterable[str] | None = None,
     push_to: Remote | str | os.PathLike[str] | None = None,
@@ -120,8 +122,11 @@ def realize(
             dependants) are left out of the returned context.
         realize_args: per-DRef extra arguments handed to realizers.
         keep_failed: keep the temporary folder of a failed build (its path is logged).
-        jobs: how many derivations to realize at once (threads).
-        executor: a ``concurrent.futures.Executor`` to run derivations on instead.
+        jobs: how many builds to run at once (threads); the outputs of an
+            ``@autostage(nouts=N)`` build are N builds.
+        executor: run builds there instead: a ``concurrent.futures.Executor``
+            (a ``ProcessPoolExecutor``: realizers must pickle) or a
+            ``distributed.Client`` (see docs/cluster.md). Reuse is decided here.
         progress: ``True`` to show progress (a live display on a terminal, plain
             lines otherwise; see :mod:`pylightnix.realize.display`), a callback
             receiving :class:`ProgressEvent` records, or ``False``; default:
@@ -131,6 +136,12 @@ def realize(
         explain: first log (logger ``pylightnix.realize``, level INFO) and report
             (``ProgressEvent("explain")``) why each stage will be reused or built;
             see :func:`pylightnix.realize.explain.explain`.
+        remote: no shared filesystem: a remote cache (URL or
+            :class:`~pylightnix.remote.Remote`) through which the ``executor``'s
+            workers, each on its own store, get their inputs and return their
+            outputs (docs/cluster.md).
+        worker_root: the workers' store root with ``remote`` (default: each
+            worker's ``$PYLIGHTNIX_ROOT``).
         substituters: remote caches (URLs, folders or :class:`Remote`) asked for
             a derivation's realizations in its context before building it
             (default: ``$PYLIGHTNIX_SUBSTITUTERS``, whitespace-separated); an
@@ -172,9 +183,9 @@ def realize(
                 report_explanations(_explain(c, force_rebuild=force_rebuild))
         if hook is not None:
             with progress_hook(hook):
-                ctx = run_closure(c, S, opts, jobs, executor)
+                ctx = run_closure(c, S, opts, jobs, executor, remote, worker_root)
         else:
-            ctx = run_closure(c, S, opts, jobs, executor)
+            ctx = run_closure(c, S, opts, jobs, executor, remote, worker_root)
     return c.result, c, ctx
 
 

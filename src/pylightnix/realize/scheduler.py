@@ -1,8 +1,9 @@
 """The scheduler: realize every derivation of a closure in dependency order.
 
 ``jobs=1`` walks the closure in its (topological) order; ``jobs>1`` or an
-``executor`` runs derivations whose dependencies are done concurrently,
-stops submitting at the first error, waits for running ones, and re-raises.
+``executor`` (threads, processes, a Dask client) runs the builds of
+derivations whose dependencies are done concurrently while this process
+decides reuse (``parallel.py``).
 No store-wide lock is held: what each step matches or builds becomes a
 temporary root of this process (``step.match_in``), so a concurrent
 collection keeps it. ``jobs=1`` registers the matches in one batch, before
@@ -11,15 +12,14 @@ each build and at the end (a no-op realize writes once).
 
 from __future__ import annotations
 
-import contextvars
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from pylightnix.errors import RealizeError
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.matchers import score_file
+from pylightnix.realize.parallel import run_parallel
 from pylightnix.realize.registry import Closure, Derivation
 from pylightnix.realize.step import (
     MATCH_RETRIES,
@@ -36,11 +36,17 @@ from pylightnix.realize.step import (
 from pylightnix.refs import dref_name
 from pylightnix.store.chosen import record_chosen
 from pylightnix.store.settings import StorageSettings
-from pylightnix.types import Context, DRef
+from pylightnix.types import Context
 
 
 def run_closure(
-    c: Closure, S: StorageSettings, opts: RealizeOptions, jobs: int, executor: Executor | None
+    c: Closure,
+    S: StorageSettings,
+    opts: RealizeOptions,
+    jobs: int,
+    executor: Any,
+    remote: Any = None,
+    worker_root: str | None = None,
 ) -> Context:
     """Realize every derivation of ``c``; return the chosen realizations of each."""
     hook = current_hook()
@@ -49,11 +55,11 @@ def run_closure(
     if hook is not None:
         report(ProgressEvent("plan", total=total))
     with build_folders():
-        if executor is None and jobs <= 1:
+        if executor is None and jobs <= 1 and remote is None:
             chosen = _run_sequential_registered(c, S, opts, hook is not None, t0)
         else:
             with immediate_registration():
-                chosen = _run_parallel(c, S, opts, jobs, executor, hook is not None, t0)
+                chosen = run_parallel(c, S, opts, jobs, executor, t0, remote, worker_root)
     if hook is not None:
         report(ProgressEvent("done", done=total, total=total, elapsed=time.monotonic() - t0))
     return chosen
@@ -153,80 +159,4 @@ def _run_sequential(
             continue
         res = _step(drv, S, ctx, opts, progress, i, total, t0)
         _record(res, chosen, progress, i + 1, total, t0)
-    return chosen
-
-
-def _run_parallel(
-    c: Closure,
-    S: StorageSettings,
-    opts: RealizeOptions,
-    jobs: int,
-    executor: Executor | None,
-    progress: bool,
-    t0: float,
-) -> Context:
-    chosen: Context = {}
-    total = len(c.derivations)
-    users: dict[DRef, list[Derivation]] = {d.dref: [] for d in c.derivations}
-    waiting: dict[DRef, int] = {}
-    for d in c.derivations:
-        waiting[d.dref] = len(d.deps)
-        for dep in d.deps:
-            users[dep].append(d)
-    ready = deque(d for d in c.derivations if waiting[d.dref] == 0)
-    done = 0
-
-    def finish(res: StepResult) -> None:
-        nonlocal done
-        done += 1
-        _record(res, chosen, progress, done, total, t0)
-        for u in users[res.dref]:
-            waiting[u.dref] -= 1
-            if waiting[u.dref] == 0:
-                ready.append(u)
-
-    own = executor is None
-    ex: Executor = executor if executor is not None else ThreadPoolExecutor(max_workers=jobs)
-    running: set[Future[StepResult]] = set()
-    error: BaseException | None = None
-    try:
-        while ready or running:
-            while ready and error is None:
-                drv = ready.popleft()
-                ctx = context_of(drv, chosen)
-                if ctx is None:
-                    finish(StepResult(drv.dref, None, False, "a dependency would be built"))
-                    continue
-                fut = ex.submit(
-                    contextvars.copy_context().run,
-                    _step,
-                    drv,
-                    S,
-                    ctx,
-                    opts,
-                    progress,
-                    done,
-                    total,
-                    t0,
-                )
-                running.add(fut)
-            if not running:
-                break
-            fin, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in fin:
-                running.discard(fut)
-                try:
-                    res = fut.result()
-                except BaseException as e:
-                    if error is None:
-                        error = e
-                    continue
-                finish(res)
-            if error is not None:
-                ready.clear()
-    finally:
-        if own:
-            ex.shutdown(wait=True)
-    if error is not None:
-        raise error
     return chosen

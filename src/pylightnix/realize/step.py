@@ -302,13 +302,13 @@ def give_back_build_folder(S: StorageSettings, tmp: str) -> None:
         cur[1].setdefault(S.tmpdir, []).append(tmp)
 
 
-def realize_one(
+def decide(
     drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions
-) -> StepResult:
-    """Steps 2-4 of the algorithm for one derivation in the given direct context."""
-    chash = context_hash(ctx)
+) -> StepResult | None:
+    """Steps 2-3: reuse what the matcher accepts (or a dry run's answer); ``None``: build."""
     forced = opts.forced(drv.dref)
     if not forced:
+        chash = context_hash(ctx)
         m = match_in(drv, S, chash)
         if m is not None:
             return StepResult(drv.dref, tuple(m), False, "matched")
@@ -325,8 +325,20 @@ def realize_one(
         )
     if opts.dry_run:
         return StepResult(drv.dref, None, False, "forced" if forced else "unmatched")
+    return None
+
+
+def realize_one(
+    drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions
+) -> StepResult:
+    """Steps 2-4 of the algorithm for one derivation in the given direct context."""
+    decided = decide(drv, S, ctx, opts)
+    if decided is not None:
+        return decided
     # The build reads its context: what was chosen so far must be registered.
     flush_deferred(S)
+    chash = context_hash(ctx)
+    forced = opts.forced(drv.dref)
     with build_lock(S, drv.dref):
         if not forced:
             # Another process may have built it while we waited for the lock.
