@@ -220,7 +220,16 @@ def remove_tree(path: str) -> None:
     if os.path.islink(path) or not os.path.isdir(path):
         os.unlink(path)
         return
-    make_writable(path)
+    # Only folders get their write bit back: unlinking a file needs a writable
+    # folder, not a writable file, and a file may share its inode with a stored
+    # realization (a build log hard-linked into its first output).
+    for dirpath, dirnames, _ in os.walk(path):
+        os.chmod(dirpath, stat.S_IMODE(os.lstat(dirpath).st_mode) | stat.S_IWUSR | stat.S_IXUSR)
+        for n in dirnames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IWUSR | stat.S_IXUSR)
     shutil.rmtree(path)
 
 
