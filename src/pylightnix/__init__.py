@@ -180,7 +180,16 @@ from pylightnix.types import RefPath as RefPath
 from pylightnix.types import RRef as RRef
 from pylightnix.unpack import safe_extract as safe_extract
 
-__version__ = "0.3.0"
+__version__ = "1.0.0.dev0"
+
+
+def __getattr__(name: str) -> object:
+    """The original Pylightnix's names, resolved lazily with a DeprecationWarning
+    (they stay out of ``__all__``; table: :mod:`pylightnix.legacy`)."""
+    from pylightnix.legacy import lookup
+
+    return lookup(__name__, name)
+
 
 __all__ = [
     "ArchiveError",

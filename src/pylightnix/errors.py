@@ -88,6 +88,11 @@ class RealizeError(PylightnixError, RuntimeError):
 class BuildError(RealizeError):
     """A realizer raised; the original exception is chained as ``__cause__``."""
 
+    @property
+    def exception(self) -> BaseException | None:
+        """The realizer's exception (``__cause__``; the original's spelling)."""
+        return self.__cause__
+
 
 class PromiseError(RealizeError):
     """A build did not produce files its config promised (``[selfref, ...]``)."""

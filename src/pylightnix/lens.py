@@ -33,7 +33,7 @@ from pylightnix.errors import LensError
 from pylightnix.realize.build import Build
 from pylightnix.realize.registry import Closure
 from pylightnix.refs import is_dref, is_rref, rref2dref
-from pylightnix.store.query import drefcfg, rref2path, rrefctx
+from pylightnix.store.query import dref2path_checked, drefcfg, rref2path, rrefctx
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RefPath, RRef
 
@@ -240,6 +240,9 @@ class Lens:
             if len(outs) != 1:
                 raise self._fail("syspath", f"the build has {len(outs)} outputs")
             return Path(os.path.join(outs[0], *items))
+        if not self._steps and r.refpath is None and pos.rrefs is None and r.build is None:
+            # A bare DRef without a context: its derivation folder (as the original).
+            return dref2path_checked(DRef(str(d)), r.S)
         _, rr = self._rrefs("syspath")
         if len(rr) != 1:
             raise self._fail("syspath", f"there are {len(rr)} realizations here; use .rrefs")

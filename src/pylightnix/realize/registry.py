@@ -9,11 +9,12 @@ the targets plus every derivation they need, in dependency order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pylightnix.config import (
     Config,
@@ -81,6 +82,31 @@ class Closure:
 
 _CURRENT: ContextVar[Registry | None] = ContextVar("pylightnix_registry", default=None)
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def registry_first(f: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Also accept the original's spelling ``f(r, *args)``: a leading Registry becomes ``r=``.
+
+    The original (0.2.x ``stage(m, ...)``, 0.3 ``mknode(r, cfgdict, ...)``) passed
+    the registry first; a Registry is never a valid first argument otherwise, so
+    the two spellings cannot be confused.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], Registry):
+            if kwargs.get("r") is not None:
+                raise InstantiateError(
+                    f"{f.__qualname__} got a registry both first and as r=: pass one of them"
+                )
+            kwargs["r"] = args[0]
+            args = args[1:]
+        return f(*args, **kwargs)
+
+    return wrapper
+
 
 @contextlib.contextmanager
 def current_registry(r: Registry) -> Iterator[Registry]:
@@ -97,6 +123,7 @@ def get_current_registry() -> Registry | None:
     return _CURRENT.get()
 
 
+@registry_first
 def mkdrv(
     config: Config | dict[str, Any],
     matcher: Matcher,
@@ -200,6 +227,32 @@ def _accepts_r(stage: Callable[..., Any]) -> bool:
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
+def _takes_registry_first(stage: Callable[..., Any]) -> bool:
+    """A stage of the original's 0.2.x form ``stage(m: Manager, ...)``."""
+    try:
+        params = list(inspect.signature(stage).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if not params or params[0].kind not in (
+        params[0].POSITIONAL_ONLY,
+        params[0].POSITIONAL_OR_KEYWORD,
+    ):
+        return False
+    ann = params[0].annotation
+    ann_name = ann if isinstance(ann, str) else getattr(ann, "__name__", "")
+    return params[0].name == "m" or ann_name in ("Manager", "Registry")
+
+
+def call_stage(stage: Callable[..., Any], r: Registry, *args: Any, **kwargs: Any) -> Any:
+    """Call a stage function with the registry: as ``r=`` if it takes one, else
+    first (the original's ``stage(m, ...)``), else through :func:`current_registry`."""
+    if "r" not in kwargs and _accepts_r(stage):
+        kwargs["r"] = r
+    elif "r" not in kwargs and _takes_registry_first(stage):
+        args = (r, *args)
+    return stage(*args, **kwargs)
+
+
 def instantiate(
     stage: Callable[..., Any],
     *args: Any,
@@ -231,9 +284,7 @@ def instantiate(
     r.in_instantiate = True
     try:
         with gc_shared(r.S), current_registry(r):
-            if "r" not in kwargs and _accepts_r(stage):
-                kwargs["r"] = r
-            result = stage(*args, **kwargs)
+            result = call_stage(stage, r, *args, **kwargs)
     finally:
         r.in_instantiate = False
     return result, closure_of(r, find_drefs(result), result)

@@ -28,6 +28,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Protocol
 
+from pylightnix.config import selfref
 from pylightnix.errors import ConfigError, FetchError, HashMismatchError, UnsafeArchiveError
 from pylightnix.hashing import hash_file
 from pylightnix.progress import ProgressEvent, current_hook, report
@@ -39,7 +40,7 @@ from pylightnix.realize.build import (
     build_wrapper,
 )
 from pylightnix.realize.matchers import match_only
-from pylightnix.realize.registry import Registry, mkdrv
+from pylightnix.realize.registry import Registry, mkdrv, registry_first
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in
 from pylightnix.types import DRef, RefPath
@@ -148,7 +149,7 @@ def _fetch_config(
     algo, digest = _check_hash(sha256, sha1, who)
     _check_mode(mode, who)
     fname = _check_filename(filename, who)
-    return {
+    config: dict[str, Any] = {
         **kwargs,
         "name": name or name_from_filename(fname),
         **source,
@@ -156,8 +157,14 @@ def _fetch_config(
         "mode": mode,
         "filename": fname,
     }
+    if "unpack" not in mode:
+        # As the original: a file kept as-is is promised, so mklens(...).out_path
+        # reaches it (and the build checks it is there).
+        config.setdefault("out_path", [selfref, fname])
+    return config
 
 
+@registry_first
 def fetchurl(
     url: str,
     *,
@@ -204,6 +211,7 @@ def fetchurl(
     return mkdrv(config, match_only(), build_wrapper(_fetchurl_realize), r=r)
 
 
+@registry_first
 def fetchlocal(
     path: str | None = None,
     *,
@@ -258,6 +266,7 @@ def fetchlocal(
     return mkdrv(config, match_only(), build_wrapper(_fetchlocal_realize), r=r)
 
 
+@registry_first
 def unpackref(
     src: RefPath,
     *,

@@ -11,7 +11,7 @@ import os
 import stat
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,8 +191,11 @@ def _tree_bytes(path: str) -> int:
 
 
 @dataclass(frozen=True)
-class DiskUsage:
+class DiskUsage(Mapping[DRef, tuple[int, dict[RRef, int]]]):
     """What :func:`du` measured: apparent bytes of files and links.
+
+    It also reads as the original's ``du()`` dict:
+    ``du()[dref] == (bytes of the derivation folder, {rref: bytes})``.
 
     Attributes:
         total: bytes of every derivation folder together.
@@ -203,6 +206,16 @@ class DiskUsage:
     total: int
     drefs: Mapping[DRef, int] = field(default_factory=dict)
     rrefs: Mapping[RRef, int] = field(default_factory=dict)
+
+    def __getitem__(self, dref: DRef) -> tuple[int, dict[RRef, int]]:
+        size = self.drefs[dref]
+        return size, {r: n for r, n in self.rrefs.items() if rref2dref(r) == dref}
+
+    def __iter__(self) -> Iterator[DRef]:
+        return iter(self.drefs)
+
+    def __len__(self) -> int:
+        return len(self.drefs)
 
 
 def du(S: StorageSettings | None = None) -> DiskUsage:
