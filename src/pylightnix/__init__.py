@@ -139,6 +139,8 @@ from pylightnix.store.links import linkdref as linkdref
 from pylightnix.store.links import linkrref as linkrref
 from pylightnix.store.links import linkrrefs as linkrrefs
 from pylightnix.store.links import unlinkrref as unlinkrref
+from pylightnix.store.migrate import MigrateResult as MigrateResult
+from pylightnix.store.migrate import migrate_store as migrate_store
 from pylightnix.store.query import alldrefs as alldrefs
 from pylightnix.store.query import allrrefs as allrrefs
 from pylightnix.store.query import drefattrs as drefattrs
@@ -221,6 +223,7 @@ __all__ = [
     "LensError",
     "LockError",
     "MatcherError",
+    "MigrateResult",
     "Name",
     "NotRealizedError",
     "OptionError",
@@ -313,6 +316,7 @@ __all__ = [
     "match_latest",
     "match_only",
     "match_some",
+    "migrate_store",
     "mkSS",
     "mkconfig",
     "mkdrv",

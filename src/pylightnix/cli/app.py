@@ -38,6 +38,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("verify", "verify_cmd"),
     ("export", "export_cmd"),
     ("import_", "import_cmd"),
+    ("migrate", "migrate_cmd"),
 )
 
 
@@ -86,7 +87,7 @@ def _one_line(e: BaseException) -> str:
     help="Store root folder (default: $PYLIGHTNIX_ROOT, else ~/_pylightnix).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
-@click.version_option(package_name="pylightnix", prog_name="pylightnix")
+@click.version_option(package_name="pylightnix-ng", prog_name="pylightnix")
 @click.pass_context
 def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
     """Manage a pylightnix store: realize stages, inspect, collect garbage.
