@@ -148,7 +148,7 @@ def test_migrated_realizations_are_reused_by_stages(tmp_path: Any, S: StorageSet
 
 
 def test_migrate_03_store_and_rerun(tmp_path: Any, S: StorageSettings) -> None:
-    """0.3.x: selfrefs and start times carried, failures and null contexts reported; reruns add nothing."""
+    """0.3.x: selfrefs and start times carried, failures and null contexts reported; idempotent."""
     o = OldStore(str(tmp_path / "old3"), "0.3")
     a = o.mkdrv({"name": "a", "artifact": ["__self__", "artifact"]})
     ra = o.mkrealization(a, {}, {"artifact": "42"})
