@@ -79,6 +79,20 @@ class Closure:
     S: StorageSettings
     index: Mapping[DRef, Derivation] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def dref(self) -> DRef:
+        """The single target (the original 0.2.x ``Closure.dref``).
+
+        Raises:
+            RefError: the closure has several targets.
+        """
+        if len(self.targets) != 1:
+            raise RefError(
+                f"the closure has {len(self.targets)} targets, so no single .dref: use .targets",
+                ref=None,
+            )
+        return self.targets[0]
+
 
 _CURRENT: ContextVar[Registry | None] = ContextVar("pylightnix_registry", default=None)
 
@@ -284,7 +298,11 @@ def instantiate(
     r.in_instantiate = True
     try:
         with gc_shared(r.S), current_registry(r):
-            result = call_stage(stage, r, *args, **kwargs)
+            if callable(stage):
+                result = call_stage(stage, r, *args, **kwargs)
+            else:
+                # The original's instantiate(dref, r=r): DRefs already registered in r.
+                result = stage
     finally:
         r.in_instantiate = False
     return result, closure_of(r, find_drefs(result), result)
