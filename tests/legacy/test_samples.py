@@ -262,8 +262,9 @@ def test_manager_era_script_runs_unchanged(tmp_path: Any) -> None:
     p = _run(tmp_path, SAMPLE_02)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["model 0.6000000000000001", "OK 0.2.x"]
-    assert "pylightnix.promise is the original Pylightnix's name; use pylightnix.selfref" in (
-        p.stderr
+    assert (
+        "pylightnix.promise is a name of the original Pylightnix; in this package: pylightnix.selfref"
+        in (p.stderr)
     )
 
 
@@ -273,6 +274,6 @@ def test_registry_api_script_runs_unchanged(tmp_path: Any) -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["OK 0.3.x"]
     assert (
-        "pylightnix.arch.spack is the original Pylightnix's name; use pylightnix.export_closure"
-        in p.stderr
+        "pylightnix.arch.spack is a name of the original Pylightnix; in this package: "
+        "pylightnix.export_closure" in p.stderr
     )

@@ -34,7 +34,7 @@ _Q = "pylightnix.store.query"
 _SET = "pylightnix.store.settings"
 _LINKS = "pylightnix.store.links"
 
-_HELPER = "kept for old code (no new spelling)"
+_HELPER = "kept for old code only (no new spelling)"
 
 LEGACY: dict[str, tuple[str, str, str]] = {
     # references
@@ -304,7 +304,8 @@ def lookup(module: str, name: str) -> Any:
     if name in LEGACY:
         new = LEGACY[name][2]
         warnings.warn(
-            f"{module}.{name} is the original Pylightnix's name; use {new} (see docs/migrating.md)",
+            f"{module}.{name} is a name of the original Pylightnix; in this package: {new} "
+            "(see docs/migrating.md)",
             DeprecationWarning,
             stacklevel=3,
         )
@@ -329,7 +330,8 @@ def module_getattr(module: str) -> Callable[[str], Any]:
 
             if name in pylightnix.__all__:
                 warnings.warn(
-                    f"{module}.{name} is the original Pylightnix's module; use pylightnix.{name}",
+                    f"{module} is a module of the original Pylightnix; in this package: "
+                    f"pylightnix.{name} (see docs/migrating.md)",
                     DeprecationWarning,
                     stacklevel=2,
                 )

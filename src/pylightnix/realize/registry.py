@@ -298,11 +298,8 @@ def instantiate(
     r.in_instantiate = True
     try:
         with gc_shared(r.S), current_registry(r):
-            if callable(stage):
-                result = call_stage(stage, r, *args, **kwargs)
-            else:
-                # The original's instantiate(dref, r=r): DRefs already registered in r.
-                result = stage
+            # The original's instantiate(dref, r=r): DRefs already registered in r.
+            result = call_stage(stage, r, *args, **kwargs) if callable(stage) else stage
     finally:
         r.in_instantiate = False
     return result, closure_of(r, find_drefs(result), result)
