@@ -263,8 +263,8 @@ def test_manager_era_script_runs_unchanged(tmp_path: Any) -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["model 0.6000000000000001", "OK 0.2.x"]
     assert (
-        "pylightnix.promise is a name of the original Pylightnix; in this package: pylightnix.selfref"
-        in (p.stderr)
+        "pylightnix.promise is a name of the original Pylightnix; in this package: "
+        "pylightnix.selfref" in p.stderr
     )
 
 
