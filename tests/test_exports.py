@@ -45,3 +45,10 @@ def test_imports_use_the_explicit_reexport_form() -> None:
                 assert a.asname is not None, a.name
         else:
             assert not isinstance(node, ast.Import)
+
+
+def test_legacy_names_are_not_in_all() -> None:
+    """The original's names resolve lazily (pylightnix.legacy) and never enter __all__."""
+    from pylightnix.legacy import GONE, LEGACY
+
+    assert sorted((set(LEGACY) | set(GONE)) & set(pylightnix.__all__)) == []

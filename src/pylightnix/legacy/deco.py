@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,8 +25,13 @@ def autodrv(
     (``autodrv(f, ...)`` or ``@autodrv(...)``)."""
 
     def deco(g: Callable[..., Any]) -> DRef:
-        st = autostage(g, nouts=nouts, matcher=matcher, sourcedeps=sourcedeps, **config)
-        d: DRef = st(r)
+        # As the original: keyword values override the parameters' defaults; other
+        # keywords are constant config entries.
+        params = inspect.signature(g).parameters
+        given = {k: v for k, v in config.items() if k in params}
+        extra = {k: v for k, v in config.items() if k not in params}
+        st = autostage(g, nouts=nouts, matcher=matcher, sourcedeps=sourcedeps, **extra)
+        d: DRef = st(r, **given)
         return d
 
     return deco(f) if f is not None else deco

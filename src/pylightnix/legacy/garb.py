@@ -36,11 +36,12 @@ def gc_exceptions(
     def add(p: str) -> None:
         if not os.path.islink(p):
             return
-        r = path2rref(p, s)
+        target = os.path.realpath(p)
+        r = path2rref(target, s)
         if r is not None:
             rrefs.append(r)
             return
-        d = path2dref(p, s)
+        d = path2dref(target, s)
         if d is not None:
             drefs.append(d)
 

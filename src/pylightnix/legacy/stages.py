@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pylightnix.realize.matchers import BuildTimeKey, FileKey, Key, Match, TopN, match_some
+from pylightnix.refs import rref_hash
 from pylightnix.store.inspect import lsref
 from pylightnix.store.links import linkrref, timestring
 from pylightnix.store.query import rref2path, rrefbstart
@@ -78,13 +79,16 @@ def match_n(n: int = 1, keys: Iterable[Key] = ()) -> Match:
 
 
 def lsrref(rref: RRef, fn: Iterable[str] = (), S: StorageSettings | None = None) -> list[str]:
-    """The entries of a sub-folder ``fn`` of a realization."""
-    return sorted(os.listdir(os.path.join(rref2path(rref, S), *fn)))
+    """The entries of a sub-folder ``fn`` of a realization (its artifacts only)."""
+    sub = list(fn)
+    if not sub:
+        return lsref(rref, S)
+    return sorted(os.listdir(os.path.join(rref2path(rref, S), *sub)))
 
 
 def lsdref_(dref: DRef, S: StorageSettings | None = None) -> list[str]:
-    """The realization hashes of a derivation."""
-    return lsref(dref, S)
+    """The realization hashes of a derivation (its folder names)."""
+    return [rref_hash(r) for r in lsref(dref, S)]
 
 
 def catrref_(rref: RRef, fn: Iterable[str], S: StorageSettings | None = None) -> list[str]:
