@@ -88,7 +88,7 @@ def lsrref(rref: RRef, fn: Iterable[str] = (), S: StorageSettings | None = None)
 
 def lsdref_(dref: DRef, S: StorageSettings | None = None) -> list[str]:
     """The realization hashes of a derivation (its folder names)."""
-    return [rref_hash(r) for r in lsref(dref, S)]
+    return [rref_hash(RRef(r)) for r in lsref(dref, S)]
 
 
 def catrref_(rref: RRef, fn: Iterable[str], S: StorageSettings | None = None) -> list[str]:
