@@ -139,5 +139,19 @@ class HashMismatchError(FetchError):
     """Downloaded bytes do not have the expected hash (``.expected``, ``.actual``)."""
 
 
+DISTRIBUTION = "pylightnix-ng"
+"""This project's distribution name (the import name is ``pylightnix``; the package
+index's ``pylightnix`` is the original project, not this one)."""
+
+
+def extra_hint(extra: str) -> str:
+    """The command that installs the optional extra ``extra``.
+
+    >>> extra_hint("cli")
+    "pip install 'pylightnix-ng[cli]' (in a checkout: pip install -e '.[cli]')"
+    """
+    return f"pip install '{DISTRIBUTION}[{extra}]' (in a checkout: pip install -e '.[{extra}]')"
+
+
 class ExtraMissingError(PylightnixError, ImportError):
-    """An optional extra (``pip install 'pylightnix[...]'``) is not installed."""
+    """An optional extra (see :func:`extra_hint`) is not installed."""
