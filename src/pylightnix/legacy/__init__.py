@@ -44,6 +44,20 @@ LEGACY: dict[str, tuple[str, str, str]] = {
     "isselfpath": (_C, "isselfpath", "a [pylightnix.selfref, ...] list test"),
     "ispromisepath": (_C, "isselfpath", "a [pylightnix.selfref, ...] list test"),
     "isclosure": (_C, "isclosure", "isinstance(x, pylightnix.Closure)"),
+    "ispromise": (_C, "isselftag", "x == pylightnix.selfref"),
+    "isclaim": (_C, "isselftag", "x == pylightnix.selfref"),
+    "ispromiselike": (_C, "isselfpath", "a [pylightnix.selfref, ...] list test"),
+    "DRefLike": ("pylightnix.types", "DRef", "pylightnix.DRef"),
+    "PromisePath": ("pylightnix.types", "RefPath", "pylightnix.RefPath"),
+    "MatcherO": (_C, "MatcherO", "pylightnix.types.Matcher"),
+    "RealizerO": (_C, "RealizerO", "pylightnix.types.Realizer"),
+    "Stage": (_C, "Stage", "a stage function"),
+    "StageResult": ("typing", "Any", "DRefs or containers of them"),
+    "unpack_closure_arg_": (
+        "pylightnix.realize.engine",
+        "as_closure",
+        "pylightnix.realize.engine.as_closure",
+    ),
     "undref": (_C, "undref", "pylightnix.parse_dref"),
     "unrref": (_C, "unrref", "pylightnix.parse_rref"),
     "mkdref": (_REFS, "mkdref", "pylightnix.refs.mkdref"),
@@ -166,6 +180,7 @@ LEGACY: dict[str, tuple[str, str, str]] = {
     "assert_promise_fulfilled": (_C, "assert_promise_fulfilled", "the engine's promise check"),
     # files, time and hashing helpers
     "encode": (_U, "encode", "str.encode('utf-8')"),
+    "dirshash": (_U, "dirshash", "pylightnix.hash_tree of each folder"),
     "datahash": (_U, "datahash", "hashlib.sha256"),
     "filehash": (_U, "filehash", "pylightnix.hashing.hash_file"),
     "dirhash": (_U, "dirhash", "pylightnix.hash_tree"),
@@ -218,6 +233,7 @@ LEGACY: dict[str, tuple[str, str, str]] = {
     "either_status": (_E, "either_status", "pylightnix.rref_failure"),
     "either_loadR": (_E, "either_loadR", "pylightnix.rref_failure"),
     "either_realizer": (_E, "either_realizer", "pylightnix.mkdrvE"),
+    "either_validate": (_E, "either_validate", "the engine's promise check"),
     "either_matcher": (_E, "either_matcher", "pylightnix.mkdrvE"),
     "realizeManyE": (_E, "realizeManyE", "pylightnix.realizeE"),
     # stages, archives, GC, autostage
@@ -239,6 +255,7 @@ LEGACY: dict[str, tuple[str, str, str]] = {
     "match_n": (_S, "match_n", "pylightnix.match_some / pylightnix.match"),
     "lsrref": (_S, "lsrref", "pylightnix.lsref / pylightnix.rref_files"),
     "lsdref_": (_S, "lsdref_", "pylightnix.lsref"),
+    "lsrref_": (_S, "lsrref", "pylightnix.lsref / pylightnix.rref_files"),
     "catrref_": (_S, "catrref_", "pylightnix.catref"),
     "mksymlink": (_S, "mksymlink", "pylightnix.linkrref"),
 }
@@ -279,6 +296,22 @@ GONE: dict[str, str] = {
         ),
         "autostage calls the function with StageAttrs itself; there is no "
         "separate unrolling step": ("unroll", "unrollR", "wrapsig", "autostage_", "autodrv_"),
+        "the Lens walks configs itself; use mklens(x) attributes (.val, .syspath, .rref)": (
+            "LensContext",
+            "val2dict",
+            "val2path",
+            "val2rref",
+            "traverse",
+            "mutate",
+            "lens_repr",
+        ),
+        "realize steps are not a public generator; the REPL (repl_realize) pauses them": (
+            "realizeSeq",
+        ),
+        "defaults are context variables, not a thread-local object: use current_registry, "
+        "current_storage": ("TL",),
+        "the tree hash streams files itself: use hash_tree": ("dirhash_iter",),
+        "use mklogdir": ("logdir",),
     }.items()
     for name in names
 }

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeAlias
 
 from pylightnix.config import (
     Config,
@@ -93,6 +93,11 @@ def isrefpath(p: Any) -> bool:
 def isselfpath(p: Any) -> bool:
     """Tell whether ``p`` is a self-reference ``[selfref, 'file']`` (a promise)."""
     return type(p) is list and len(p) >= 1 and p[0] == selfref
+
+
+def isselftag(x: Any) -> bool:
+    """Tell whether ``x`` is the self-reference tag itself (0.2.x ``ispromise``/``isclaim``)."""
+    return bool(x == selfref)
 
 
 def isclosure(x: Any) -> bool:
@@ -234,6 +239,16 @@ class OutputRealizer:
         self, S: StorageSettings, dref: DRef, context: Context, realize_args: Mapping[str, Any]
     ) -> list[Path]:
         return output_validate(dref, self.f(S, dref, context, realize_args), S)
+
+
+MatcherO: TypeAlias = Callable[[StorageSettings, Output], "Output | None"]
+"""The original's Output-typed matcher (adapt it with :func:`output_matcher`)."""
+
+RealizerO: TypeAlias = Callable[[StorageSettings, DRef, Context, Mapping[str, Any]], Output]
+"""The original's Output-typed realizer (adapt it with :func:`output_realizer`)."""
+
+Stage: TypeAlias = Callable[..., Any]
+"""A stage function (registers derivations, returns DRefs or containers of them)."""
 
 
 def output_matcher(f: Any) -> OutputMatcher:

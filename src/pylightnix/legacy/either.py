@@ -10,11 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pylightnix.legacy.core import Output, OutputMatcher, OutputRealizer
+from pylightnix.errors import PromiseError
+from pylightnix.legacy.core import Output, OutputMatcher, OutputRealizer, output_validate
 from pylightnix.realize.failures import CaptureFailures, is_failed, realizeE, rref_failure
 from pylightnix.realize.registry import Closure
 from pylightnix.store.settings import StorageSettings
-from pylightnix.types import RRef
+from pylightnix.types import DRef, RRef
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ def either_loadR(rrefs: Iterable[RRef], S: StorageSettings | None = None) -> Eit
         return mkright(Output(rr))
     text = "\n".join(f"{f.rref}: {f.error}: {f.message}" for f in bad if f is not None)
     return mkleft(rr, text)
+
+
+def either_validate(dref: DRef, e: Either, S: StorageSettings | None = None) -> Either:
+    """A RIGHT value whose outputs lack promised files becomes LEFT (with the reason)."""
+    if e.right is None:
+        return e
+    try:
+        output_validate(dref, e.right, S)
+    except PromiseError as err:
+        return mkleft(list(e.right.val), str(err))
+    return e
 
 
 def either_realizer(f: Any) -> CaptureFailures:

@@ -50,6 +50,14 @@ def dirhash(path: str) -> str:
     return hash_tree(path)
 
 
+def dirshash(paths: Iterable[str]) -> str:
+    """One sha256 hex digest over the tree hashes of several folders, in order."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(hash_tree(p).encode("ascii"))
+    return h.hexdigest()
+
+
 def dicthash(d: dict[str, Any]) -> str:
     """The sha256 hex digest of a dict's canonical JSON."""
     from pylightnix.config import canonical_json
