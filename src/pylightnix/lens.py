@@ -259,7 +259,15 @@ class Lens:
             raise self._fail("contents", f"cannot read {p!r}: {e.strerror}") from e
 
 
-def mklens(x: Any, S: StorageSettings | None = None, *, context: Context | None = None) -> Lens:
+def mklens(
+    x: Any,
+    S: StorageSettings | None = None,
+    *,
+    context: Context | None = None,
+    b: Build | None = None,
+    ctx: Context | None = None,
+    r: Any = None,
+) -> Lens:
     """Start a :class:`Lens`.
 
     Args:
@@ -268,10 +276,21 @@ def mklens(x: Any, S: StorageSettings | None = None, *, context: Context | None 
         S: the store (default: the Build's or Closure's, else the default store).
         context: realizations of derivations (as ``realize`` returns) used to
             resolve system paths from a DRef.
+        b, ctx, r: the original's keywords: resolve through a running build
+            (its own DRef is the build), a context, a registry's store.
 
     Raises:
         LensError: ``x`` is none of these.
     """
+    if context is None:
+        context = ctx
+    if S is None and r is not None:
+        S = r.S
+    if b is not None:
+        if x is b or x == b.dref:
+            x = b
+        else:
+            S, context = S or b.S, context if context is not None else b.context
     label = x if isinstance(x, str) else type(x).__name__
     if isinstance(x, tuple) and len(x) in (2, 3) and isinstance(x[1], Closure):
         if len(x) == 3 and context is None:

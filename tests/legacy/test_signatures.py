@@ -18,6 +18,7 @@ from pylightnix import (
     StoreError,
     build_outpath,
     build_wrapper,
+    copyclosure,
     drefcfg,
     du,
     fetchlocal,
@@ -34,6 +35,7 @@ from pylightnix import (
     mklens,
     mknode,
     mkSS,
+    realize,
     realize1,
     realizeMany,
     rref2path,
@@ -178,3 +180,35 @@ def test_fsinit_use_as_default(tmp_path: Any) -> None:
     assert fsstorage() != S.storage
     fsinit(S, use_as_default=True)
     assert fsstorage() == S.storage
+
+
+def test_mklens_original_keywords(S: StorageSettings) -> None:
+    """mklens(x, b=build), mklens(x, ctx=context) and mklens(x, r=registry) as in the original."""
+    seen: dict[str, str] = {}
+
+    def make(b: Build) -> None:
+        seen["own"] = mklens(b.dref, b=b).out.syspath
+        seen["dep"] = mklens(b.config["dep"], b=b).syspath
+        with open(seen["own"], "w") as f:
+            f.write("y")
+
+    def st(r: Registry | None = None) -> Any:
+        dep = mknode({"name": "dep"}, {"f": "x"}, r=r)
+        cfg = {"name": "top", "dep": dep, "out": [selfref, "o"]}
+        return mkdrv(cfg, match_all(), build_wrapper(make), r)
+
+    res, _, ctx = realize(instantiate(st, S=S))
+    dep = drefcfg(res, S)["dep"]
+    assert seen["dep"] == rref2path(ctx[dep][0], S)
+    assert seen["own"].endswith("/o") and not seen["own"].startswith(S.storage)
+    assert mklens(res, ctx=ctx, S=S).out.contents == "y"
+    reg = Registry(S)
+    assert mklens(res, r=reg).syspath == os.path.join(S.storage, res[len("dref:") :])
+
+
+def test_copyclosure_into_the_default_store(tmp_path: Any, S: StorageSettings) -> None:
+    """copyclosure(rrefs, S) copies into the default store, as the original's D=None."""
+    r = realize1(instantiate(mknode, {"name": "c"}, {"f": "x"}, S=S))
+    D = fsinit(mkSS(str(tmp_path / "dst")), use_as_default=True)
+    assert copyclosure([r], S) == [r]
+    assert os.path.isdir(rref2path(r, D))
