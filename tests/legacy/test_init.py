@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import pylightnix
-from pylightnix.legacy import GONE, LEGACY
+from pylightnix.legacy import GONE, LEGACY, STDLIB
 
 ALIAS_MODULES = (
     "pylightnix.arch",
@@ -108,3 +108,17 @@ def test_migrating_doc_lists_every_legacy_name() -> None:
     missing = [n for n, e in LEGACY.items() if f"| `{n}` | {e[2]} |" not in doc]
     assert missing == []
     assert [n for n in GONE if f"`{n}`" not in doc] == []
+
+
+@pytest.mark.parametrize("name", sorted(STDLIB))
+def test_standard_library_reexports(name: str) -> None:
+    """The original's star-exported stdlib names resolve, warning with their module."""
+    mod, attr = STDLIB[name]
+    with pytest.warns(DeprecationWarning) as rec:
+        got = getattr(pylightnix, name)
+    assert str(rec[0].message) == (
+        f"pylightnix.{name} was the original Pylightnix's re-export of {mod}.{attr}: "
+        f"import it from {mod} (see docs/migrating.md)"
+    )
+    assert got is getattr(importlib.import_module(mod), attr)
+    assert name not in pylightnix.__all__ and name not in LEGACY

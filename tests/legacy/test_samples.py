@@ -109,6 +109,7 @@ from pylightnix import (Registry, DRef, RRef, Build, Path, StorageSettings, mkSS
   autodrv, realizeU, mkdrvE, realizeManyE, either_isLeft, either_status, repl_realize,
   repl_result, repl_continue1, repl_cancel, fetchlocal, rrefbstart, rrefbdelta, pyobjhash,
   tlregistry, isrefpath, isselfpath, gc_candidates, diskspace_h, alldrefs, mknode)
+from pylightnix import partial, Tuple, Any, Config, path2dref, dref2path, linkdref, isrref
 from pylightnix.stages.fetch2 import fetchurl2, unpack
 from pylightnix.arch import spack, sunpack
 from pylightnix.either import Either
@@ -236,6 +237,14 @@ S2 = fsinit(mkSS(os.path.join(os.getcwd(), 'store2')))
 assert sunpack('closure.tar.gz', S2) == [rref]
 cand_d, cand_r = gc_candidates([os.getcwd()])
 assert rref not in cand_r
+def pair(r:Optional[Registry]=None)->Tuple[DRef, DRef]:
+  return stage_a(r), stage_b(r)
+(da, db), clo2 = instantiate(partial(pair))
+_, _, ctx2 = realize(clo2)
+assert ctx2[db] == [rref] and path2dref(dref2path(db)) == db
+raw = realize1(instantiate(mkdrv, Config({'name': 'raw'}), match_only(),
+                           build_wrapper(lambda b: None)))
+assert isrref(raw)
 print('OK 0.3.x')
 """
 

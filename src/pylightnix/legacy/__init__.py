@@ -7,8 +7,9 @@ and the original's module names (``pylightnix.arch``, ``pylightnix.either``,
 names up here; each lookup warns with a :class:`DeprecationWarning` naming the
 new spelling. None of these names is in ``pylightnix.__all__``.
 
-``GONE`` lists the original's names that have no counterpart, with the reason
-(see ``docs/migrating.md``).
+``STDLIB`` lists the standard-library names the original re-exported (with a
+warning naming their module), and ``GONE`` the original's names that have no
+counterpart, with the reason (see ``docs/migrating.md``).
 """
 
 from __future__ import annotations
@@ -260,6 +261,51 @@ LEGACY: dict[str, tuple[str, str, str]] = {
     "mksymlink": (_S, "mksymlink", "pylightnix.linkrref"),
 }
 
+_TYPING = (
+    "Any Callable Dict Generator IO Iterable Iterator List NamedTuple Optional Set Tuple "
+    "TypeVar Union"
+)
+_STDLIB_SPEC = {
+    "typing": _TYPING,
+    "functools": "partial",
+    "copy": "deepcopy",
+    "collections": "OrderedDict defaultdict",
+    "os": "chmod environ listdir lstat makedirs mkdir readlink remove rename replace rmdir "
+    "symlink walk",
+    "os.path": "abspath basename dirname getsize isdir isfile islink join relpath split",
+    "stat": "S_IREAD S_IRGRP S_IROTH S_IWGRP S_IWOTH S_IWRITE S_IXGRP S_IXOTH S_IXUSR ST_MODE",
+    "errno": "EEXIST ENOTEMPTY",
+    "hashlib": "sha256",
+    "tempfile": "mkdtemp",
+    "shutil": "copyfile rmtree",
+    "unicodedata": "normalize",
+    "subprocess": "Popen",
+    "urllib.parse": "urlparse",
+    "threading": "get_ident",
+    "contextlib": "contextmanager",
+    "datetime": "datetime",
+    "fnmatch": "fnmatch",
+    "calendar": "timegm",
+    "time": "gmtime strftime strptime",
+}
+STDLIB: dict[str, tuple[str, str]] = {
+    name: (mod, name) for mod, names in _STDLIB_SPEC.items() for name in names.split()
+}
+STDLIB.update(
+    {
+        "json_loads": ("json", "loads"),
+        "json_dumps": ("json", "dumps"),
+        "json_load": ("json", "load"),
+        "json_dump": ("json", "dump"),
+        "re_sub": ("re", "sub"),
+        "re_match": ("re", "match"),
+        "maxsize": ("sys", "maxsize"),
+        "find_executable": ("shutil", "which"),
+    }
+)
+"""Standard-library names the original re-exported through ``from pylightnix import *``
+(``from pylightnix import partial, Tuple``): name -> (module, attribute)."""
+
 GONE: dict[str, str] = {
     name: why
     for why, names in {
@@ -343,6 +389,15 @@ def lookup(module: str, name: str) -> Any:
             stacklevel=3,
         )
         return _load(name)
+    if name in STDLIB:
+        mod, attr = STDLIB[name]
+        warnings.warn(
+            f"{module}.{name} was the original Pylightnix's re-export of {mod}.{attr}: "
+            f"import it from {mod} (see docs/migrating.md)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return getattr(importlib.import_module(mod), attr)
     if name in GONE:
         raise AttributeError(
             f"module {module!r} has no attribute {name!r}: the original's {name} has no "
