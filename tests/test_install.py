@@ -136,3 +136,47 @@ def test_install_line_in_a_fresh_venv(cmd: str, tmp_path: Path) -> None:
         timeout=60,
     )
     assert v.stdout == f"pylightnix, version {pylightnix.__version__}\n"
+
+
+def test_demo_setup_installs_only_the_core(tmp_path: Path) -> None:
+    """scripts/setup.sh (the demo's set-up) prints its steps and installs no test tools."""
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    copy = tmp_path / "checkout"
+    for f in files:
+        dst = copy / f
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes((ROOT / f).read_bytes())
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PYTHON"] = sys.executable
+    p = subprocess.run(
+        ["bash", "scripts/setup.sh"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    steps = [ln for ln in p.stderr.splitlines() if ln.startswith("setup: ")]
+    assert steps == [
+        "setup: creating the virtual environment .venv",
+        "setup: installing pylightnix-ng from this checkout into .venv (pip install -e .)",
+        "setup: ready: .venv/bin/python has pylightnix",
+    ]
+    probe = (
+        "import importlib.util as u, pylightnix\n"
+        "print(pylightnix.__version__, [m for m in ('pytest', 'mypy', 'ruff', 'click') "
+        "if u.find_spec(m)])"
+    )
+    out = subprocess.run(
+        [str(copy / ".venv" / "bin" / "python"), "-c", probe],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == f"{pylightnix.__version__} []\n"
