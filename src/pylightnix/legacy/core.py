@@ -32,6 +32,7 @@ from pylightnix.errors import (
     RefError,
 )
 from pylightnix.hashing import context_json
+from pylightnix.legacy.utils import scan_refs
 from pylightnix.realize.registry import (
     _CURRENT,
     Closure,
@@ -532,19 +533,7 @@ def assert_have_realizers(r: Registry, drefs: Iterable[DRef]) -> None:
 
 def assert_rref_deps(c: Config) -> None:
     """Raise ConfigError if the config mentions RRefs (configs depend on DRefs only)."""
-    found: list[str] = []
-
-    def go(v: Any) -> None:
-        if is_rref(v):
-            found.append(v)
-        elif isinstance(v, list):
-            for x in v:
-                go(x)
-        elif isinstance(v, dict):
-            for x in v.values():
-                go(x)
-
-    go(c.val)
+    found = scan_refs(c.val)[1]
     if found:
         raise ConfigError(
             f"the config mentions {found[0]}: configs depend on DRefs, not RRefs "

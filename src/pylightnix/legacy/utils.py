@@ -280,15 +280,16 @@ def _traverse(v: Any, k: Any, mut: Callable[[Any, Any], Any]) -> Any:
 
 def scanref_dict(d: dict[str, Any]) -> tuple[list[DRef], list[RRef]]:
     """The DRefs and RRefs inside a dict (recursively)."""
-    return _scan(d)
+    return scan_refs(d)
 
 
 def scanref_list(xs: list[Any]) -> tuple[list[DRef], list[RRef]]:
     """The DRefs and RRefs inside a list (recursively)."""
-    return _scan(xs)
+    return scan_refs(xs)
 
 
-def _scan(x: Any) -> tuple[list[DRef], list[RRef]]:
+def scan_refs(x: Any) -> tuple[list[DRef], list[RRef]]:
+    """The DRefs and RRefs inside nested lists, tuples and dicts, in order."""
     drefs: list[DRef] = []
     rrefs: list[RRef] = []
 
