@@ -82,6 +82,12 @@ def test_manager_stage_gets_the_registry_first(S: StorageSettings) -> None:
     d2, _ = instantiate(annotated, S=S)
     assert drefcfg(d2, S)["name"] == "t"
 
+    def data_m(m: int) -> Any:
+        return mknode({"name": "u", "m": m})
+
+    d3, _ = instantiate(data_m, 7, S=S)  # m given: not a registry parameter
+    assert drefcfg(d3, S)["m"] == 7
+
 
 def test_instantiate_a_registered_dref_and_closure_dref(S: StorageSettings) -> None:
     """instantiate(dref, r=r) closes over DRefs already registered; Closure.dref needs one."""

@@ -241,16 +241,17 @@ def _accepts_r(stage: Callable[..., Any]) -> bool:
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
-def _takes_registry_first(stage: Callable[..., Any]) -> bool:
-    """A stage of the original's 0.2.x form ``stage(m: Manager, ...)``."""
+def _takes_registry_first(stage: Callable[..., Any], nargs: int) -> bool:
+    """A stage of the original's 0.2.x form ``stage(m: Manager, ...)`` called with
+    ``nargs`` positional arguments, fewer than its positional parameters (so the
+    arguments follow ``m``, as 0.2.x ``instantiate(stage, *args)`` passed them)."""
     try:
         params = list(inspect.signature(stage).parameters.values())
     except (TypeError, ValueError):
         return False
-    if not params or params[0].kind not in (
-        params[0].POSITIONAL_ONLY,
-        params[0].POSITIONAL_OR_KEYWORD,
-    ):
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in params if p.kind in kinds]
+    if not positional or positional[0] is not params[0] or len(positional) <= nargs:
         return False
     ann = params[0].annotation
     ann_name = ann if isinstance(ann, str) else getattr(ann, "__name__", "")
@@ -262,7 +263,7 @@ def call_stage(stage: Callable[..., Any], r: Registry, *args: Any, **kwargs: Any
     first (the original's ``stage(m, ...)``), else through :func:`current_registry`."""
     if "r" not in kwargs and _accepts_r(stage):
         kwargs["r"] = r
-    elif "r" not in kwargs and _takes_registry_first(stage):
+    elif "r" not in kwargs and _takes_registry_first(stage, len(args)):
         args = (r, *args)
     return stage(*args, **kwargs)
 
