@@ -172,6 +172,23 @@ def test_migrate_03_store_and_rerun(tmp_path: Any, S: StorageSettings) -> None:
     assert sorted(drefrrefs(res.drefs[b], S)) == [res.rrefs[rb]]
 
 
+def test_key_order_variants_become_one_derivation(tmp_path: Any, S: StorageSettings) -> None:
+    """Old configs differing only in key order map to one DRef; dependants of both carry over."""
+    o = OldStore(str(tmp_path / "old"), "0.3")
+    a1 = o.mkdrv({"name": "a", "x": 1, "y": 2})
+    a2 = o.mkdrv({"y": 2, "x": 1, "name": "a"})
+    r1 = o.mkrealization(a1, {}, {"f": "1"})
+    r2 = o.mkrealization(a2, {}, {"f": "2"})
+    b2 = o.mkdrv({"name": "b", "a": a2})
+    rb = o.mkrealization(b2, {a2: [r2]}, {"g": "x"})
+    assert a1 != a2
+    res = migrate_store(o.store, S=S)
+    assert res.skipped == ()
+    assert res.drefs[a1] == res.drefs[a2]
+    assert sorted(drefrrefs(res.drefs[a1], S)) == sorted([res.rrefs[r1], res.rrefs[r2]])
+    assert rrefctx(res.rrefs[rb], S) == {res.drefs[a1]: [res.rrefs[r2]]}
+
+
 def test_migrate_refuses_what_is_not_an_old_store(tmp_path: Any, S: StorageSettings) -> None:
     """A folder without store-v0 is refused with the expected layout named."""
     p = str(tmp_path / "nothing")

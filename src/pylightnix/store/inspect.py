@@ -7,6 +7,7 @@ folder; what the user does there is up to them (realizations are read-only).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import stat
 import subprocess
@@ -207,9 +208,15 @@ class DiskUsage(Mapping[DRef, tuple[int, dict[RRef, int]]]):
     drefs: Mapping[DRef, int] = field(default_factory=dict)
     rrefs: Mapping[RRef, int] = field(default_factory=dict)
 
+    @functools.cached_property
+    def _by_dref(self) -> dict[DRef, dict[RRef, int]]:
+        out: dict[DRef, dict[RRef, int]] = {}
+        for r, n in self.rrefs.items():
+            out.setdefault(rref2dref(r), {})[r] = n
+        return out
+
     def __getitem__(self, dref: DRef) -> tuple[int, dict[RRef, int]]:
-        size = self.drefs[dref]
-        return size, {r: n for r, n in self.rrefs.items() if rref2dref(r) == dref}
+        return self.drefs[dref], dict(self._by_dref.get(dref, {}))
 
     def __iter__(self) -> Iterator[DRef]:
         return iter(self.drefs)

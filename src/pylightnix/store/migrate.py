@@ -203,6 +203,8 @@ class _Migration:
         self.rrefs: dict[str, RRef] = {}
         self.skipped: list[Skipped] = []
         self.configs: dict[DRef, Config] = {}
+        # new DRef -> old DRefs (configs differing only in key order become one)
+        self.back: dict[DRef, list[str]] = {}
 
     def skip(self, ref: str, reason: str) -> None:
         self.skipped.append(Skipped(ref, reason))
@@ -242,6 +244,7 @@ class _Migration:
             return False
         store_derivation(self.S, new, c)
         self.drefs[old] = new
+        self.back.setdefault(new, []).append(old)
         self.configs[new] = c
         return True
 
@@ -250,7 +253,6 @@ class _Migration:
         new = self.drefs[old]
         c = self.configs[new]
         deps = config_deps(c)
-        back = {v: k for k, v in self.drefs.items()}
         for n in sorted(os.listdir(ddir)):
             folder = os.path.join(ddir, n)
             if not _RHASH_RE.match(n) or not os.path.isdir(folder):
@@ -265,7 +267,7 @@ class _Migration:
             except (OSError, ValueError) as e:
                 self.skip(oldr, f"its context.json cannot be read: {e}")
                 continue
-            ctx = self.context(oldr, octx if isinstance(octx, dict) else {}, deps, back)
+            ctx = self.context(oldr, octx if isinstance(octx, dict) else {}, deps)
             if ctx is None:
                 continue
             self.copy_in(oldr, folder, new, c, ctx)
@@ -278,15 +280,14 @@ class _Migration:
             return "it is a non-'out' output tag of a 0.2.x group (output tags were removed)"
         return None
 
-    def context(
-        self, oldr: str, octx: dict[str, Any], deps: list[DRef], back: dict[DRef, str]
-    ) -> Context | None:
+    def context(self, oldr: str, octx: dict[str, Any], deps: list[DRef]) -> Context | None:
         ctx: Context = {}
         for d in deps:
-            entry = octx.get(back[d])
-            if not entry:
-                self.skip(oldr, f"its context.json has no realization of {back[d]}")
+            olds = [o for o in self.back[d] if octx.get(o)]
+            if not olds:
+                self.skip(oldr, f"its context.json has no realization of {self.back[d][0]}")
                 return None
+            entry = [r for o in olds for r in octx[o]]
             mapped = [self.rrefs.get(r) for r in entry]
             if any(m is None for m in mapped):
                 bad = next(r for r, m in zip(entry, mapped, strict=True) if m is None)
