@@ -14,7 +14,8 @@ The original's layouts (0.2.x and 0.3.x, both named ``store-v0``)::
 Nothing in the old store is written. Every derivation is re-hashed here
 (canonical config; ``["__promise__"|"__claim__"|"__self__", ...]`` become
 ``[selfref, ...]``; old DRefs in configs become the new ones), in dependency
-order; every realization is copied into the temporary folder, its old
+order (configs differing only in key order become one derivation); every
+realization is copied into the temporary folder, its old
 metadata files dropped, and inserted under its new content hash with a
 context of its direct dependencies mapped old RRef -> new RRef. What cannot
 be carried over is skipped and reported with the reason: invalid configs,
