@@ -109,9 +109,9 @@ def test_output_adapters_and_validation(S: StorageSettings) -> None:
     os.makedirs(folder)
     with pytest.raises(PromiseError) as ei:
         L.output_validate(one, L.Output([folder]), S)
-    assert str(ei.value) == (
-        f"{one}: the build did not produce promised files [({folder!r}, 'f.txt')]"
-    )
+    missing = os.path.join(folder, "f.txt")
+    assert str(ei.value) == f"{one}: the build did not produce promised files [{missing!r}]"
+    assert ei.value.failed == [(folder, [selfref, "f.txt"])]  # type: ignore[attr-defined]
     open(os.path.join(folder, "f.txt"), "w").close()
     assert L.output_validate(one, L.Output([folder]), S) == [folder]
 

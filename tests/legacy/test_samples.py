@@ -249,6 +249,62 @@ print('OK 0.3.x')
 """
 
 
+SAMPLE_HELPERS = r"""
+import os, tempfile
+from os.path import join, isfile
+from pylightnix import (Registry, Build, Path, fsinit, DRef, RRef, Context, Optional, List,
+  mkbuildargs, build_markstart, build_markstop, mkconfig, mkdrv, rref2path, Config,
+  RealizeArg, StorageSettings, maybereadstr, tryreadstr_def, selfref, Output, MatcherO,
+  RealizerO, output_realizer, output_matcher, mkSS, dirrm, instantiate, realizeMany,
+  PromiseException, cfgsp, drefcfg_, rref2dref, allrrefs, deepcopy)
+
+def test_config(c:dict)->Config:
+  c2 = deepcopy(c)
+  c2['artifact'] = [selfref, 'artifact']
+  return mkconfig(c2)
+
+def test_match(n:int)->MatcherO:
+  def _match(S, o:Output[RRef])->Optional[Output[RRef]]:
+    scored = sorted((maybereadstr(join(rref2path(r, S), 'artifact'), '0', int), r)
+                    for r in o.val)
+    return Output([r for _, r in scored[-n:]]) if scored else None
+  return _match
+
+def test_realize(nouts:int, value, drop:bool)->RealizerO:
+  def _realize(S, dref:DRef, ctx:Context, ra:RealizeArg)->Output[Path]:
+    b = Build(mkbuildargs(S, dref, ctx, None, 'AUTO', {}, {}))
+    for i, o in enumerate(build_markstart(b, nouts)):
+      if not (drop and i == nouts - 1):
+        with open(join(o, 'artifact'), 'w') as f:
+          f.write(str(value(i)))
+    build_markstop(b)
+    return Output(b.outpaths)
+  return _realize
+
+def stage(config:dict, r:Optional[Registry]=None, nouts:int=2, nmatch:int=1,
+          drop:bool=False)->DRef:
+  return mkdrv(test_config(config), output_matcher(test_match(nmatch)),
+               output_realizer(test_realize(nouts, lambda i: 10 + i, drop)), r)
+
+root = join(tempfile.mkdtemp(), 'pylightnix', 'helpers')
+dirrm(root)
+S = mkSS(root)
+fsinit(S, remove_existing=True, check_not_exist=True)
+best = realizeMany(instantiate(stage, {'a': 1}, S=S))
+assert [maybereadstr(join(rref2path(r, S), 'artifact'), '0', int) for r in best] == [11]
+assert tryreadstr_def(join(rref2path(best[0], S), 'nothing'), 'def') == 'def'
+try:
+  realizeMany(instantiate(stage, {'a': 2}, drop=True, S=S))
+  raise SystemExit('no PromiseException')
+except PromiseException as e:
+  assert [not isfile(join(p, *sp[1:])) for p, sp in e.failed] == [True]
+for rref in allrrefs(S):
+  for key, sp in cfgsp(drefcfg_(rref2dref(rref), S)):
+    assert isfile(join(rref2path(rref, S), *sp[1:]))
+print('OK helpers')
+"""
+
+
 def _run(tmp_path: Any, code: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYLIGHTNIX_")}
     env["PYLIGHTNIX_ROOT"] = str(tmp_path / "root")
@@ -286,3 +342,10 @@ def test_registry_api_script_runs_unchanged(tmp_path: Any) -> None:
         "pylightnix.arch.spack is a name of the original Pylightnix; in this package: "
         "pylightnix.export_closure" in p.stderr
     )
+
+
+def test_original_style_test_helpers_run_unchanged(tmp_path: Any) -> None:
+    """Helpers in the style of the original's test suite (Build(mkbuildargs(...)), Output)."""
+    p = _run(tmp_path, SAMPLE_HELPERS)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["OK helpers"]

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from pylightnix.config import (
     Config,
@@ -212,11 +212,20 @@ def config_substitutePromises(c: Config, dref: DRef) -> dict[str, Any]:
 # --- the original's Output wrapper -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Output:
-    """A list of outputs (RRefs or paths) as the original's Output-typed callbacks see them."""
+_REF = TypeVar("_REF")
 
-    val: list[Any]
+
+@dataclass(frozen=True)
+class Output(Generic[_REF]):
+    """A list of outputs (RRefs or paths) as the original's Output-typed callbacks see
+    them (``Output[RRef]``, ``Output[Path]``)."""
+
+    val: list[_REF]
+
+
+def _vals(o: Any) -> list[Any]:
+    """The outputs of an Output, or of a plain list (``b.outpaths``)."""
+    return list(o.val) if isinstance(o, Output) else list(o)
 
 
 @dataclass(frozen=True)
@@ -227,7 +236,7 @@ class OutputMatcher:
 
     def __call__(self, S: StorageSettings, rrefs: list[RRef]) -> list[RRef] | None:
         res = self.f(S, Output(list(rrefs)))
-        return None if res is None else list(res.val)
+        return None if res is None else _vals(res)
 
 
 @dataclass(frozen=True)
@@ -239,13 +248,14 @@ class OutputRealizer:
     def __call__(
         self, S: StorageSettings, dref: DRef, context: Context, realize_args: Mapping[str, Any]
     ) -> list[Path]:
-        return output_validate(dref, self.f(S, dref, context, realize_args), S)
+        # The engine checks the promises right after (PromiseError with .failed).
+        return [Path(p) for p in _vals(self.f(S, dref, context, realize_args))]
 
 
-MatcherO: TypeAlias = Callable[[StorageSettings, Output], "Output | None"]
+MatcherO: TypeAlias = Callable[[StorageSettings, Output[RRef]], "Output[RRef] | None"]
 """The original's Output-typed matcher (adapt it with :func:`output_matcher`)."""
 
-RealizerO: TypeAlias = Callable[[StorageSettings, DRef, Context, Mapping[str, Any]], Output]
+RealizerO: TypeAlias = Callable[[StorageSettings, DRef, Context, Mapping[str, Any]], Output[Path]]
 """The original's Output-typed realizer (adapt it with :func:`output_realizer`)."""
 
 Stage: TypeAlias = Callable[..., Any]
@@ -258,28 +268,34 @@ def output_matcher(f: Any) -> OutputMatcher:
 
 
 def output_realizer(f: Any) -> OutputRealizer:
-    """Turn an Output-typed realizer into a realizer of this engine (promises checked)."""
+    """Turn an Output-typed realizer into a realizer of this engine (whose promise check
+    raises :class:`PromiseError` with the original's ``.failed``)."""
     return OutputRealizer(f)
 
 
-def output_validate(dref: DRef, o: Output, S: StorageSettings | None = None) -> list[Path]:
+def output_validate(dref: DRef, o: Any, S: StorageSettings | None = None) -> list[Path]:
     """Check that every output folder holds the files the config of ``dref`` promises.
 
     Raises:
         PromiseError: a promised file is missing (lists each as (folder, path)).
     """
     c = drefcfg_(dref, S)
+    paths = _vals(o)
     failed = [
-        (p, os.path.join(*kp_path))
-        for p in o.val
+        (p, [selfref, *kp_path])
+        for p in paths
         for _, kp_path in config_promises(c)
         if not os.path.lexists(os.path.join(p, *kp_path))
     ]
     if failed:
+        missing = [os.path.join(p, *sp[1:]) for p, sp in failed]
         raise PromiseError(
-            f"{dref}: the build did not produce promised files {failed}", dref=dref, failed=failed
+            f"{dref}: the build did not produce promised files {missing}",
+            dref=dref,
+            failed=failed,
+            missing=missing,
         )
-    return [Path(p) for p in o.val]
+    return [Path(p) for p in paths]
 
 
 # --- registries and storage ---------------------------------------------------------

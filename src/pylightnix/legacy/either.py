@@ -22,11 +22,11 @@ from pylightnix.types import DRef, RRef
 class Either:
     """RIGHT (``right``: an Output of good refs) or LEFT (``left``: ``(refs, error text)``)."""
 
-    right: Output | None = None
+    right: Output[Any] | None = None
     left: tuple[list[Any], str] | None = None
 
 
-def mkright(o: Output) -> Either:
+def mkright(o: Output[Any]) -> Either:
     """A RIGHT value."""
     return Either(right=o)
 

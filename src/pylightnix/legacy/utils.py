@@ -102,6 +102,17 @@ def tryreadstr_def(path: str, default: str) -> str:
     return default if s is None else s
 
 
+def maybereadstr(path: str, default: Any = None, mapper: Callable[[str], Any] = lambda x: x) -> Any:
+    """``mapper(text of the file)``, or ``default`` if it cannot be read or mapped."""
+    s = tryreadstr(path)
+    if s is None:
+        return default
+    try:
+        return mapper(s)
+    except ValueError:
+        return default
+
+
 def readjson(path: str) -> Any:
     """The parsed JSON of a file."""
     with open(path, encoding="utf-8") as f:
@@ -120,6 +131,14 @@ def tryreadjson(path: str) -> Any | None:
         return readjson(path)
     except (OSError, ValueError):
         return None
+
+
+def maybereadjson(
+    path: str, default: Any = None, mapper: Callable[[Any], Any] = lambda x: x
+) -> Any:
+    """``mapper(parsed JSON of the file)``, or ``default`` if it cannot be read or parsed."""
+    v = tryreadjson(path)
+    return default if v is None else mapper(v)
 
 
 def tryreadjson_def(path: str, default: Any) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pylightnix.config import selfref
 from pylightnix.errors import BuildError, MatcherError, NotRealizedError, PromiseError, RealizeError
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, report
@@ -89,12 +90,10 @@ def ask_matcher(drv: Derivation, S: StorageSettings, cands: list[RRef]) -> list[
 
 
 def check_promises(drv: Derivation, outs: Sequence[str]) -> None:
-    missing = [
-        os.path.join(o, *p)
-        for o in outs
-        for p in drv.promises
-        if not os.path.lexists(os.path.join(o, *p))
+    failed = [
+        (o, list(p)) for o in outs for p in drv.promises if not os.path.lexists(os.path.join(o, *p))
     ]
+    missing = [os.path.join(o, *p) for o, p in failed]
     if missing:
         raise PromiseError(
             f"stage '{dref_name(drv.dref)}' ({drv.dref}) did not produce the files its "
@@ -102,6 +101,8 @@ def check_promises(drv: Derivation, outs: Sequence[str]) -> None:
             "remove the [selfref, ...] entries from the config)",
             dref=drv.dref,
             missing=missing,
+            # the original's PromiseException.failed: (output folder, [selfref, *path])
+            failed=[(o, [selfref, *p]) for o, p in failed],
         )
 
 

@@ -69,8 +69,11 @@ def timestring(sec: float | None = None) -> str:
     return datetime.fromtimestamp(t).astimezone().strftime(TIME_FORMAT)
 
 
-def parsetime(s: str) -> float | None:
-    """Seconds since the epoch of a :data:`TIME_FORMAT` string, or ``None`` if malformed."""
+def parsetime(s: str | float) -> float | None:
+    """Seconds since the epoch of a :data:`TIME_FORMAT` string, or ``None`` if malformed
+    (a number, as :func:`rrefbstart` returns, is already seconds)."""
+    if isinstance(s, int | float):
+        return float(s)
     try:
         return datetime.strptime(s, TIME_FORMAT).timestamp()
     except ValueError:
