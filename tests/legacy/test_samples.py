@@ -23,7 +23,8 @@ import os
 from os.path import join
 from pylightnix import (Manager, Config, DRef, RRef, Build, Path, store_initialize,
   mkconfig, mkdrv, match_latest, match_only, build_wrapper, build_outpath, build_cattrs,
-  build_path, instantiate, realizeMany, instantiate_inplace, realize_inplace, rref2path,
+  build_path, instantiate, realize, realizeMany, instantiate_inplace, realize_inplace,
+  rref2path,
   mknode, mkfile, mklens, promise, store_deref, store_context, store_config, store_buildtime,
   store_rrefs_, store_drefs, store_deepdeps, store_deps, store_gc, lsref, catref, du,
   mksymlink, isrref, isdref, undref, unrref, trimhash, mkcontext, context_add,
@@ -51,28 +52,30 @@ def train(m:Manager, lr:float=0.1)->DRef:
   return mkdrv(m, _config(), match_latest(), build_wrapper(_realize))
 
 clo = instantiate(train)
+rref = realize(clo)
 rrefs = realizeMany(clo)
-rref = rrefs[0]
+assert rrefs == [rref] and realize(instantiate(train)) == rref
 assert isrref(rref) and not isdref(rref)
 print('model', open(join(rref2path(rref), 'model.txt')).read())
 rh, dh, name = unrref(rref)
-assert name == 'train' and isdref(clo[1].dref) and undref(clo[1].dref) == (dh, name)
+assert name == 'train' and isdref(clo.dref) and undref(clo.dref) == (dh, name)
+assert [d.dref for d in clo.derivations][-1] == clo.dref
 assert trimhash('ab' * 32) == 'ab' * 16
-data_dref = store_deps([clo[1].dref]).pop()
+data_dref = store_deps([clo.dref]).pop()
 assert store_config(rref)['lr'] == 0.1
 assert store_deref(rref, data_dref) in store_rrefs_(data_dref)
 assert sorted(store_context(rref)) == [data_dref]
-assert data_dref in store_deepdeps([clo[1].dref])
-assert set(store_drefs()) == {data_dref, clo[1].dref}
+assert data_dref in store_deepdeps([clo.dref])
+assert set(store_drefs()) == {data_dref, clo.dref}
 assert parsetime(store_buildtime(rref)) is not None
 assert lsref(rref) == ['model.txt']
 assert catref(rref, ['model.txt']) == ['0.6000000000000001']
 sizes = du()
-assert sizes[clo[1].dref][1][rref] > 0
+assert sizes[clo.dref][1][rref] > 0
 link = mksymlink(rref, os.getcwd(), 'model', withtime=False)
 assert os.readlink(link).endswith(rref2path(rref)[-65:])
-ctx = context_add(mkcontext(), clo[1].dref, [rref])
-assert context_deref(ctx, clo[1].dref) == [rref]
+ctx = context_add(mkcontext(), clo.dref, [rref])
+assert context_deref(ctx, clo.dref) == [rref]
 m2 = realizeMany(instantiate(train, lr=0.5))
 assert m2 != rrefs and store_config(m2[0])['lr'] == 0.5
 dref = instantiate_inplace(mkfile, 'greeting', b'hello')

@@ -89,6 +89,25 @@ def test_manager_stage_gets_the_registry_first(S: StorageSettings) -> None:
     assert drefcfg(d3, S)["m"] == 7
 
 
+def test_realize_of_a_manager_stage_answers_its_rref(S: StorageSettings) -> None:
+    """realize(instantiate(stage(m))) is one RRef, as in 0.2.x; other stages keep the triple."""
+
+    def old(m: Any) -> Any:
+        return mknode(m, {"name": "old"}, {"f": "x"})
+
+    def new(r: Registry | None = None) -> Any:
+        return mknode({"name": "old"}, {"f": "x"}, r=r)
+
+    i = instantiate(old, S=S)
+    assert i.seed_api and i.dref == i[1].dref and i.derivations == i[1].derivations
+    rref = realize(i)
+    assert rref == realize1(i) == realize1(instantiate(new, S=S))
+    res, _, ctx = realize(instantiate(new, S=S))
+    assert ctx[res] == [rref]
+    res2, clo2, _ = realize(i[1])  # the bare Closure keeps the triple
+    assert (res2, clo2) == (i[0], i[1])
+
+
 def test_instantiate_a_registered_dref_and_closure_dref(S: StorageSettings) -> None:
     """instantiate(dref, r=r) closes over DRefs already registered; Closure.dref needs one."""
     r = Registry(S)

@@ -87,7 +87,8 @@ def instantiate_ref(text: str, args: Sequence[str], S: StorageSettings) -> tuple
     """
     fn, kw = load_stage(text), parse_args(args)
     try:
-        return instantiate(fn, S=S, **kw)
+        result, clo = instantiate(fn, S=S, **kw)  # a plain pair, also for a 0.2.x stage(m)
+        return result, clo
     except PylightnixError:
         raise
     except Exception as e:

@@ -94,6 +94,32 @@ class Closure:
         return self.targets[0]
 
 
+class Instantiated(tuple[Any, Closure]):
+    """What :func:`instantiate` returns: the pair ``(result, closure)``.
+
+    It also answers the original 0.2.x Closure's ``.dref`` and ``.derivations``;
+    ``seed_api`` marks a 0.2.x stage ``stage(m)``, whose ``realize`` answered
+    one RRef (see :func:`pylightnix.realize`).
+    """
+
+    seed_api: bool
+
+    def __new__(cls, result: Any, closure: Closure, seed_api: bool = False) -> Instantiated:
+        self = super().__new__(cls, (result, closure))
+        self.seed_api = seed_api
+        return self
+
+    @property
+    def dref(self) -> DRef:
+        """The closure's single target."""
+        return self[1].dref
+
+    @property
+    def derivations(self) -> tuple[Derivation, ...]:
+        """The closure's derivations."""
+        return self[1].derivations
+
+
 _CURRENT: ContextVar[Registry | None] = ContextVar("pylightnix_registry", default=None)
 
 _P = ParamSpec("_P")
@@ -258,12 +284,17 @@ def _takes_registry_first(stage: Callable[..., Any], nargs: int) -> bool:
     return params[0].name == "m" or ann_name in ("Manager", "Registry")
 
 
+def _seed_stage(stage: Callable[..., Any], nargs: int, kwargs: Mapping[str, Any]) -> bool:
+    """Whether :func:`call_stage` passes the registry first (a 0.2.x ``stage(m)``)."""
+    return "r" not in kwargs and not _accepts_r(stage) and _takes_registry_first(stage, nargs)
+
+
 def call_stage(stage: Callable[..., Any], r: Registry, *args: Any, **kwargs: Any) -> Any:
     """Call a stage function with the registry: as ``r=`` if it takes one, else
     first (the original's ``stage(m, ...)``), else through :func:`current_registry`."""
     if "r" not in kwargs and _accepts_r(stage):
         kwargs["r"] = r
-    elif "r" not in kwargs and _takes_registry_first(stage, len(args)):
+    elif _seed_stage(stage, len(args), kwargs):
         args = (r, *args)
     return stage(*args, **kwargs)
 
@@ -274,7 +305,7 @@ def instantiate(
     r: Registry | None = None,
     S: StorageSettings | None = None,
     **kwargs: Any,
-) -> tuple[Any, Closure]:
+) -> Instantiated:
     """Run a stage function, register its derivations and return ``(result, closure)``.
 
     The stage receives ``r=`` if it has a parameter of that name; otherwise
@@ -303,4 +334,5 @@ def instantiate(
             result = call_stage(stage, r, *args, **kwargs) if callable(stage) else stage
     finally:
         r.in_instantiate = False
-    return result, closure_of(r, find_drefs(result), result)
+    seed = callable(stage) and _seed_stage(stage, len(args), kwargs)
+    return Instantiated(result, closure_of(r, find_drefs(result), result), seed)
