@@ -40,10 +40,11 @@ from typing import Any
 
 from pylightnix.config import Config, config_deps, config_hash, config_name, mkconfig, selfref
 from pylightnix.errors import PylightnixError, StoreError
-from pylightnix.refs import mkdref
+from pylightnix.hashing import context_hash, hash_tree, realization_hash
+from pylightnix.refs import mkdref, mkrref, parse_dref
 from pylightnix.store.fsops import make_writable, mkdtemp_in, remove_tree
 from pylightnix.store.insert import store_derivation, store_realization
-from pylightnix.store.layout import check_store
+from pylightnix.store.layout import check_store, rref2path_
 from pylightnix.store.links import parsetime
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings, fsS
@@ -297,7 +298,22 @@ class _Migration:
             ctx[d] = sorted({m for m in mapped if m is not None})
         return ctx
 
+    def stored(self, folder: str, new: DRef, ctx: Context) -> RRef | None:
+        """The new RRef of an old realization if it is already here (a rerun), else None."""
+        tree = hash_tree(folder, exclude=OLD_METADATA)
+        dhash, name = parse_dref(new)
+        rref = mkrref(realization_hash(context_hash(ctx), tree), dhash, name)
+        return rref if os.path.isdir(rref2path_(rref, self.S)) else None
+
     def copy_in(self, oldr: str, folder: str, new: DRef, c: Config, ctx: Context) -> None:
+        try:
+            done = self.stored(folder, new, ctx)
+        except (OSError, PylightnixError) as e:
+            self.skip(oldr, f"it cannot be stored here: {e}")
+            return
+        if done is not None:
+            self.rrefs[oldr] = done
+            return
         tmp = mkdtemp_in(self.S.tmpdir, "migrate")
         out = os.path.join(tmp, "out")
         try:
