@@ -26,7 +26,9 @@ the either module (0.3.x), and outputs this store refuses (a special file, a
 
 Crash safety is the engine's: each object is inserted atomically, so an
 interrupted migration leaves complete objects and temporary leftovers (GC
-removes them); running it again skips what is already there (same hashes).
+removes them); running it again skips what is already there (same hashes:
+each old realization is hashed in place first, and copied only when its new
+RRef is not stored yet).
 """
 
 from __future__ import annotations
