@@ -222,19 +222,35 @@ def test_stage_and_realizer_pickle() -> None:
     assert pickle.loads(pickle.dumps(AutoRealizer(train))) == AutoRealizer(train)
 
 
-def test_parameter_without_default_is_refused() -> None:
-    """Every config parameter needs a default."""
+def test_parameter_without_default_needs_a_value_at_the_call(S: StorageSettings) -> None:
+    """A parameter without a default (as the original allowed) is given when calling the stage."""
 
     def f(x: int, y: int = 1) -> None:
         pass
 
+    st = autostage(f)
+    assert st.config_params == ("x", "y")
     with pytest.raises(InstantiateError) as ei:
-        autostage(f)
+        instantiate(st, S=S)
     assert str(ei.value) == (
-        "parameter 'x' of autostage "
-        "test_parameter_without_default_is_refused.<locals>.f has no default: every "
-        "parameter but 'build' and 'rindex' is a config value and needs one"
+        "autostage 'f' needs a value for its parameter 'x', which has no default: call it "
+        "as f(x=...) or give the function parameter a default"
     )
+    d, _ = instantiate(st, x=3, S=S)
+    assert drefcfg(d, S)["x"] == 3
+
+
+def test_parameter_without_default_takes_the_decorator_value(S: StorageSettings) -> None:
+    """@autostage(x=...) gives a parameter without a default its value, as in the original."""
+
+    def g(x: int, build: Any = None) -> None:
+        pass
+
+    st = autostage(x=5)(g)
+    d, _ = instantiate(st, S=S)
+    assert drefcfg(d, S)["x"] == 5
+    d2, _ = instantiate(st, x=6, S=S)
+    assert drefcfg(d2, S)["x"] == 6
 
 
 def test_reserved_parameter_name_is_refused() -> None:

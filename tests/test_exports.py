@@ -133,3 +133,10 @@ def test_core_names_leave_conveniences_unloaded() -> None:
     # dataclasses itself imports inspect and ast; the scheduler needs concurrent.futures.
     core = ("pylightnix.realize.engine", "concurrent.futures", "inspect", "ast")
     assert [m for m in loaded if m not in core] == []
+
+
+def test_legacy_names_are_not_in_all() -> None:
+    """The original's names resolve lazily (pylightnix.legacy) and never enter __all__."""
+    from pylightnix.legacy import GONE, LEGACY
+
+    assert sorted((set(LEGACY) | set(GONE)) & set(pylightnix.__all__)) == []

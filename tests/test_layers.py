@@ -39,6 +39,16 @@ LAYERS: dict[str, int] = {
     "runs": 4,
     "stages": 4,
     "demo": 4,
+    # the original's names and modules, mapped onto the above (issue 14)
+    "legacy": 4,
+    "arch": 4,
+    "either": 4,
+    "core": 4,
+    "utils": 4,
+    "build": 4,
+    "bashlike": 4,
+    "garb": 4,
+    "deco": 4,
     # the command line, the web view and the facade sit on top
     "cli": 5,
     "ui": 5,

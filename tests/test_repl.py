@@ -195,8 +195,9 @@ def test_state_errors(S: StorageSettings) -> None:
     """Calls that do not fit the session's state are clear errors."""
     d, clo = instantiate(_stage, S=S)
     s = repl_realize(clo)
+    assert repl_result() is None  # as the original: no result while paused
     with pytest.raises(ReplError) as ei:
-        repl_result()
+        repl_rrefs()
     assert str(ei.value) == f"the REPL session is not done: <ReplSession paused at {d}, 1/2>"
     with pytest.raises(ReplError) as ei:
         repl_continue()

@@ -157,6 +157,8 @@ if TYPE_CHECKING:
     from pylightnix.store.links import linkrref as linkrref
     from pylightnix.store.links import linkrrefs as linkrrefs
     from pylightnix.store.links import unlinkrref as unlinkrref
+    from pylightnix.store.migrate import MigrateResult as MigrateResult
+    from pylightnix.store.migrate import migrate_store as migrate_store
     from pylightnix.store.query import alldrefs as alldrefs
     from pylightnix.store.query import allrrefs as allrrefs
     from pylightnix.store.query import drefattrs as drefattrs
@@ -238,6 +240,7 @@ _LAZY: dict[str, str] = {
     "LensError": "pylightnix.errors",
     "LockError": "pylightnix.errors",
     "MatcherError": "pylightnix.errors",
+    "MigrateResult": "pylightnix.store.migrate",
     "Name": "pylightnix.types",
     "NotRealizedError": "pylightnix.errors",
     "OptionError": "pylightnix.errors",
@@ -340,6 +343,7 @@ _LAZY: dict[str, str] = {
     "match_latest": "pylightnix.realize.matchers",
     "match_only": "pylightnix.realize.matchers",
     "match_some": "pylightnix.realize.matchers",
+    "migrate_store": "pylightnix.store.migrate",
     "mkSS": "pylightnix.store.settings",
     "mkconfig": "pylightnix.config",
     "mkdrv": "pylightnix.realize.registry",
@@ -408,7 +412,11 @@ _LAZY: dict[str, str] = {
 def __getattr__(name: str) -> object:
     target = _LAZY.get(name)
     if target is None:
-        raise AttributeError(f"module 'pylightnix' has no attribute {name!r}")
+        # The original Pylightnix's names resolve lazily with a DeprecationWarning
+        # (they stay out of ``__all__``; table: :mod:`pylightnix.legacy`).
+        from pylightnix.legacy import lookup
+
+        return lookup(__name__, name)
     import importlib
 
     module, _, attr = target.partition(":")
@@ -444,7 +452,7 @@ def _keep_public_names() -> None:
 _keep_public_names()
 
 
-__version__ = "0.3.0"
+__version__ = "1.0.0.dev0"
 
 __all__ = [
     "ArchiveError",
@@ -478,6 +486,7 @@ __all__ = [
     "LensError",
     "LockError",
     "MatcherError",
+    "MigrateResult",
     "Name",
     "NotRealizedError",
     "OptionError",
@@ -580,6 +589,7 @@ __all__ = [
     "match_latest",
     "match_only",
     "match_some",
+    "migrate_store",
     "mkSS",
     "mkconfig",
     "mkdrv",

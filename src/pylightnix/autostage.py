@@ -97,6 +97,8 @@ SOURCE_KEY = "__source__"
 """The config key holding the hash of the stage function's source."""
 
 _SPECIAL = ("build", "rindex")
+REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
+"""The default of a parameter without one: the stage call must give its value."""
 _FORBIDDEN = ("r", "name", SOURCE_KEY, "__code__", "__versions__")
 _TAG = b"pylightnix-autostage-source-v1\0"
 
@@ -521,6 +523,12 @@ class AutoStage:
             cfg[VERSIONS_KEY] = versions
         for p, default in self.defaults.items():
             v = overrides.get(p, default)
+            if v is REQUIRED:
+                raise InstantiateError(
+                    f"autostage '{self.name}' needs a value for its parameter {p!r}, which "
+                    f"has no default: call it as {self.name}({p}=...) or give the function "
+                    "parameter a default"
+                )
             cfg[p] = v(r) if isinstance(v, AutoStage) else v
         return mkdrv(cfg, self.matcher, AutoRealizer(self), r)
 
@@ -563,6 +571,7 @@ def _make(
         raise InstantiateError(f"@autostage(nouts={nouts!r}): nouts must be a positive int")
     sig = inspect.signature(f)
     defaults: dict[str, Any] = {}
+    params_given = dict(extra)
     for p in sig.parameters.values():
         if p.name in _FORBIDDEN:
             raise InstantiateError(
@@ -576,12 +585,14 @@ def _make(
             )
         if p.name in _SPECIAL:
             continue
-        if p.default is p.empty:
-            raise InstantiateError(
-                f"parameter {p.name!r} of autostage {f.__qualname__} has no default: every "
-                "parameter but 'build' and 'rindex' is a config value and needs one"
-            )
-        defaults[p.name] = p.default
+        if p.default is not p.empty:
+            defaults[p.name] = p.default
+        elif p.name in extra:
+            # The original's form: @autostage(x=1) gives parameter x its value.
+            extra = {k: v for k, v in extra.items() if k != p.name}
+            defaults[p.name] = params_given[p.name]
+        else:
+            defaults[p.name] = REQUIRED  # the stage call must give it
     clash = sorted(set(extra) & (set(defaults) | {"name", SOURCE_KEY, CODE_KEY, VERSIONS_KEY}))
     if clash:
         raise InstantiateError(

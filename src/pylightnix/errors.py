@@ -102,6 +102,11 @@ class RealizeError(PylightnixError, RuntimeError):
 class BuildError(RealizeError):
     """A realizer raised; the original exception is chained as ``__cause__``."""
 
+    @property
+    def exception(self) -> BaseException | None:
+        """The realizer's exception (``__cause__``; the original's spelling)."""
+        return self.__cause__
+
 
 class BuildsFailedError(BuildError):
     """Several builds of one parallel realize failed; ``.failures`` lists each.
@@ -166,8 +171,22 @@ class HashMismatchError(FetchError):
     """Downloaded bytes do not have the expected hash (``.expected``, ``.actual``)."""
 
 
+DISTRIBUTION = "pylightnix-ng"
+"""This project's distribution name (the import name is ``pylightnix``; the package
+index's ``pylightnix`` is the original project, not this one)."""
+
+
+def extra_hint(extra: str) -> str:
+    """The command that installs the optional extra ``extra``.
+
+    >>> extra_hint("cli")
+    "pip install 'pylightnix-ng[cli]' (in a checkout: pip install -e '.[cli]')"
+    """
+    return f"pip install '{DISTRIBUTION}[{extra}]' (in a checkout: pip install -e '.[{extra}]')"
+
+
 class ExtraMissingError(PylightnixError, ImportError):
-    """An optional extra (``pip install 'pylightnix[...]'``) is not installed."""
+    """An optional extra (see :func:`extra_hint`) is not installed."""
 
 
 class RequestError(PylightnixError, ValueError):

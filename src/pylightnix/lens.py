@@ -34,7 +34,7 @@ from pylightnix.realize.build import Build
 from pylightnix.realize.registry import Closure
 from pylightnix.refs import is_dref, is_rref, rref2dref
 from pylightnix.store.layout import outside_store_problem
-from pylightnix.store.query import drefcfg, rref2path, rrefctx
+from pylightnix.store.query import dref2path_checked, drefcfg, rref2path, rrefctx
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RefPath, RRef
 
@@ -241,6 +241,9 @@ class Lens:
             if len(outs) != 1:
                 raise self._fail("syspath", f"the build has {len(outs)} outputs")
             return Path(os.path.join(outs[0], *items))
+        if not self._steps and r.refpath is None and pos.rrefs is None and r.build is None:
+            # A bare DRef without a context: its derivation folder (as the original).
+            return dref2path_checked(DRef(str(d)), r.S)
         _, rr = self._rrefs("syspath")
         if len(rr) != 1:
             raise self._fail("syspath", f"there are {len(rr)} realizations here; use .rrefs")
@@ -263,7 +266,15 @@ class Lens:
             raise self._fail("contents", f"cannot read {p!r}: {e.strerror}") from e
 
 
-def mklens(x: Any, S: StorageSettings | None = None, *, context: Context | None = None) -> Lens:
+def mklens(
+    x: Any,
+    S: StorageSettings | None = None,
+    *,
+    context: Context | None = None,
+    b: Build | None = None,
+    ctx: Context | None = None,
+    r: Any = None,
+) -> Lens:
     """Start a :class:`Lens`.
 
     Args:
@@ -272,10 +283,21 @@ def mklens(x: Any, S: StorageSettings | None = None, *, context: Context | None 
         S: the store (default: the Build's or Closure's, else the default store).
         context: realizations of derivations (as ``realize`` returns) used to
             resolve system paths from a DRef.
+        b, ctx, r: the original's keywords: resolve through a running build
+            (its own DRef is the build), a context, a registry's store.
 
     Raises:
         LensError: ``x`` is none of these.
     """
+    if context is None:
+        context = ctx
+    if S is None and r is not None:
+        S = r.S
+    if b is not None:
+        if x is b or x == b.dref:
+            x = b
+        else:
+            S, context = S or b.S, context if context is not None else b.context
     label = x if isinstance(x, str) else type(x).__name__
     if isinstance(x, tuple) and len(x) in (2, 3) and isinstance(x[1], Closure):
         if len(x) == 3 and context is None:

@@ -282,21 +282,26 @@ def repl_cancel(session: ReplSession | None = None) -> None:
         _CURRENT[0] = None
 
 
-def repl_result(session: ReplSession | None = None) -> tuple[Any, Closure, Context]:
-    """``(result, closure, context)`` of a finished session, as :func:`realize` returns.
+def repl_result(session: ReplSession | None = None) -> tuple[Any, Closure, Context] | None:
+    """``(result, closure, context)`` of a finished session, as :func:`realize` returns;
+    ``None`` while the session is still paused (as the original)."""
+    s = _session(session)
+    if not s.done:
+        return None
+    return s.closure.result, s.closure, dict(s.context)
+
+
+def repl_rrefs(session: ReplSession | None = None) -> list[RRef]:
+    """The realizations of the single target of a finished session.
 
     Raises:
         ReplError: the session is not done.
     """
     s = _session(session)
-    if not s.done:
+    res = repl_result(s)
+    if res is None:
         raise ReplError(f"the REPL session is not done: {s!r}")
-    return s.closure.result, s.closure, dict(s.context)
-
-
-def repl_rrefs(session: ReplSession | None = None) -> list[RRef]:
-    """The realizations of the single target of a finished session."""
-    _, c, ctx = repl_result(session)
+    _, c, ctx = res
     if len(c.targets) != 1:
         raise ReplError(f"the closure has {len(c.targets)} targets: use repl_result()")
     return list(ctx[c.targets[0]])

@@ -121,7 +121,7 @@ def test_missing_cli_extra_names_the_pip_command() -> None:
     assert p.returncode == 1
     assert p.stderr == (
         "pylightnix: the pylightnix command line needs the 'cli' extra (click is missing): "
-        "pip install 'pylightnix[cli]'\n"
+        "pip install 'pylightnix-ng[cli]' (in a checkout: pip install -e '.[cli]')\n"
     )
 
 

@@ -91,6 +91,6 @@ def test_missing_ui_extra_names_the_install_command(monkeypatch: pytest.MonkeyPa
         require_ui_extra()
     assert str(e.value) == (
         "the pylightnix web view needs the 'ui' extra (plotly is missing): "
-        "pip install 'pylightnix[ui]'"
+        "pip install 'pylightnix-ng[ui]' (in a checkout: pip install -e '.[ui]')"
     )
     assert e.value.extra == "ui"  # type: ignore[attr-defined]

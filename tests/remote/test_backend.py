@@ -126,10 +126,13 @@ def test_writes_to_http_are_refused(tmp_path: Any) -> None:
 
 
 def test_missing_extra_says_what_to_install(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without fsspec, using a remote says `pip install 'pylightnix[remote]'`."""
+    """Without fsspec, using a remote says `pip install 'pylightnix-ng[remote]'`."""
     monkeypatch.setitem(sys.modules, "fsspec", None)
     r = Remote(str(tmp_path))
     with pytest.raises(ExtraMissingError) as e:
         r.read("x")
-    assert str(e.value) == "remote caches need fsspec: pip install 'pylightnix[remote]'"
+    assert (
+        str(e.value) == "remote caches need fsspec: pip install 'pylightnix-ng[remote]'"
+        " (in a checkout: pip install -e '.[remote]')"
+    )
     assert e.value.extra == "remote"  # type: ignore[attr-defined]

@@ -118,10 +118,11 @@ def test_parse_trusted_keys_refuses_malformed_keys(key: str) -> None:
 def test_missing_cryptography_says_what_to_install(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without cryptography, generating a key says `pip install 'pylightnix[remote]'`."""
+    """Without cryptography, generating a key says `pip install 'pylightnix-ng[remote]'`."""
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.asymmetric", None)
     with pytest.raises(ExtraMissingError) as e:
         generate_key("k", str(tmp_path / "k.sec"))
     assert str(e.value) == (
-        "signing and checking claims needs cryptography: pip install 'pylightnix[remote]'"
+        "signing and checking claims needs cryptography: pip install 'pylightnix-ng[remote]'"
+        " (in a checkout: pip install -e '.[remote]')"
     )

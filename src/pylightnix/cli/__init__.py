@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pylightnix.errors import ExtraMissingError
+from pylightnix.errors import ExtraMissingError, extra_hint
 
-EXTRA_HINT = "pip install 'pylightnix[cli]'"
+EXTRA_HINT = extra_hint("cli")
 
 
 def require_cli_extra() -> None:

@@ -43,6 +43,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("push", "push_cmd"),
     ("pull", "pull_cmd"),
     ("key", "key_cmd"),
+    ("migrate", "migrate_cmd"),
 )
 
 # Short help of each command module, so `pylightnix --help` lists the commands
@@ -117,6 +118,10 @@ SHORT_HELP: dict[str, str] = {
         "becomes visible; on any error the store is unchanged."
     ),
     "key": "Make and show the keys that sign what `pylightnix push --sign` sends.",
+    "migrate": (
+        "Re-hash every derivation and realization of an original Pylightnix store "
+        "(store-v0, versions 0.2.x and 0.3.x) into this store."
+    ),
 }
 
 
@@ -218,7 +223,7 @@ def _one_line(e: BaseException) -> str:
     help="Store root folder (default: $PYLIGHTNIX_ROOT, else ~/_pylightnix).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
-@click.version_option(package_name="pylightnix", prog_name="pylightnix")
+@click.version_option(package_name="pylightnix-ng", prog_name="pylightnix")
 @click.pass_context
 def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
     """Manage a pylightnix store: realize stages, inspect, collect garbage.

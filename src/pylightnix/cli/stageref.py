@@ -107,7 +107,8 @@ def instantiate_ref(
             with config_overrides(overrides):
                 instantiate(fn, r=probe, **kw)
         with config_overrides(overrides):
-            return instantiate(fn, S=S, **kw)
+            result, clo = instantiate(fn, S=S, **kw)  # a plain pair, also for a 0.2.x stage(m)
+        return result, clo
     except PylightnixError:
         raise
     except Exception as e:

@@ -53,12 +53,26 @@ class Build:
     """
 
     S: StorageSettings
-    dref: DRef
-    context: Context
-    config: RConfig
-    outpaths: list[Path]
+    dref: DRef = field(default=DRef(""))
+    context: Context = field(default_factory=dict)
+    config: RConfig = field(default_factory=lambda: RConfig({}))
+    outpaths: list[Path] = field(default_factory=list)
     realize_args: Mapping[str, Any] = field(default_factory=dict)
     _cattrs: SimpleNamespace | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        ba: Any = self.S
+        if not isinstance(ba, StorageSettings) and hasattr(ba, "S") and hasattr(ba, "dref"):
+            # The original's Build(mkbuildargs(S, dref, context, ...)); its outputs
+            # come from build_markstart(b, n).
+            self.S, self.dref, self.context = ba.S, ba.dref, dict(ba.context)
+            self.config = drefcfg(ba.dref, ba.S)
+            self.realize_args = dict(getattr(ba, "rarg", None) or {})
+        elif not self.dref:
+            raise BuildError(
+                "Build needs S, dref, context, config and outpaths (build_wrapper makes "
+                "Builds; the original's Build(mkbuildargs(...)) also works)"
+            )
 
 
 _B = TypeVar("_B", bound=Build)

@@ -34,7 +34,9 @@ def require_distributed() -> Any:
         import distributed
     except ImportError as e:
         raise ExtraMissingError(
-            "Dask is not installed: pip install 'pylightnix[dask]'", extra="dask"
+            "Dask is not installed: pip install 'pylightnix-ng[dask]'"
+            " (in a checkout: pip install -e '.[dask]')",
+            extra="dask",
         ) from e
     return distributed
 

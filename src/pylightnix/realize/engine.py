@@ -28,7 +28,7 @@ import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pylightnix.errors import NotRealizedError, RealizeError
 from pylightnix.progress import progress_hook
@@ -155,6 +155,8 @@ def realize(
         derivation of the closure. They stay alive (temporary GC roots of
         this process, ``docs/gc.md``) until the process exits or calls
         :func:`~pylightnix.store.temproots.release_temproots`.
+        (As in the original 0.2.x, ``realize`` of
+        ``instantiate(stage)`` for a 0.2.x stage ``stage(m)`` answers its one RRef.)
 
     Raises:
         BuildError: a realizer raised (chained); the store keeps no trace of that build.
@@ -186,6 +188,9 @@ def realize(
                 ctx = run_closure(c, S, opts, jobs, executor, remote, worker_root)
         else:
             ctx = run_closure(c, S, opts, jobs, executor, remote, worker_root)
+    if getattr(closure, "seed_api", False):
+        # realize(instantiate(stage)) of a 0.2.x stage(m): the original answered one RRef.
+        return cast("tuple[Any, Closure, Context]", _one_rref(c, ctx))
     return c.result, c, ctx
 
 
@@ -221,27 +226,39 @@ def _single_target(c: Closure) -> DRef:
     return c.targets[0]
 
 
-def realizeMany(closure: Closure | tuple[Any, Closure], **kwargs: Any) -> list[RRef]:
-    """Realize a single-target closure and return all realizations its matcher chose."""
-    c = as_closure(closure)
+def _chosen(c: Closure, ctx: Context) -> list[RRef]:
     t = _single_target(c)
-    _, _, ctx = realize(c, **kwargs)
     if t not in ctx:
         raise NotRealizedError(f"{t} would need a build (dry run)", dref=t)
     return list(ctx[t])
 
 
-def realize1(closure: Closure | tuple[Any, Closure], **kwargs: Any) -> RRef:
-    """Realize a single-target closure and return its one chosen realization."""
-    rrefs = realizeMany(closure, **kwargs)
+def _one_rref(c: Closure, ctx: Context) -> RRef:
+    rrefs = _chosen(c, ctx)
     if len(rrefs) != 1:
-        t = _single_target(as_closure(closure))
+        t = _single_target(c)
         raise RealizeError(
             f"{t} matched {len(rrefs)} realizations; realize1 returns exactly one: "
             "use realizeMany()",
             dref=t,
         )
     return rrefs[0]
+
+
+def realizeMany(closure: Closure | tuple[Any, Closure], **kwargs: Any) -> list[RRef]:
+    """Realize a single-target closure and return all realizations its matcher chose."""
+    c = as_closure(closure)
+    _single_target(c)
+    _, _, ctx = realize(c, **kwargs)
+    return _chosen(c, ctx)
+
+
+def realize1(closure: Closure | tuple[Any, Closure], **kwargs: Any) -> RRef:
+    """Realize a single-target closure and return its one chosen realization."""
+    c = as_closure(closure)
+    _single_target(c)
+    _, _, ctx = realize(c, **kwargs)
+    return _one_rref(c, ctx)
 
 
 def evaluate(stage: Any, *args: Any, **kwargs: Any) -> RRef:

@@ -80,7 +80,8 @@ def dumps_realizer(realizer: Realizer, dref: DRef) -> bytes:
         raise ExtraMissingError(
             f"the realizer {realizer!r} of stage '{dref_name(dref)}' ({dref}) needs "
             "cloudpickle to cross to another process (a closure, a lambda or code of "
-            "__main__): pip install 'pylightnix[dask]'",
+            "__main__): pip install 'pylightnix-ng[dask]'"
+            " (in a checkout: pip install -e '.[dask]')",
             extra="dask",
         ) from e
     for m in list(sys.modules.values()):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, overload
 
 from pylightnix.errors import MatcherError
 from pylightnix.store.facts import (
@@ -171,9 +171,22 @@ def match_latest(n: int = 1) -> Match:
     return Match(BuildTimeKey(), TopN(_check_n(n, "match_latest")))
 
 
-def match_all() -> Match:
-    """All realizations (build if there is none)."""
-    return Match(NoKey(), All())
+@overload
+def match_all() -> Match: ...
+@overload
+def match_all(S: StorageSettings, rrefs: list[RRef]) -> list[RRef] | None: ...
+def match_all(
+    S: StorageSettings | None = None, rrefs: list[RRef] | None = None
+) -> Match | list[RRef] | None:
+    """All realizations (build if there is none).
+
+    ``match_all()`` makes the matcher; ``match_all`` itself also is one (the
+    original's spelling ``mkdrv(config, match_all, realizer)``).
+    """
+    m = Match(NoKey(), All())
+    if rrefs is None:
+        return m
+    return m(S, rrefs)  # type: ignore[arg-type]
 
 
 def match_some(n: int = 1) -> Match:

@@ -9,10 +9,12 @@ the targets plus every derivation they need, in dependency order.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pylightnix.config import (
     Config,
@@ -80,8 +82,73 @@ class Closure:
     S: StorageSettings
     index: Mapping[DRef, Derivation] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def dref(self) -> DRef:
+        """The single target (the original 0.2.x ``Closure.dref``).
+
+        Raises:
+            RefError: the closure has several targets.
+        """
+        if len(self.targets) != 1:
+            raise RefError(
+                f"the closure has {len(self.targets)} targets, so no single .dref: use .targets",
+                ref=None,
+            )
+        return self.targets[0]
+
+
+class Instantiated(tuple[Any, Closure]):
+    """What :func:`instantiate` returns: the pair ``(result, closure)``.
+
+    It also answers the original 0.2.x Closure's ``.dref`` and ``.derivations``;
+    ``seed_api`` marks a 0.2.x stage ``stage(m)``, whose ``realize`` answered
+    one RRef (see :func:`pylightnix.realize`).
+    """
+
+    seed_api: bool
+
+    def __new__(cls, result: Any, closure: Closure, seed_api: bool = False) -> Instantiated:
+        self = super().__new__(cls, (result, closure))
+        self.seed_api = seed_api
+        return self
+
+    @property
+    def dref(self) -> DRef:
+        """The closure's single target."""
+        return self[1].dref
+
+    @property
+    def derivations(self) -> tuple[Derivation, ...]:
+        """The closure's derivations."""
+        return self[1].derivations
+
 
 _CURRENT: ContextVar[Registry | None] = ContextVar("pylightnix_registry", default=None)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def registry_first(f: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Also accept the original's spelling ``f(r, *args)``: a leading Registry becomes ``r=``.
+
+    The original (0.2.x ``stage(m, ...)``, 0.3 ``mknode(r, cfgdict, ...)``) passed
+    the registry first; a Registry is never a valid first argument otherwise, so
+    the two spellings cannot be confused.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], Registry):
+            if kwargs.get("r") is not None:
+                raise InstantiateError(
+                    f"{f.__qualname__} got a registry both first and as r=: pass one of them"
+                )
+            kwargs["r"] = args[0]
+            args = args[1:]
+        return f(*args, **kwargs)
+
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -99,6 +166,7 @@ def get_current_registry() -> Registry | None:
     return _CURRENT.get()
 
 
+@registry_first
 def mkdrv(
     config: Config | dict[str, Any],
     matcher: Matcher,
@@ -204,13 +272,45 @@ def _accepts_r(stage: Callable[..., Any]) -> bool:
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
+def _takes_registry_first(stage: Callable[..., Any], nargs: int) -> bool:
+    """A stage of the original's 0.2.x form ``stage(m: Manager, ...)`` called with
+    ``nargs`` positional arguments, fewer than its positional parameters (so the
+    arguments follow ``m``, as 0.2.x ``instantiate(stage, *args)`` passed them)."""
+    try:
+        params = list(inspect.signature(stage).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in params if p.kind in kinds]
+    if not positional or positional[0] is not params[0] or len(positional) <= nargs:
+        return False
+    ann = params[0].annotation
+    ann_name = ann if isinstance(ann, str) else getattr(ann, "__name__", "")
+    return params[0].name == "m" or ann_name in ("Manager", "Registry")
+
+
+def _seed_stage(stage: Callable[..., Any], nargs: int, kwargs: Mapping[str, Any]) -> bool:
+    """Whether :func:`call_stage` passes the registry first (a 0.2.x ``stage(m)``)."""
+    return "r" not in kwargs and not _accepts_r(stage) and _takes_registry_first(stage, nargs)
+
+
+def call_stage(stage: Callable[..., Any], r: Registry, *args: Any, **kwargs: Any) -> Any:
+    """Call a stage function with the registry: as ``r=`` if it takes one, else
+    first (the original's ``stage(m, ...)``), else through :func:`current_registry`."""
+    if "r" not in kwargs and _accepts_r(stage):
+        kwargs["r"] = r
+    elif _seed_stage(stage, len(args), kwargs):
+        args = (r, *args)
+    return stage(*args, **kwargs)
+
+
 def instantiate(
     stage: Callable[..., Any],
     *args: Any,
     r: Registry | None = None,
     S: StorageSettings | None = None,
     **kwargs: Any,
-) -> tuple[Any, Closure]:
+) -> Instantiated:
     """Run a stage function, register its derivations and return ``(result, closure)``.
 
     The stage receives ``r=`` if it has a parameter of that name; otherwise
@@ -235,9 +335,8 @@ def instantiate(
     r.in_instantiate = True
     try:
         with current_registry(r):
-            if "r" not in kwargs and _accepts_r(stage):
-                kwargs["r"] = r
-            result = stage(*args, **kwargs)
+            # The original's instantiate(dref, r=r): DRefs already registered in r.
+            result = call_stage(stage, r, *args, **kwargs) if callable(stage) else stage
     finally:
         r.in_instantiate = False
     # Every derivation of the registry becomes a temporary root in one batch.
@@ -245,4 +344,5 @@ def instantiate(
     # written again before it is built (step.build_in), and its realizations
     # went with it, so nothing is matched from it.
     add_temproots(r.S, r.builders)
-    return result, closure_of(r, find_drefs(result), result)
+    seed = callable(stage) and _seed_stage(stage, len(args), kwargs)
+    return Instantiated(result, closure_of(r, find_drefs(result), result), seed)

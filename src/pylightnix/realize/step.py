@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pylightnix.config import selfref
 from pylightnix.errors import (
     BuildError,
     MatcherError,
@@ -107,12 +108,10 @@ def ask_matcher(drv: Derivation, S: StorageSettings, cands: list[RRef]) -> list[
 
 
 def check_promises(drv: Derivation, outs: Sequence[str]) -> None:
-    missing = [
-        os.path.join(o, *p)
-        for o in outs
-        for p in drv.promises
-        if not os.path.lexists(os.path.join(o, *p))
+    failed = [
+        (o, list(p)) for o in outs for p in drv.promises if not os.path.lexists(os.path.join(o, *p))
     ]
+    missing = [os.path.join(o, *p) for o, p in failed]
     if missing:
         raise PromiseError(
             f"stage '{dref_name(drv.dref)}' ({drv.dref}) did not produce the files its "
@@ -120,6 +119,8 @@ def check_promises(drv: Derivation, outs: Sequence[str]) -> None:
             "remove the [selfref, ...] entries from the config)",
             dref=drv.dref,
             missing=missing,
+            # the original's PromiseException.failed: (output folder, [selfref, *path])
+            failed=[(o, [selfref, *p]) for o, p in failed],
         )
 
 

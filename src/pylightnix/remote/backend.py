@@ -36,7 +36,9 @@ def _fsspec() -> Any:
         import fsspec
     except ImportError as e:
         raise ExtraMissingError(
-            "remote caches need fsspec: pip install 'pylightnix[remote]'", extra="remote"
+            "remote caches need fsspec: pip install 'pylightnix-ng[remote]'"
+            " (in a checkout: pip install -e '.[remote]')",
+            extra="remote",
         ) from e
     return fsspec
 
@@ -98,7 +100,8 @@ class Remote:
             except ImportError as e:
                 raise ExtraMissingError(
                     f"remote {self.url}: its filesystem needs a package that is missing ({e}): "
-                    "pip install 'pylightnix[remote]'",
+                    "pip install 'pylightnix-ng[remote]'"
+                    " (in a checkout: pip install -e '.[remote]')",
                     extra="remote",
                 ) from e
             except Exception as e:

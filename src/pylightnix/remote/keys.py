@@ -30,7 +30,8 @@ def _ed25519() -> Any:
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError as e:
         raise ExtraMissingError(
-            "signing and checking claims needs cryptography: pip install 'pylightnix[remote]'",
+            "signing and checking claims needs cryptography: pip install 'pylightnix-ng[remote]'"
+            " (in a checkout: pip install -e '.[remote]')",
             extra="remote",
         ) from e
     return ed25519

@@ -41,6 +41,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pylightnix.config import selfref
 from pylightnix.errors import (
     ConfigError,
     FetchError,
@@ -58,7 +59,7 @@ from pylightnix.realize.build import (
     build_wrapper,
 )
 from pylightnix.realize.matchers import match_only
-from pylightnix.realize.registry import Registry, mkdrv
+from pylightnix.realize.registry import Registry, mkdrv, registry_first
 from pylightnix.refs import MAX_NAME_LEN, dref_name
 from pylightnix.store.fsops import mkdtemp_in
 from pylightnix.types import DRef, RefPath
@@ -224,7 +225,7 @@ def _fetch_config(
     algo, digest = _check_hash(sha256, sha1, who)
     _check_mode(mode, who)
     fname = _check_filename(filename, who)
-    return {
+    config: dict[str, Any] = {
         **kwargs,
         "name": name or name_from_filename(fname),
         **source,
@@ -232,8 +233,14 @@ def _fetch_config(
         "mode": mode,
         "filename": fname,
     }
+    if "unpack" not in mode:
+        # As the original: a file kept as-is is promised, so mklens(...).out_path
+        # reaches it (and the build checks it is there).
+        config.setdefault("out_path", [selfref, fname])
+    return config
 
 
+@registry_first
 def fetchurl(
     url: str,
     *,
@@ -296,6 +303,7 @@ def fetchurl(
     return mkdrv(config, match_only(), build_wrapper(realizer), r=r)
 
 
+@registry_first
 def fetchlocal(
     path: str | None = None,
     *,
@@ -350,6 +358,7 @@ def fetchlocal(
     return mkdrv(config, match_only(), build_wrapper(_fetchlocal_realize), r=r)
 
 
+@registry_first
 def unpackref(
     src: RefPath,
     *,

@@ -23,10 +23,11 @@ from pylightnix.realize.build import Build, build_cattrs, build_outpath, build_w
 from pylightnix.realize.matchers import match_only
 from pylightnix.realize.registry import (
     Registry,
-    _accepts_r,
+    call_stage,
     current_registry,
     get_current_registry,
     mkdrv,
+    registry_first,
 )
 from pylightnix.refs import is_dref
 from pylightnix.store.layout import RESERVED
@@ -60,6 +61,7 @@ def _check_artifact_name(fname: Any) -> str:
     return rel
 
 
+@registry_first
 def mknode(
     config: Mapping[str, Any],
     artifacts: Mapping[str, bytes | str] | None = None,
@@ -107,6 +109,7 @@ def _mknode_realize(b: Build) -> None:
             f.write(data)
 
 
+@registry_first
 def mkfile(
     name: str,
     contents: bytes | str,
@@ -157,10 +160,8 @@ class Redefined:
         scratch.builders = dict(reg.builders)
         scratch.in_instantiate = True
         with current_registry(scratch):
-            kw = dict(kwargs)
-            if _accepts_r(self.stage):
-                kw["r"] = scratch
-            old = _single_dref(self.stage(*args, **kw), self.stage, "redefine")
+            res = call_stage(self.stage, scratch, *args, **kwargs)
+            old = _single_dref(res, self.stage, "redefine")
         for d, drv in scratch.builders.items():
             if d != old and d not in reg.builders:
                 mkdrv(drv.config, drv.matcher, drv.realizer, r=reg)
@@ -224,11 +225,8 @@ class Realized:
 
     def __call__(self, *args: Any, r: Registry | None = None, **kwargs: Any) -> DRef:
         reg = _registry(r, "realized(stage)")
-        kw = dict(kwargs)
-        if _accepts_r(self.stage):
-            kw["r"] = reg
         with current_registry(reg):
-            d = _single_dref(self.stage(*args, **kw), self.stage, "realized")
+            d = _single_dref(call_stage(self.stage, reg, *args, **kwargs), self.stage, "realized")
         drv = reg.builders[d]
         return mkdrv(drv.config, drv.matcher, NeverBuild(d), r=reg)
 

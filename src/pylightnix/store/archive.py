@@ -301,9 +301,10 @@ def import_closure(archive_path: str, S: StorageSettings | None = None) -> list[
 
 
 def copyclosure(
-    rrefs: Iterable[RRef], src_S: StorageSettings, dst_S: StorageSettings
+    rrefs: Iterable[RRef], src_S: StorageSettings, dst_S: StorageSettings | None = None
 ) -> list[RRef]:
-    """Copy the closure of ``rrefs`` from one store into another; return ``rrefs``.
+    """Copy the closure of ``rrefs`` from one store into another (default: the
+    default store); return ``rrefs``.
 
     Every copied object is checked against its hash in the destination before
     it becomes visible, as on import; objects already there are skipped.
@@ -312,6 +313,7 @@ def copyclosure(
         RefError: an RRef is malformed or not in ``src_S`` (or its closure is incomplete).
         IntegrityError: a source object does not match its hash (a damaged source store).
     """
+    dst_S = fsS(dst_S)
     check_store(src_S)
     check_store(dst_S)
     if os.path.realpath(src_S.storage) == os.path.realpath(dst_S.storage):

@@ -13,6 +13,7 @@ def fsinit(
     S: StorageSettings | str | None = None,
     check_not_exist: bool = False,
     remove_existing: bool = False,
+    use_as_default: bool = False,
 ) -> StorageSettings:
     """Create a store (idempotent) and return its settings.
 
@@ -20,6 +21,8 @@ def fsinit(
         S: settings, a root folder, or ``None`` for the default store.
         check_not_exist: fail if a store already exists there.
         remove_existing: delete an existing store at that place first.
+        use_as_default: also make it the process's default store (the
+            original's default was ``True``; here it is opt-in).
     """
     s = mkSS(S) if isinstance(S, str) else fsS(S)
     if remove_existing:
@@ -29,6 +32,8 @@ def fsinit(
         remove_tree(s.tmpdir)
         forget_cached(s)
     init_store(s, check_not_exist=check_not_exist)
+    if use_as_default:
+        set_default_storage(s)
     return s
 
 

@@ -7,11 +7,12 @@ folder; what the user does there is up to them (realizations are read-only).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import stat
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,8 +211,11 @@ def shellref(ref: Any = None, S: StorageSettings | None = None) -> int:
 
 
 @dataclass(frozen=True)
-class DiskUsage:
+class DiskUsage(Mapping[DRef, tuple[int, dict[RRef, int]]]):
     """What :func:`du` measured: apparent bytes of files and links.
+
+    It also reads as the original's ``du()`` dict:
+    ``du()[dref] == (bytes of the derivation folder, {rref: bytes})``.
 
     Attributes:
         total: bytes of every derivation folder together.
@@ -222,6 +226,22 @@ class DiskUsage:
     total: int
     drefs: Mapping[DRef, int] = field(default_factory=dict)
     rrefs: Mapping[RRef, int] = field(default_factory=dict)
+
+    @functools.cached_property
+    def _by_dref(self) -> dict[DRef, dict[RRef, int]]:
+        out: dict[DRef, dict[RRef, int]] = {}
+        for r, n in self.rrefs.items():
+            out.setdefault(rref2dref(r), {})[r] = n
+        return out
+
+    def __getitem__(self, dref: DRef) -> tuple[int, dict[RRef, int]]:
+        return self.drefs[dref], dict(self._by_dref.get(dref, {}))
+
+    def __iter__(self) -> Iterator[DRef]:
+        return iter(self.drefs)
+
+    def __len__(self) -> int:
+        return len(self.drefs)
 
 
 def realization_sizes(rrefs: Iterable[RRef], S: StorageSettings | None = None) -> dict[RRef, int]:

@@ -21,7 +21,7 @@ import importlib.util
 
 from pylightnix.errors import ExtraMissingError
 
-EXTRA_HINT = "pip install 'pylightnix[ui]'"
+EXTRA_HINT = "pip install 'pylightnix-ng[ui]' (in a checkout: pip install -e '.[ui]')"
 
 
 def require_ui_extra() -> None:

@@ -327,7 +327,8 @@ def _static(name: str) -> Reply:
         data = package_files(pkg).joinpath(rel).read_bytes()
     except (ModuleNotFoundError, FileNotFoundError):
         raise RequestError(
-            f"{name} is missing: the web view needs the 'ui' extra: pip install 'pylightnix[ui]'",
+            f"{name} is missing: the web view needs the 'ui' extra: pip install 'pylightnix-ng[ui]'"
+            " (in a checkout: pip install -e '.[ui]')",
             status=500,
         ) from None
     ctype = _STATIC_TYPES[os.path.splitext(name)[1]]

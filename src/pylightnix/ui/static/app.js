@@ -528,7 +528,7 @@ function loadScript(src) {
   return new Promise((resolve, reject) => {
     const s = el("script", { src });
     s.addEventListener("load", resolve);
-    s.addEventListener("error", () => reject(new Error(`${src} did not load: pip install 'pylightnix[ui]'`)));
+    s.addEventListener("error", () => reject(new Error(`${src} did not load: pip install 'pylightnix-ng[ui]' (in a checkout: pip install -e '.[ui]')`)));
     document.head.append(s);
   });
 }
