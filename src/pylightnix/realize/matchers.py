@@ -8,7 +8,7 @@ candidates whose key is ``None`` are left out), ties broken by RRef text so
 the answer never depends on filesystem order, and ``trim`` picks from the
 ranked list. All of them are picklable objects with a readable ``repr``.
 
-A key may also rank all candidates in one call (``keys(S, rrefs)``, one key
+A key may also rank all candidates in one call (``batch_keys(S, rrefs)``, one key
 per candidate, or ``None`` when all rank the same): the keys here do, so
 they read build times and scores from the per-derivation facts cache
 (``store/facts.py``) with no filesystem call per candidate.
@@ -43,7 +43,7 @@ class Match:
     trim: Trim
 
     def __call__(self, S: StorageSettings, rrefs: list[RRef]) -> list[RRef] | None:
-        batch = getattr(self.key, "keys", None)
+        batch = getattr(self.key, "batch_keys", None)
         ks = batch(S, rrefs) if batch is not None else [self.key(S, r) for r in rrefs]
         if ks is None:  # every candidate ranks the same: ascending RRef order
             return self.trim(sorted(rrefs))
@@ -75,7 +75,7 @@ class NoKey:
     def __call__(self, S: StorageSettings, rref: RRef) -> int:
         return 0
 
-    def keys(self, S: StorageSettings, rrefs: list[RRef]) -> None:
+    def batch_keys(self, S: StorageSettings, rrefs: list[RRef]) -> None:
         return None
 
 
@@ -86,7 +86,7 @@ class BuildTimeKey:
     def __call__(self, S: StorageSettings, rref: RRef) -> float:
         return bstarts(S, [rref])[0]
 
-    def keys(self, S: StorageSettings, rrefs: list[RRef]) -> list[float]:
+    def batch_keys(self, S: StorageSettings, rrefs: list[RRef]) -> list[float]:
         return bstarts(S, rrefs)
 
 
@@ -97,9 +97,9 @@ class FileKey:
     filename: str
 
     def __call__(self, S: StorageSettings, rref: RRef) -> float | None:
-        return self.keys(S, [rref])[0]
+        return self.batch_keys(S, [rref])[0]
 
-    def keys(self, S: StorageSettings, rrefs: list[RRef]) -> list[float | None]:
+    def batch_keys(self, S: StorageSettings, rrefs: list[RRef]) -> list[float | None]:
         """Each candidate's score, read once ever (cached in the derivation's facts)."""
         try:
             return scores(S, rrefs, self.filename)
