@@ -18,6 +18,7 @@ from pylightnix.autostage import source_hash
 from pylightnix.errors import ExtraMissingError, StoreError
 from pylightnix.hashing import hash_file, hash_tree
 from pylightnix.realize.build import dirro, dirrw
+from pylightnix.realize.registry import iter_leaves
 from pylightnix.refs import is_dref, is_rref
 from pylightnix.store.fsops import make_readonly, remove_tree
 from pylightnix.store.links import timestring
@@ -309,20 +310,5 @@ def scanref_list(xs: list[Any]) -> tuple[list[DRef], list[RRef]]:
 
 def scan_refs(x: Any) -> tuple[list[DRef], list[RRef]]:
     """The DRefs and RRefs inside nested lists, tuples and dicts, in order."""
-    drefs: list[DRef] = []
-    rrefs: list[RRef] = []
-
-    def go(v: Any) -> None:
-        if is_dref(v):
-            drefs.append(DRef(v))
-        elif is_rref(v):
-            rrefs.append(RRef(v))
-        elif isinstance(v, list | tuple):
-            for y in v:
-                go(y)
-        elif isinstance(v, dict):
-            for y in v.values():
-                go(y)
-
-    go(x)
-    return drefs, rrefs
+    leaves = list(iter_leaves(x))
+    return [DRef(v) for v in leaves if is_dref(v)], [RRef(v) for v in leaves if is_rref(v)]

@@ -216,22 +216,21 @@ def mkdrv(
     return dref
 
 
+def iter_leaves(x: Any) -> Iterator[Any]:
+    """Every leaf of nested lists, tuples and dict values, in order."""
+    if isinstance(x, list | tuple):
+        for y in x:
+            yield from iter_leaves(y)
+    elif isinstance(x, dict):
+        for y in x.values():
+            yield from iter_leaves(y)
+    else:
+        yield x
+
+
 def find_drefs(x: Any) -> list[DRef]:
     """DRefs inside a stage result (a DRef, or lists/tuples/dicts of them), in order."""
-    out: list[DRef] = []
-
-    def go(v: Any) -> None:
-        if is_dref(v):
-            out.append(DRef(v))
-        elif isinstance(v, list | tuple):
-            for y in v:
-                go(y)
-        elif isinstance(v, dict):
-            for y in v.values():
-                go(y)
-
-    go(x)
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(DRef(v) for v in iter_leaves(x) if is_dref(v)))
 
 
 def closure_of(r: Registry, targets: list[DRef], result: Any = None) -> Closure:
