@@ -6,8 +6,10 @@ DRef or an instantiated closure, oldest build first, each as a :class:`Run`
 holding its config parameters (flattened), its metrics, its status and
 whether its derivation's matcher picks it::
 
-    >>> for r in runs("train"):                         # doctest: +SKIP
-    ...     print(r.params["lr"], r.metrics.get("accuracy"), r.status, r.chosen)
+    for r in runs("train"):
+        print(r.params["lr"], r.metrics.get("accuracy"), r.status, r.chosen)
+
+(``docs/ml-pipeline.md`` runs this on a real sweep in the tests.)
 
 Where the metrics come from, first match wins:
 
