@@ -103,11 +103,10 @@ def _step(
             )
         )
     try:
-        res = realize_one(drv, S, ctx, opts)
+        chash = context_hash(ctx)
+        res = realize_one(drv, S, ctx, opts, chash=chash)
         if res.rrefs is not None:
-            record_chosen(
-                S, drv.dref, context_hash(ctx), res.rrefs, score_file=score_file(drv.matcher)
-            )
+            record_chosen(S, drv.dref, chash, res.rrefs, score_file=score_file(drv.matcher))
         return res
     except RealizeError as e:
         if progress:

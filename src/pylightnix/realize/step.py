@@ -304,12 +304,20 @@ def give_back_build_folder(S: StorageSettings, tmp: str) -> None:
 
 
 def decide(
-    drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions
+    drv: Derivation,
+    S: StorageSettings,
+    ctx: Context,
+    opts: RealizeOptions,
+    *,
+    chash: str | None = None,
 ) -> StepResult | None:
-    """Steps 2-3: reuse what the matcher accepts (or a dry run's answer); ``None``: build."""
+    """Steps 2-3: reuse what the matcher accepts (or a dry run's answer); ``None``: build.
+
+    ``chash`` is ``context_hash(ctx)`` when the caller has it already.
+    """
     forced = opts.forced(drv.dref)
     if not forced:
-        chash = context_hash(ctx)
+        chash = context_hash(ctx) if chash is None else chash
         m = match_in(drv, S, chash)
         if m is not None:
             return StepResult(drv.dref, tuple(m), False, "matched")
@@ -330,15 +338,21 @@ def decide(
 
 
 def realize_one(
-    drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions
+    drv: Derivation,
+    S: StorageSettings,
+    ctx: Context,
+    opts: RealizeOptions,
+    *,
+    chash: str | None = None,
 ) -> StepResult:
-    """Steps 2-4 of the algorithm for one derivation in the given direct context."""
-    decided = decide(drv, S, ctx, opts)
+    """Steps 2-4 of the algorithm for one derivation in the given direct context
+    (``chash``: its hash, when the caller has it already)."""
+    chash = context_hash(ctx) if chash is None else chash
+    decided = decide(drv, S, ctx, opts, chash=chash)
     if decided is not None:
         return decided
     # The build reads its context: what was chosen so far must be registered.
     flush_deferred(S)
-    chash = context_hash(ctx)
     forced = opts.forced(drv.dref)
     with build_lock(S, drv.dref):
         if not forced:
