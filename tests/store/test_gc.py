@@ -195,6 +195,23 @@ def test_gc_removes_leftovers_dangling_markers_and_stale_roots(
     assert [r.rref for r in list_roots(S)] == [a]
 
 
+def test_gc_keeps_the_marker_of_an_insertion_in_flight(S: StorageSettings) -> None:
+    """A marker whose realization a live process registered but has not renamed in yet
+    (an insertion between its marker and its rename) is not dangling: it stays."""
+    from pylightnix.store.temproots import add_temproots
+
+    a = realize1(instantiate(_chain, "a", 1, S=S))
+    ddir = os.path.dirname(rref2path(a, S))
+    chdir = os.path.join(ddir, INDEX_DIR, os.listdir(os.path.join(ddir, INDEX_DIR))[0])
+    h = "f" * 32
+    in_flight = mkrref(h, *parse_rref(a)[1:])  # type: ignore[arg-type]
+    add_temproots(S, [in_flight])  # what place_realization does first
+    open(os.path.join(chdir, h), "w").close()  # then the marker; the rename comes last
+    res = gc(S)
+    assert res.tmp_removed == ()
+    assert sorted(os.listdir(chdir)) == sorted([parse_rref(a)[0], h])
+
+
 def test_gc_removes_markers_and_lock_files_of_what_it_deletes(S: StorageSettings) -> None:
     """Markers of deleted realizations and lock files of deleted derivations go too."""
     a = realize1(instantiate(_chain, "a", 1, S=S))

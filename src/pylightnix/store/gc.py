@@ -230,10 +230,21 @@ class _Live:
 
     def __init__(self, g: StoreGraph, rrefs: Iterable[RRef], drefs: Iterable[DRef]) -> None:
         self.g = g
+        rrefs, drefs = list(rrefs), list(drefs)
         self.r, self.d = compute_live(rrefs, drefs, g.rref_deps, g.dref_deps)
+        # Every root as registered, also those the scan did not see: an insertion
+        # in flight registers its realization before making its index marker and
+        # renaming it in, so the scan may see the marker of an object that is not
+        # in the graph yet; such a marker is not dangling.
+        self.registered: set[str] = {*rrefs, *drefs}
+
+    def keeps(self, r: RRef) -> bool:
+        """Whether ``r`` is live or registered by some process (maybe still in flight)."""
+        return r in self.r or r in self.registered
 
     def add(self, refs: Iterable[str]) -> None:
         refs = list(refs)
+        self.registered.update(refs)
         rs = [RRef(x) for x in refs if is_rref(x) and x not in self.r]
         ds = [DRef(x) for x in refs if is_dref(x) and x not in self.d]
         if not rs and not ds:
@@ -329,7 +340,7 @@ def _dangling(S: StorageSettings, g: StoreGraph, live: _Live) -> list[tuple[RRef
         stored = {parse_rref(r)[0] for r in g.drv_rrefs.get(dref, [])}
         for h, paths in ms.items():
             r = mkrref(h, dhash, name)  # type: ignore[arg-type]
-            if h in stored or r in live.r:
+            if h in stored or live.keeps(r):
                 continue
             if not os.path.isdir(os.path.join(S.storage, dref_dirname(dref), h)):
                 out.extend((r, p) for p in paths)
@@ -383,7 +394,9 @@ def _delete(
                 dangling = [
                     p
                     for r, p in candidates
-                    if r not in live.r and not os.path.isdir(rref2path_(r, S)) and _unlink_quiet(p)
+                    if not live.keeps(r)
+                    and not os.path.isdir(rref2path_(r, S))
+                    and _unlink_quiet(p)
                 ]
                 break
     # Index folders emptied, outside the lock: rmdir takes only an empty folder,
