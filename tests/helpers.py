@@ -73,3 +73,15 @@ def run_on_pty(
         out = p.stdout.read().decode()
     os.close(master)
     return code, out, seen.decode("utf-8", "replace")
+
+
+def index_lines(storage: str, ref: str, kind: str | None = None) -> list[list[str]]:
+    """The lines of the ``index.tsv`` of the derivation of ``ref`` (a DRef or an RRef),
+    split into fields; only those of ``kind`` (``R``, ``F``, ``S``, ``C``) when given."""
+    dirname = ref[5:] if ref.startswith("dref:") else ref[38:]
+    try:
+        with open(os.path.join(storage, dirname, "index.tsv")) as f:
+            lines = [x.split("\t") for x in f.read().splitlines()]
+    except FileNotFoundError:
+        return []
+    return [x for x in lines if kind is None or x[0] == kind]

@@ -38,7 +38,7 @@ from pylightnix import (
     verify,
 )
 from pylightnix.refs import is_hashpart, maybe_parse_dref_dirname, mkrref, parse_dref
-from pylightnix.store.layout import INDEX_DIR, TEMPROOTS_DIR
+from pylightnix.store.layout import TEMPROOTS_DIR
 from pylightnix.store.temproots import release_temproots
 from pylightnix.store.verify import config_problem, realization_problem
 from pylightnix.types import DRef
@@ -125,15 +125,17 @@ def _assert_store_valid(S: StorageSettings) -> None:
 
 
 def _assert_no_leftovers(S: StorageSettings) -> None:
-    """No temporary files, no index marker without its realization, no dead process's record."""
+    """No temporary files, no index line without its realization, no dead process's record."""
     assert os.listdir(S.tmpdir) == []
     records = os.listdir(os.path.join(S.storage, TEMPROOTS_DIR))
     assert all(n.startswith(f"{os.getpid()}-") for n in records), records
     for dirpath, dirnames, filenames in os.walk(S.storage):
         assert not [x for x in dirnames + filenames if ".tmp-" in x or x.startswith("trash-")]
-        if os.path.basename(os.path.dirname(dirpath)) == INDEX_DIR:
-            ddir = os.path.dirname(os.path.dirname(dirpath))
-            assert all(os.path.isdir(os.path.join(ddir, m)) for m in filenames)
+        if "index.tsv" in filenames:
+            with open(os.path.join(dirpath, "index.tsv")) as f:
+                lines = [x.split("\t") for x in f.read().splitlines()]
+            named = [x[1] for x in lines if x[0] in ("R", "F")]
+            assert all(os.path.isdir(os.path.join(dirpath, h)) for h in named), dirpath
 
 
 def test_sigkill_at_random_points_leaves_a_valid_store(S: StorageSettings) -> None:

@@ -40,7 +40,7 @@ def test_demo_builds_then_reuses_everything(tmp_path: Path) -> None:
     """A cold run builds the three stages; a second run reuses the same three RRefs."""
     first = _run(tmp_path / "root")
     assert first.splitlines()[0] == (
-        f"pylightnix demo on the store {tmp_path / 'root' / 'store-v1'}"
+        f"pylightnix demo on the store {tmp_path / 'root' / 'store-v2'}"
     )
     s1 = _stages(first)
     assert {k: v[0] for k, v in s1.items()} == {

@@ -108,7 +108,7 @@ def test_the_registry_follows_the_default_store(tmp_path: Path) -> None:
     """Changing the default store starts a fresh inplace registry for it."""
     store_initialize()
     r1 = inplace_registry()
-    S2 = store_initialize(str(tmp_path / "other" / "store-v1"), str(tmp_path / "other" / "tmp"))
+    S2 = store_initialize(str(tmp_path / "other" / "store-v2"), str(tmp_path / "other" / "tmp"))
     r2 = inplace_registry()
     assert r2 is not r1 and r2.S == S2
     assert inplace_registry() is r2

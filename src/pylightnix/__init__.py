@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pylightnix.errors import TrustError as TrustError
     from pylightnix.errors import UnpackLimitError as UnpackLimitError
     from pylightnix.errors import UnsafeArchiveError as UnsafeArchiveError
+    from pylightnix.errors import UpgradeError as UpgradeError
     from pylightnix.hashing import hash_tree as hash_tree
     from pylightnix.inplace import inplace_registry as inplace_registry
     from pylightnix.inplace import inplace_reset as inplace_reset
@@ -191,6 +192,8 @@ if TYPE_CHECKING:
     from pylightnix.store.settings import mkSS as mkSS
     from pylightnix.store.temproots import add_temproots as add_temproots
     from pylightnix.store.temproots import release_temproots as release_temproots
+    from pylightnix.store.upgrade import UpgradeResult as UpgradeResult
+    from pylightnix.store.upgrade import upgrade_store as upgrade_store
     from pylightnix.store.verify import DamagedRealization as DamagedRealization
     from pylightnix.store.verify import VerifyResult as VerifyResult
     from pylightnix.store.verify import verify as verify
@@ -269,6 +272,8 @@ _LAZY: dict[str, str] = {
     "UnpackLimitError": "pylightnix.errors",
     "UnpackLimits": "pylightnix.unpack",
     "UnsafeArchiveError": "pylightnix.errors",
+    "UpgradeError": "pylightnix.errors",
+    "UpgradeResult": "pylightnix.store.upgrade",
     "VerifyResult": "pylightnix.store.verify",
     "add_temproots": "pylightnix.store.temproots",
     "alldrefs": "pylightnix.store.query",
@@ -404,6 +409,7 @@ _LAZY: dict[str, str] = {
     "unlinkrref": "pylightnix.store.links",
     "unpack_limits": "pylightnix.unpack",
     "unpackref": "pylightnix.stages.fetch",
+    "upgrade_store": "pylightnix.store.upgrade",
     "verify": "pylightnix.store.verify",
 }
 """Public name -> ``module`` or ``module:attribute`` it is loaded from."""
@@ -515,6 +521,8 @@ __all__ = [
     "UnpackLimitError",
     "UnpackLimits",
     "UnsafeArchiveError",
+    "UpgradeError",
+    "UpgradeResult",
     "VerifyResult",
     "add_temproots",
     "alldrefs",
@@ -650,5 +658,6 @@ __all__ = [
     "unlinkrref",
     "unpack_limits",
     "unpackref",
+    "upgrade_store",
     "verify",
 ]

@@ -79,6 +79,10 @@ class StoreVersionError(StoreError):
     """The store on disk has another layout version than this library."""
 
 
+class UpgradeError(StoreError):
+    """A store cannot be upgraded now (in use, or not a store of the older version)."""
+
+
 class IntegrityError(StoreError):
     """Stored or received content does not match its hash."""
 

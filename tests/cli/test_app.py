@@ -49,7 +49,7 @@ def test_missing_store_is_a_one_line_error(plx: Run, root: str) -> None:
     r = plx("ls", code=1)
     assert r.out == ""
     assert r.err == (
-        f"Error: no pylightnix store at '{root}/store-v1': initialize it with "
+        f"Error: no pylightnix store at '{root}/store-v2': initialize it with "
         "store_initialize() / fsinit(S), or `pylightnix init`\n"
     )
 
@@ -80,7 +80,7 @@ def test_unknown_ref_is_a_one_line_error(built: Built, plx: Run, root: str) -> N
     missing = "rref:" + "0" * 32 + "-" + built.drefs["data"][5:37] + "-data"
     r = plx("show", missing, code=1)
     assert r.err == (
-        f"Error: {missing} is not in the store at '{root}/store-v1' (removed, or built "
+        f"Error: {missing} is not in the store at '{root}/store-v2' (removed, or built "
         "in another store?)\n"
     )
 

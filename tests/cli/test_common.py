@@ -19,6 +19,6 @@ def test_a_path_outside_the_store_is_refused(built: Built, plx: Run, root: str) 
     """An existing path that is not in the store is a one-line error naming the store."""
     r = plx("show", "/", code=1)
     assert r.err == (
-        f"Error: '/' is not inside the store at '{root}/store-v1': give a dref:..., an "
+        f"Error: '/' is not inside the store at '{root}/store-v2': give a dref:..., an "
         "rref:..., or a path into that store\n"
     )

@@ -176,7 +176,7 @@ def test_realize_dask_with_a_folder_remote(plx: Run, tmp_path: Any) -> None:
     plx("--store", other, "init", store=False)
     seq = plx("--store", other, "realize", f"{PIPELINE}:report", "--json", store=False)
     assert r.json() == seq.json()
-    stored = os.listdir(os.path.join(worker_root, "store-v1"))
+    stored = os.listdir(os.path.join(worker_root, "store-v2"))
     assert sorted(n for n in stored if not n.startswith(".")) == sorted(
         ["FORMAT", *(d.split(":")[1] for d in r.json()["context"])]
     )

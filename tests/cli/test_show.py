@@ -20,7 +20,7 @@ def test_show_realization_json(built: Built, plx: Run, root: str) -> None:
     assert rec["files"] == [{"path": "weights/model.txt", "size": 24}]
     assert rec["build_start"] <= rec["build_stop"]
     assert rec["has_log"] is True
-    assert rec["path"].startswith(f"{root}/store-v1/")
+    assert rec["path"].startswith(f"{root}/store-v2/")
 
 
 def test_show_derivation_json(built: Built, plx: Run) -> None:

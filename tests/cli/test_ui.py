@@ -64,7 +64,7 @@ def test_ui_takes_the_group_store_option(root: str) -> None:
 def test_ui_without_a_store_says_so(plx: Run, root: str) -> None:
     """A missing store is a one-line error with exit code 1, and no server starts."""
     r = plx("ui", "--no-browser", code=1)
-    storage = os.path.join(root, "store-v1")
+    storage = os.path.join(root, "store-v2")
     assert r.err == (
         f"Error: no pylightnix store at {storage!r}: initialize it with store_initialize() / "
         "fsinit(S), or `pylightnix init`\n"

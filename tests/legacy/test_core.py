@@ -122,7 +122,7 @@ def test_registry_and_storage_helpers(S: StorageSettings) -> None:
     assert L.tlregistry(r) is r and L.tlregistry() is None
     res, clo = L.instantiate_(r, _two)
     assert L.mkclosure(res, r).targets == clo.targets == (res,)
-    assert L.storagename() == "store-v1"
+    assert L.storagename() == "store-v2"
     assert L.reserved("/x", "context.json") == f"/x/{RESERVED}/context.json"
     assert L.tlstorage(S) is S
     cfg = mkconfig({"name": "raw", "v": 1})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 import pytest
@@ -36,7 +35,7 @@ from pylightnix import (
 from pylightnix.config import canonical_json
 from pylightnix.hashing import context_hash, failed_realization_hash, hash_tree, realization_hash
 from pylightnix.realize.buildlog import TMP_LOG_NAME
-from pylightnix.store.layout import FAILED_INDEX_DIR, INDEX_DIR
+from pylightnix.store.index import forget_index
 from pylightnix.store.query import dref2path_checked
 
 CALLS: list[str] = []
@@ -258,8 +257,8 @@ def test_reindex_keeps_failed_out_of_candidates(S: StorageSettings) -> None:
     _, clo, ctx, fails = realizeE(instantiate(_sweep, 2, S=S))
     for d in clo.derivations:
         base = dref2path_checked(d.dref, S)
-        for sub in (INDEX_DIR, FAILED_INDEX_DIR):
-            shutil.rmtree(os.path.join(base, sub), ignore_errors=True)
+        os.unlink(os.path.join(base, "index.tsv"))
+    forget_index(S)
     assert store_reindex(S) == len(clo.derivations)
     for d in clo.derivations:
         cands = drefrrefs(d.dref, S)

@@ -23,6 +23,7 @@ from pylightnix.store.chosen import (
     chosen_records,
     record_chosen,
 )
+from pylightnix.store.index import forget_index
 from pylightnix.types import DRef, RRef
 
 DREF = DRef("dref:" + "1" * 32 + "-x")
@@ -41,9 +42,10 @@ def _stage(r: object = None) -> DRef:
     return mkdrv({"name": "pick"}, match_best("acc.txt"), build_wrapper(_two, nouts=2), r)  # type: ignore[arg-type]
 
 
-def _files(S: StorageSettings, dref: DRef) -> list[str]:
-    d = os.path.join(S.storage, dref[5:])
-    return sorted(n for n in os.listdir(d) if n.startswith("chosen-") or ".tmp-" in n)
+def _lines(S: StorageSettings, dref: DRef) -> list[list[str]]:
+    """The chosen-record lines of the derivation's index, split into their fields."""
+    with open(os.path.join(S.storage, dref[5:], "index.tsv")) as f:
+        return [x.split("\t") for x in f.read().splitlines() if x.startswith("C\t")]
 
 
 def test_realize_records_the_pick(S: StorageSettings) -> None:
@@ -57,21 +59,22 @@ def test_realize_records_the_pick(S: StorageSettings) -> None:
 
 
 def test_noop_realize_does_not_rewrite(S: StorageSettings) -> None:
-    """A realize whose matcher answers as recorded leaves the record file untouched, also
-    in a process that has not seen it yet."""
+    """A realize whose matcher answers as recorded appends nothing, also in a process that
+    has not seen the record yet."""
     clo = instantiate(_stage, S=S)
     realize(clo)
-    (name,) = _files(S, clo[0])
-    p = os.path.join(S.storage, clo[0][5:], name)
-    before = os.stat(p).st_ino
+    (line,) = _lines(S, clo[0])
+    p = os.path.join(S.storage, clo[0][5:], "index.tsv")
+    before = os.stat(p)
     _SEEN.clear()
+    forget_index(S)
     realize(clo)
-    assert before == os.stat(p).st_ino
-    assert [name] == _files(S, clo[0])
+    assert (before.st_ino, before.st_size) == (os.stat(p).st_ino, os.stat(p).st_size)
+    assert [line] == _lines(S, clo[0])
 
 
 def test_changed_pick_replaces_the_record(S: StorageSettings) -> None:
-    """A different answer gets a new record and the old one of that context goes."""
+    """A different answer gets a new record line, which readers take over the old one."""
     os.makedirs(os.path.join(S.storage, "1" * 32 + "-x"))
     record_chosen(S, DREF, CH, [B, A])
     got = chosen_in(S, DREF, CH)
@@ -81,23 +84,24 @@ def test_changed_pick_replaces_the_record(S: StorageSettings) -> None:
     got = chosen_in(S, DREF, CH)
     assert got is not None
     assert (got.rrefs, got.score_file) == ((A,), "s.txt")
-    (name,) = _files(S, DREF)
-    assert name.startswith("chosen-" + "c" * 32 + "-")
-    with open(os.path.join(S.storage, "1" * 32 + "-x", name)) as f:
-        assert {"rrefs": [A], "score_file": "s.txt", "time": got.time} == json.load(f)
+    first, second = _lines(S, DREF)
+    assert second[:3] == ["C", "c" * 32, repr(got.time)]
+    assert json.loads(second[3]) == {"rrefs": [A], "score_file": "s.txt"}
+    assert json.loads(first[3]) == {"rrefs": [A, B]}
     record_chosen(S, DREF, "d" * 64, [B])
-    assert len(_files(S, DREF)) == 2  # another context keeps its own record
+    assert len(_lines(S, DREF)) == 3  # another context keeps its own record
+    assert chosen_records(S, DREF)["c" * 32].rrefs == (A,)
     assert chosen_records(S, DREF)["d" * 32].rrefs == (B,)
 
 
 def test_two_records_of_a_context_read_as_the_later(S: StorageSettings) -> None:
-    """Of two records of one context (left by racing writers), readers take the later one."""
+    """Of two records of one context (left by racing writers), readers take the later line."""
     d = os.path.join(S.storage, "1" * 32 + "-x")
     os.makedirs(d)
-    for pick, rr, t in (("0" * 16, A, 5.0), ("f" * 16, B, 9.0)):
-        with open(os.path.join(d, f"chosen-{'c' * 32}-{pick}.json"), "w") as f:
-            json.dump({"rrefs": [rr], "time": t}, f)
-    assert chosen_in(S, DREF, CH) == ChosenRecord((B,), None, 9.0)
+    with open(os.path.join(d, "index.tsv"), "w") as f:
+        for rr, t in ((A, 9.0), (B, 5.0)):
+            f.write(f"C\t{'c' * 32}\t{t}\t{json.dumps({'rrefs': [rr]})}\n")
+    assert chosen_in(S, DREF, CH) == ChosenRecord((B,), None, 5.0)
 
 
 def test_unreadable_record_is_none(S: StorageSettings) -> None:
@@ -105,8 +109,8 @@ def test_unreadable_record_is_none(S: StorageSettings) -> None:
     assert chosen_in(S, DREF, CH) is None
     d = os.path.join(S.storage, "1" * 32 + "-x")
     os.makedirs(d)
-    with open(os.path.join(d, f"chosen-{'c' * 32}-{'0' * 16}.json"), "w") as f:
-        f.write("{not json")
+    with open(os.path.join(d, "index.tsv"), "w") as f:
+        f.write(f"C\t{'c' * 32}\t1.0\t{{not json\n")
     assert chosen_in(S, DREF, CH) is None
     assert chosen_records(S, DREF) == {}
 

@@ -28,7 +28,6 @@ from pylightnix import (
     realize1,
     verify,
 )
-from pylightnix.hashing import context_hash
 from pylightnix.refs import dref_dirname
 from pylightnix.store.fsops import (
     atomic_write,
@@ -187,19 +186,20 @@ def test_a_file_where_the_temporary_folder_belongs_is_a_store_error(tmp_path: Pa
     assert str(ei.value) == (f"creating a temporary folder failed at {S.tmpdir!r}: {_GARBAGE}")
 
 
-def test_a_file_where_an_index_folder_belongs_is_a_store_error(tmp_path: Path) -> None:
-    """A file named by-context in a derivation makes realize fail naming the index path."""
+def test_a_folder_where_the_index_file_belongs_is_a_store_error(tmp_path: Path) -> None:
+    """A folder named index.tsv in a derivation makes realize fail naming that path."""
     S = fsinit(mkSS(str(tmp_path / "plx")))
     clo = instantiate(_stage, S=S)
-    idx = os.path.join(S.storage, dref_dirname(clo[0]), "by-context")
-    open(idx, "w").close()
+    idx = os.path.join(S.storage, dref_dirname(clo[0]), "index.tsv")
+    os.mkdir(idx)
     with pytest.raises(StoreError) as ei:
         realize1(clo)
     assert str(ei.value) == (
-        f"reading the index of {clo[0]} failed at {os.path.join(idx, context_hash({})[:32])!r}: "
-        "a file stands where the store keeps a folder (garbage in the store): move that file "
-        "away, then retry"
+        f"moving a realization of {clo[0]} into the store failed at {idx!r}: a folder stands "
+        "where the store keeps a file (garbage in the store): move that folder away, then retry"
     )
+    assert os.listdir(idx) == []
+    assert [n for n in os.listdir(os.path.dirname(idx)) if n != "index.tsv"] == ["config.json"]
 
 
 def test_a_temporary_folder_on_another_filesystem_is_a_store_error(tmp_path: Path) -> None:

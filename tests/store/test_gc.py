@@ -46,12 +46,13 @@ from pylightnix.refs import mkdref, mkrref, parse_rref
 from pylightnix.store.fsops import mkdtemp_in, tree_bytes
 from pylightnix.store.gcgraph import compute_live
 from pylightnix.store.insert import store_realization
-from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR, rref2path_
+from pylightnix.store.layout import LOCKS_DIR
 from pylightnix.store.leftovers import temp_owner
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.roots import list_roots, register_root
 from pylightnix.store.temproots import release_temproots
 from pylightnix.types import DRef, RRef
+from tests.helpers import index_lines
 from tests.strategies import dags
 
 
@@ -163,10 +164,11 @@ def test_store_gc_computes_like_the_seed_and_deletes_nothing(S: StorageSettings)
     assert set(allrrefs(S)) == before
 
 
-def test_gc_removes_leftovers_dangling_markers_and_stale_roots(
+def test_gc_removes_leftovers_dangling_lines_and_stale_roots(
     S: StorageSettings, tmp_path: Any
 ) -> None:
-    """Temp folders, half-written files, dangling index markers and stale root entries go."""
+    """Temp folders, half-written files, dangling index lines and stale root entries go
+    (a dangling line is dropped from the index, not reported as a leftover path)."""
     a = realize1(instantiate(_chain, "a", 1, S=S))
     _link(S, a, str(tmp_path / "result"))
     gone = _link(S, a, str(tmp_path / "gone"))
@@ -177,51 +179,56 @@ def test_gc_removes_leftovers_dangling_markers_and_stale_roots(
     half = os.path.join(ddir, ".tmp-1-ab-config.json")
     with open(half, "w") as f:
         f.write("{")
-    chdir = os.path.join(ddir, INDEX_DIR, os.listdir(os.path.join(ddir, INDEX_DIR))[0])
-    dangling = os.path.join(chdir, "0" * 32)
-    open(dangling, "w").close()
+    (line,) = index_lines(S.storage, a, "R")
+    with open(os.path.join(ddir, "index.tsv"), "a") as f:
+        f.write(f"R\t{'0' * 32}\t{line[2]}\t1.0\n")  # a crash between line and rename
     stale_entry = [r.entry for r in list_roots(S) if r.rref is None]
     res = gc(S)
     assert res.deleted_rrefs == ()
     assert res.stale_roots == tuple(stale_entry)
-    assert set(res.tmp_removed) == {
-        os.path.join(S.tmpdir, "build-x-123-abc"),
-        half,
-        dangling,
-    }
+    assert set(res.tmp_removed) == {os.path.join(S.tmpdir, "build-x-123-abc"), half}
     assert os.listdir(S.tmpdir) == []
     assert not os.path.lexists(half)
-    assert os.listdir(chdir) == [parse_rref(a)[0]]
+    assert [x[1] for x in index_lines(S.storage, a, "R")] == [parse_rref(a)[0]]
     assert [r.rref for r in list_roots(S)] == [a]
+    # Once a collection deletes a realization of that derivation, its index is compacted.
+    os.unlink(str(tmp_path / "result"))
+    res = gc(S, keep_drefs=[rref2dref(a)])
+    assert res.deleted_rrefs == (a,)
+    assert index_lines(S.storage, a) == []
 
 
-def test_gc_keeps_the_marker_of_an_insertion_in_flight(S: StorageSettings) -> None:
-    """A marker whose realization a live process registered but has not renamed in yet
-    (an insertion between its marker and its rename) is not dangling: it stays."""
+def test_gc_keeps_the_line_of_an_insertion_in_flight(S: StorageSettings) -> None:
+    """A line whose realization a live process registered but has not renamed in yet
+    (an insertion between its line and its rename) survives a compaction; the line of a
+    realization the collection deleted goes."""
     from pylightnix.store.temproots import add_temproots
 
     a = realize1(instantiate(_chain, "a", 1, S=S))
-    ddir = os.path.dirname(rref2path(a, S))
-    chdir = os.path.join(ddir, INDEX_DIR, os.listdir(os.path.join(ddir, INDEX_DIR))[0])
+    b = realize1(instantiate(_chain, "a", 1, S=S), force_rebuild=True)
+    assert a == b
+    line = index_lines(S.storage, a, "R")[0]
     h = "f" * 32
     in_flight = mkrref(h, *parse_rref(a)[1:])  # type: ignore[arg-type]
-    add_temproots(S, [in_flight])  # what place_realization does first
-    open(os.path.join(chdir, h), "w").close()  # then the marker; the rename comes last
+    release_temproots(S)
+    add_temproots(S, [in_flight, rref2dref(a)])  # what place_realization does first
+    with open(os.path.join(os.path.dirname(rref2path(a, S)), "index.tsv"), "a") as f:
+        f.write(f"R\t{h}\t{line[2]}\t1.0\n")  # then the line; the rename comes last
     res = gc(S)
+    assert res.deleted_rrefs == (a,)
     assert res.tmp_removed == ()
-    assert sorted(os.listdir(chdir)) == sorted([parse_rref(a)[0], h])
+    assert [x[1] for x in index_lines(S.storage, a, "R")] == [h]
 
 
-def test_gc_removes_markers_and_lock_files_of_what_it_deletes(S: StorageSettings) -> None:
-    """Markers of deleted realizations and lock files of deleted derivations go too."""
+def test_gc_removes_lines_and_lock_files_of_what_it_deletes(S: StorageSettings) -> None:
+    """Index lines of deleted realizations and lock files of deleted derivations go too."""
     a = realize1(instantiate(_chain, "a", 1, S=S))
     release_temproots(S)
     locks = os.path.join(S.storage, LOCKS_DIR)
     assert f"{os.path.basename(os.path.dirname(rref2path(a, S)))}.lock" in os.listdir(locks)
     res = gc(S, keep_drefs=[rref2dref(a)])
     assert res.deleted_rrefs == (a,)
-    ddir = os.path.dirname(rref2path_(a, S))
-    assert os.listdir(os.path.join(ddir, INDEX_DIR)) == []
+    assert index_lines(S.storage, a) == []
     gc(S)
     assert sorted(os.listdir(locks)) == ["gc.collector", "gc.lock"]
 

@@ -151,9 +151,8 @@ def test_du_reports_bytes_per_derivation_and_realization(S: StorageSettings) -> 
     )
     assert usage.rrefs == {rref: 1500 + reserved}
     ddir = os.path.dirname(rpath)
-    # config.json and the matcher's chosen record (docs/store-format.md) count too.
-    (record,) = [n for n in os.listdir(ddir) if n.startswith("chosen-")]
-    cfg = sum(os.lstat(os.path.join(ddir, n)).st_size for n in ("config.json", record))
+    # config.json and the index (docs/store-format.md) count too.
+    cfg = sum(os.lstat(os.path.join(ddir, n)).st_size for n in ("config.json", "index.tsv"))
     assert usage.drefs == {d: 1500 + reserved + cfg}
     assert usage.total == 1500 + reserved + cfg
 

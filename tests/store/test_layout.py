@@ -9,12 +9,12 @@ import pytest
 
 from pylightnix import StorageSettings, fsinit, instantiate, mkSS
 from pylightnix.errors import StoreError, StoreVersionError
+from pylightnix.store.index import index_path
 from pylightnix.store.layout import (
     _CHECKED,
     RESERVED,
     check_store,
     dref2path,
-    index_dir,
     init_store,
     rref2path_,
 )
@@ -25,11 +25,11 @@ R = "f" * 32
 
 
 def test_object_paths(S: StorageSettings) -> None:
-    """Derivations, realizations and index folders live where docs/store-format.md says."""
+    """Derivations, realizations and index files live where docs/store-format.md says."""
     d = DRef(f"dref:{H}-name")
     assert dref2path(d, S) == os.path.join(S.storage, f"{H}-name")
     assert rref2path_(RRef(f"rref:{R}-{H}-name"), S) == os.path.join(S.storage, f"{H}-name", R)
-    assert index_dir(d, "c" * 64, S) == os.path.join(S.storage, f"{H}-name", "by-context", "c" * 32)
+    assert index_path(S, d) == os.path.join(S.storage, f"{H}-name", "index.tsv")
     assert RESERVED == "__pylightnix__"
 
 
@@ -60,7 +60,7 @@ def test_non_store_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as ei2:
         fsinit(S)
     assert str(ei2.value) == (
-        f"{S.storage!r} is not empty and is not a pylightnix store-v1 store: "
+        f"{S.storage!r} is not empty and is not a pylightnix store-v2 store: "
         "choose an empty or new folder"
     )
     assert os.listdir(S.storage) == ["my-data.txt"]
@@ -74,7 +74,7 @@ def test_empty_folder_can_become_a_store(tmp_path: Path) -> None:
     check_store(S)
 
 
-@pytest.mark.parametrize("text", ["pylightnix store-v2\n", "pylightnix store-v1", "garbage"])
+@pytest.mark.parametrize("text", ["pylightnix store-v0\n", "pylightnix store-v2", "garbage"])
 def test_other_format_versions_are_refused(tmp_path: Path, text: str) -> None:
     """A FORMAT of another text raises StoreVersionError naming both versions."""
     S = fsinit(mkSS(str(tmp_path / "r")))
@@ -87,12 +87,12 @@ def test_other_format_versions_are_refused(tmp_path: Path, text: str) -> None:
         instantiate(lambda: None, S=S)
     assert str(ei.value) == (
         f"store at {S.storage!r} has format {text.strip()!r}, but this pylightnix "
-        "reads only 'pylightnix store-v1': use the matching pylightnix version "
+        "reads only 'pylightnix store-v2': use the matching pylightnix version "
         "or a new store root"
     )
     e = ei.value
     assert (e.expected, e.actual, e.path) == (  # type: ignore[attr-defined]
-        "pylightnix store-v1",
+        "pylightnix store-v2",
         text.strip(),
         S.storage,
     )

@@ -27,8 +27,8 @@ from pylightnix.config import mkrefpath
 from pylightnix.errors import RefError
 from pylightnix.hashing import context_hash
 from pylightnix.realize.build import build_paths
-from pylightnix.refs import parse_rref, rref2dref
-from pylightnix.store.layout import index_dir
+from pylightnix.refs import parse_rref
+from pylightnix.store.index import forget_index
 from pylightnix.store.query import (
     alldrefs,
     allrrefs,
@@ -58,6 +58,7 @@ from pylightnix.store.query import (
     store_reindex,
 )
 from pylightnix.types import DRef, RRef
+from tests.helpers import index_lines
 
 
 def _two(b: Build) -> None:
@@ -221,28 +222,28 @@ def test_mkrefpath_points_into_dependencies(built: Built) -> None:
     assert mkrefpath(b, ["b.txt"]) == [b, "b.txt"]
 
 
-def test_store_reindex_rebuilds_lost_markers(built: Built) -> None:
-    """Deleting the context index and reindexing restores exactly the same candidates."""
+def test_store_reindex_rebuilds_lost_lines(built: Built) -> None:
+    """Deleting the indexes and reindexing restores exactly the same candidates."""
     S, a, b, c, lone, ctx = built.S, built.a, built.b, built.c, built.lone, built.ctx
     assert store_reindex(S) == 0
     for d in (a, b, c, lone):
-        shutil.rmtree(os.path.join(S.storage, d[5:], "by-context"))
+        os.unlink(os.path.join(S.storage, d[5:], "index.tsv"))
+    forget_index(S)
     assert drefrrefsC(b, {a: ctx[a]}, S) == []
     assert store_reindex(S) == 5
     assert drefrrefsC(b, {a: ctx[a]}, S) == ctx[b]
     assert drefrrefsC(a, {}, S) == sorted(ctx[a])
     for r in allrrefs(S):
-        marker = os.path.join(
-            index_dir(rref2dref(r), context_hash(rrefctx(r, S)), S), parse_rref(r)[0]
-        )
-        assert os.path.isfile(marker)
+        chash = context_hash(rrefctx(r, S))[:32]
+        assert ["R", parse_rref(r)[0], chash] in [x[:3] for x in index_lines(S.storage, r)]
 
 
-def test_a_marker_without_its_realization_is_not_a_candidate(built: Built) -> None:
-    """A crash between marker and rename leaves a marker that queries ignore."""
+def test_a_line_without_its_realization_is_not_a_candidate(built: Built) -> None:
+    """A crash between line and rename leaves a line that queries ignore."""
     S, a, ctx = built.S, built.a, built.ctx
     ghost = "9" * 32
-    open(os.path.join(index_dir(a, context_hash({}), S), ghost), "w").close()
+    with open(os.path.join(S.storage, a[5:], "index.tsv"), "a") as f:
+        f.write(f"R\t{ghost}\t{context_hash({})[:32]}\t1.0\n")
     assert drefrrefsC(a, {}, S) == sorted(ctx[a])
 
 
@@ -298,8 +299,8 @@ def test_kept_listing_sees_new_and_removed_realizations(S: StorageSettings) -> N
 
     d, clo = instantiate(mkdrv, {"name": "six"}, match_all(), build_wrapper(_six, nouts=6), S=S)
     realize(clo)
-    (chash,) = os.listdir(os.path.join(S.storage, d[5:], "by-context"))
-    idx, base = index_dir(d, chash, S), os.path.join(S.storage, d[5:])
+    (chash,) = {x[2] for x in index_lines(S.storage, d, "R")}
+    idx, base = os.path.join(S.storage, d[5:], "index.tsv"), os.path.join(S.storage, d[5:])
     _age(idx, base)
     first = drefrrefs_chash(d, chash, S)
     assert len(first) == 6 and drefrrefs_chash(d, chash, S) == first
@@ -316,17 +317,19 @@ def test_recent_folders_are_listed_every_time(S: StorageSettings) -> None:
     """Folders changed within the last second are listed again by every lookup (never kept)."""
     d, clo = instantiate(mkdrv, {"name": "six"}, match_all(), build_wrapper(_six, nouts=6), S=S)
     realize(clo)
-    (chash,) = os.listdir(os.path.join(S.storage, d[5:], "by-context"))
-    idx, base = index_dir(d, chash, S), os.path.join(S.storage, d[5:])
+    (chash,) = {x[2] for x in index_lines(S.storage, d, "R")}
+    idx, base = os.path.join(S.storage, d[5:], "index.tsv"), os.path.join(S.storage, d[5:])
     for p in (idx, base):
         os.utime(p)  # changed just now, however long the build took
     before = drefrrefs_chash(d, chash, S)
-    # A marker and a folder slipped in with the folders' times put back as they were
+    # A line and a folder slipped in with the folder's time put back as it was
     # (what a change within one timestamp tick looks like): still seen.
     times = [os.stat(p).st_mtime_ns for p in (idx, base)]
     ghost = "f" * 32
+    with open(idx, "a") as f:
+        f.write(f"R\t{ghost}\t{chash}\t1.0\n")
     os.mkdir(os.path.join(base, ghost))
-    os.close(os.open(os.path.join(idx, ghost), os.O_CREAT | os.O_WRONLY, 0o444))
+    os.mkdir(os.path.join(base, ghost, "__pylightnix__"))
     for p, t in zip((idx, base), times, strict=True):
         os.utime(p, ns=(t, t))
     after = drefrrefs_chash(d, chash, S)

@@ -39,7 +39,7 @@ def test_mkss_derives_absolute_folders(tmp_path: Path, monkeypatch: pytest.Monke
     S = mkSS("rel")
     assert (
         StorageSettings(
-            str(tmp_path / "rel"), str(tmp_path / "rel" / "store-v1"), str(tmp_path / "rel" / "tmp")
+            str(tmp_path / "rel"), str(tmp_path / "rel" / "store-v2"), str(tmp_path / "rel" / "tmp")
         )
         == S
     )
@@ -53,7 +53,7 @@ def test_env_root_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert fsS() == mkSS(str(tmp_path / "env"))
     assert (fsroot(), fsstorage(), fstmpdir()) == (
         str(tmp_path / "env"),
-        str(tmp_path / "env" / "store-v1"),
+        str(tmp_path / "env" / "store-v2"),
         str(tmp_path / "env" / "tmp"),
     )
     monkeypatch.delenv("PYLIGHTNIX_ROOT")
@@ -104,7 +104,7 @@ def test_explicit_store_is_used_even_with_env_set(
     S = fsinit(mkSS(str(tmp_path / "mine")))
     rref = realize1(instantiate(_stage, S=S))
     assert rref2path(rref, S).startswith(S.storage + os.sep)
-    assert sorted(os.listdir(tmp_path / "env" / "store-v1")) == [
+    assert sorted(os.listdir(tmp_path / "env" / "store-v2")) == [
         ".locks",
         ".roots",
         ".temproots",
@@ -117,7 +117,7 @@ def test_later_api_style_fsinit_mkss_registry(tmp_path: Path) -> None:
     S = fsinit(mkSS(str(tmp_path / "r")))
     r = Registry(S)
     rref = realize1(instantiate(_stage, r=r))
-    assert rref2path(rref, S).startswith(str(tmp_path / "r" / "store-v1"))
+    assert rref2path(rref, S).startswith(str(tmp_path / "r" / "store-v2"))
 
 
 def test_fsinit_accepts_a_root_string_and_is_idempotent(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_fsinit_accepts_a_root_string_and_is_idempotent(tmp_path: Path) -> None:
     S = fsinit(str(tmp_path / "r"))
     assert mkSS(str(tmp_path / "r")) == S
     with open(os.path.join(S.storage, "FORMAT")) as f:
-        assert f.read() == "pylightnix store-v1\n"
+        assert f.read() == "pylightnix store-v2\n"
     assert sorted(os.listdir(S.storage)) == [".locks", ".roots", ".temproots", "FORMAT"]
     assert os.path.isdir(S.tmpdir)
     assert fsinit(str(tmp_path / "r")) == S
@@ -149,7 +149,7 @@ def test_store_initialize_default_uses_env_root(
     monkeypatch.setenv("PYLIGHTNIX_ROOT", str(tmp_path / "env"))
     S = store_initialize()
     assert mkSS(str(tmp_path / "env")) == S
-    assert os.path.isfile(tmp_path / "env" / "store-v1" / "FORMAT")
+    assert os.path.isfile(tmp_path / "env" / "store-v2" / "FORMAT")
 
 
 def test_store_initialize_custom_store_becomes_the_default(
@@ -162,7 +162,7 @@ def test_store_initialize_custom_store_becomes_the_default(
     assert fsS() == S
     rref = realize_inplace(instantiate_inplace(_stage))
     assert rref2path(rref).startswith(str(tmp_path / "custom") + os.sep)
-    assert not os.path.exists(tmp_path / "env" / "store-v1")
+    assert not os.path.exists(tmp_path / "env" / "store-v2")
 
 
 def test_remove_existing_forgets_cached_metadata(tmp_path: Path) -> None:

@@ -229,7 +229,7 @@ def test_raw_traversal_attempts_over_http(
         a = fclient.get(url)
         assert a.status == status, url
         assert b"the secret" not in a.body
-        assert b"pylightnix store-v1" not in a.body
+        assert b"pylightnix store-v2" not in a.body
 
 
 def test_raw_headers_by_kind(fclient: Client, files: Files) -> None:

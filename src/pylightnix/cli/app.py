@@ -44,6 +44,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("pull", "pull_cmd"),
     ("key", "key_cmd"),
     ("migrate", "migrate_cmd"),
+    ("upgrade", "upgrade_cmd"),
 )
 
 # Short help of each command module, so `pylightnix --help` lists the commands
@@ -121,6 +122,10 @@ SHORT_HELP: dict[str, str] = {
     "migrate": (
         "Re-hash every derivation and realization of an original Pylightnix store "
         "(store-v0, versions 0.2.x and 0.3.x) into this store."
+    ),
+    "upgrade": (
+        "Upgrade the store of an older version of this pylightnix (store-v1) to the "
+        "current layout (store-v2), in place."
     ),
 }
 

@@ -32,8 +32,8 @@ shares an RRef with a successful one::
     rhash = sha256("pylightnix-rref-failed-v1\\0" + chash + NUL + tree + NUL
                    + sha256(failure.json)[:32])[:32]
 
-Its index marker lives in ``by-context-failed/<chash>/``, which the normal
-candidate query never lists: matchers never see failed realizations, and the
+Its index line is an ``F`` line (``store/index.py``), which the normal
+candidate query never takes: matchers never see failed realizations, and the
 no-op path of a normal realize does not read a single extra file.
 
 Retrying: by default a failed realization does not block a retry: the next
@@ -74,7 +74,7 @@ from pylightnix.realize.step import (
     match_in,
     unsatisfied_after_build,
 )
-from pylightnix.refs import dref_dirname, dref_name, mkrref, mkrrefs, parse_dref, rref2dref
+from pylightnix.refs import dref_name, mkrref, mkrrefs, parse_dref, rref2dref
 from pylightnix.store.chosen import record_chosen
 from pylightnix.store.fsops import (
     make_readonly,
@@ -83,17 +83,17 @@ from pylightnix.store.fsops import (
     unshare_hardlinks,
     write_private,
 )
+from pylightnix.store.index import read_index
 from pylightnix.store.insert import meta_json, place_realization
 from pylightnix.store.layout import (
+    CHASH_LEN,
     CONTEXT_FILE,
-    FAILED_INDEX_DIR,
     FAILURE_FILE,
     LOG_FILE,
     META_FILE,
     RESERVED,
     check_store,
     dref2path,
-    failed_index_dir,
     rref2path_,
 )
 from pylightnix.store.locks import build_lock
@@ -223,32 +223,18 @@ def is_failed(rref: RRef, S: StorageSettings | None = None) -> bool:
 
 
 def failed_rhashes(dref: DRef, S: StorageSettings) -> set[str]:
-    """Hash parts of every failed realization of ``dref`` that its failed index names.
-
-    One listing of the failed index (absent, one failed ``listdir``, for a
-    derivation that never failed): no ``stat`` per realization.
-    """
-    base = os.path.join(S.storage, dref_dirname(dref), FAILED_INDEX_DIR)
-    try:
-        contexts = os.listdir(base)
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
+    """Hash parts of every failed realization of ``dref`` that its index names
+    (no ``stat`` per realization; some may have been removed since)."""
     out: set[str] = set()
-    for c in contexts:
-        try:
-            out.update(os.listdir(os.path.join(base, c)))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+    for hs in read_index(S, dref).failed.values():
+        out.update(hs)
     return out
 
 
 def drefrrefs_failed(dref: DRef, context: Context, S: StorageSettings | None = None) -> list[RRef]:
     """The failed realizations of ``dref`` in ``context``, sorted."""
     s = fsS(S)
-    try:
-        names = os.listdir(failed_index_dir(dref, context_hash(context), s))
-    except FileNotFoundError:
-        return []
+    names = read_index(s, dref).failed.get(context_hash(context)[:CHASH_LEN], {})
     dhash, name = parse_dref(dref)
     base = dref2path(dref, s)
     return sorted(mkrrefs([n for n in names if os.path.isdir(os.path.join(base, n))], dhash, name))

@@ -361,6 +361,10 @@ _ADVICE = {
         "a file stands where the store keeps a folder (garbage in the store): move that file "
         "away, then retry"
     ),
+    errno.EISDIR: (
+        "a folder stands where the store keeps a file (garbage in the store): move that "
+        "folder away, then retry"
+    ),
     errno.EEXIST: (
         "a file stands where the store keeps a folder (garbage in the store): move that file "
         "away, then retry"

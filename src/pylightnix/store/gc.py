@@ -43,8 +43,8 @@ from pylightnix.refs import (
 )
 from pylightnix.store.fsops import mkdtemp_in, remove_tree_counting, tree_bytes
 from pylightnix.store.gcgraph import StoreGraph, compute_live, listdir_store, scan_graph
+from pylightnix.store.index import compact_index, read_index
 from pylightnix.store.layout import (
-    INDEX_DIR,
     check_store,
     dref2path,
     rref2path_,
@@ -265,7 +265,7 @@ def _collect(
     timeout: float | None = None,
 ) -> GCResult:
     """Find and (unless ``dry_run``) delete garbage; ``report=False`` skips sizes and leftovers."""
-    g = scan_graph(S, markers=report)
+    g = scan_graph(S, leftovers=report)
     reader = TempRootsReader(S, remove_dead=not dry_run)
     # Read after the scan: an object the scan saw was registered before it
     # became visible (insertion) or is re-checked by its finder (docs/gc.md).
@@ -302,7 +302,7 @@ def _collect(
         sizes = _sizes_in_place(S, g, dead_r, whole) if report else {}
         leftovers: list[str] = []
         if report:
-            leftovers = [*tmp_leftovers(S, g, None), *(p for _, p in _dangling(S, g, live))]
+            leftovers = tmp_leftovers(S, g, None)
         locks = dead_lockfiles(S, _live_dirs(live))
         swept = [*leftovers, *(reader.dead_paths()), *orphan_locks(g, locks)]
         freed = sum(sizes.values()) + sum(tree_bytes(p) for p in leftovers)
@@ -330,23 +330,6 @@ def _live_dirs(live: _Live) -> set[str]:
     return {dref_dirname(d) for d in live.d}
 
 
-def _dangling(S: StorageSettings, g: StoreGraph, live: _Live) -> list[tuple[RRef, str]]:
-    """Index markers of live derivations whose realization is not stored: (its RRef, path)."""
-    out: list[tuple[RRef, str]] = []
-    for dref, ms in g.markers.items():
-        if dref not in live.d:
-            continue
-        dhash, name = parse_dref(dref)
-        stored = {parse_rref(r)[0] for r in g.drv_rrefs.get(dref, [])}
-        for h, paths in ms.items():
-            r = mkrref(h, dhash, name)  # type: ignore[arg-type]
-            if h in stored or live.keeps(r):
-                continue
-            if not os.path.isdir(os.path.join(S.storage, dref_dirname(dref), h)):
-                out.extend((r, p) for p in paths)
-    return sorted(out)
-
-
 def _delete(
     S: StorageSettings,
     g: StoreGraph,
@@ -367,10 +350,6 @@ def _delete(
     trash = mkdtemp_in(S.tmpdir, "gc-trash")
     todo: list[str] = [*dead_r, *whole]
     moved: list[tuple[str, str]] = []  # (ref, its path in the trash)
-    dangling: list[str] = []
-    # Found with no lock held; the last exclusive section removes those still
-    # dangling that no process registered meanwhile (an insertion in flight).
-    candidates = _dangling(S, g, live)
     i = 0
     held = 0.0
     while True:
@@ -390,21 +369,13 @@ def _delete(
                 todo.extend(_move_dead(S, g, live, ref, trash, len(moved), moved))
             held = time.monotonic() - h0
             if i >= len(todo):
-                # Markers whose realization is missing and that nobody is inserting.
-                dangling = [
-                    p
-                    for r, p in candidates
-                    if not live.keeps(r)
-                    and not os.path.isdir(rref2path_(r, S))
-                    and _unlink_quiet(p)
-                ]
                 break
-    # Index folders emptied, outside the lock: rmdir takes only an empty folder,
-    # and an insertion racing with it makes the folder again (insert._make_marker).
-    touched: set[str] = {dref2path(rref2dref(RRef(r)), S) for r, _ in moved if is_rref(r)}
-    touched |= {os.path.dirname(os.path.dirname(os.path.dirname(p))) for p in dangling}
-    for ddir in sorted(touched):
-        _remove_empty_index_dirs(ddir)
+    # The indexes of derivations that lost realizations drop their lines, and
+    # those of crashed insertions (docs/gc.md: an insertion in flight keeps its line).
+    gone = {DRef(r) for r, _ in moved if is_dref(r)}
+    touched = {rref2dref(RRef(r)) for r, _ in moved if is_rref(r)} - gone
+    touched |= _with_dangling_lines(S, g, gone)
+    _compact_indexes(S, sorted(touched), live, reader)
     leftovers = tmp_leftovers(S, g, trash)
     freed = sum(remove_tree_counting(p) for p in leftovers)
     locks = orphan_locks(g, [p for p in dead_lockfiles(S, _live_dirs(live)) if unlink_lockfile(p)])
@@ -416,7 +387,7 @@ def _delete(
                 os.unlink(e)
     sizes = _delete_moved(g, moved)
     remove_tree_counting(trash)
-    swept = sorted([*leftovers, *dangling, *reader.dead_paths(), *locks])
+    swept = sorted([*leftovers, *reader.dead_paths(), *locks])
     deleted_d = sorted(DRef(r) for r, _ in moved if is_dref(r))
     deleted_r = sorted(
         {
@@ -458,8 +429,6 @@ def _move_dead(
         path = rref2path_(r, S)
         if _move_to_trash(path, os.path.join(trash, f"{k}-{os.path.basename(path)}")):
             moved.append((r, os.path.join(trash, f"{k}-{os.path.basename(path)}")))
-            for m in g.markers.get(rref2dref(r), {}).get(parse_rref(r)[0], []):
-                _unlink_quiet(m)
         return []
     d = DRef(ref)
     if d in live.d:
@@ -471,23 +440,43 @@ def _move_dead(
     return []
 
 
-def _unlink_quiet(path: str) -> bool:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True
+def _with_dangling_lines(S: StorageSettings, g: StoreGraph, gone: set[DRef]) -> set[DRef]:
+    """Derivations whose index names a realization the scan did not find (a crash between
+    an insertion's line and its rename, or one in flight: the compaction decides)."""
+    out: set[DRef] = set()
+    for d in g.indexed:
+        if d in gone:
+            continue
+        ix = read_index(S, d)
+        stored = {parse_rref(r)[0] for r in g.drv_rrefs.get(d, [])}
+        if any(h not in stored for t in (ix.ctx, ix.failed) for hs in t.values() for h in hs):
+            out.add(d)
+    return out
 
 
-def _remove_empty_index_dirs(ddir: str) -> None:
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for idx in os.listdir(ddir):
-            if not idx.startswith(INDEX_DIR):
-                continue
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                for ch in os.listdir(os.path.join(ddir, idx)):
-                    with contextlib.suppress(OSError):
-                        os.rmdir(os.path.join(ddir, idx, ch))  # only succeeds when empty
+def _compact_indexes(
+    S: StorageSettings, drefs: list[DRef], live: _Live, reader: TempRootsReader
+) -> None:
+    """Drop the lines of realizations that are gone from the indexes of ``drefs``.
+
+    A line whose folder is missing stays when its realization is registered
+    by a live process: an insertion appends its line, then renames its
+    folder in. The registrations are read again once the index is locked
+    against appenders, so any line appended before was registered before.
+    """
+    for dref in drefs:
+        dhash, name = parse_dref(dref)
+        ddir = dref2path(dref, S)
+
+        def keep(h: str, dhash: str = dhash, name: str = name, ddir: str = ddir) -> bool:
+            r = mkrref(h, dhash, name)  # type: ignore[arg-type]
+            return live.keeps(r) or os.path.isdir(os.path.join(ddir, h))
+
+        def locked() -> None:
+            live.add(reader.read())
+
+        with contextlib.suppress(OSError):
+            compact_index(S, dref, keep, locked=locked)
 
 
 def _sizes_in_place(

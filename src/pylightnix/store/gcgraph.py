@@ -7,7 +7,6 @@ a graph given as mappings.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
@@ -25,7 +24,7 @@ from pylightnix.refs import (
     parse_dref,
     rref2dref,
 )
-from pylightnix.store.layout import CONFIG_FILE, CONTEXT_FILE, INDEX_DIR, RESERVED
+from pylightnix.store.layout import CONFIG_FILE, CONTEXT_FILE, INDEX_FILE, RESERVED
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
 
@@ -86,10 +85,10 @@ class StoreGraph:
     ctime: dict[str, float] = field(default_factory=dict)  # ref -> when it was stored
     unsealed: list[str] = field(default_factory=list)  # realization tops left writable
     unreadable: list[str] = field(default_factory=list)  # refs whose deps are unknown
-    # Filled by scan_graph(markers=True): index markers by realization hash,
-    # per derivation, and leftovers of crashed writes in derivation folders.
-    markers: dict[DRef, dict[str, list[str]]] = field(default_factory=dict)
+    # Filled by scan_graph(leftovers=True): leftovers of crashed writes in derivation
+    # folders, and the derivations that have an index file.
     drv_tmp: list[str] = field(default_factory=list)
+    indexed: list[DRef] = field(default_factory=list)
 
 
 def _read_json(path: str) -> object:
@@ -151,13 +150,12 @@ def listdir_store(path: str, what: str) -> list[str]:
         ) from None
 
 
-def scan_graph(S: StorageSettings, *, markers: bool = False) -> StoreGraph:
+def scan_graph(S: StorageSettings, *, leftovers: bool = False) -> StoreGraph:
     """Read the whole dependency graph of a store: one pass over its folders.
 
     Per derivation: one folder listing and one read of its config; per
-    realization: one read of its context and one ``lstat``. ``markers`` also
-    lists the index (needed to delete and to find dangling markers, not to
-    compute what is live).
+    realization: one read of its context and one ``lstat``. ``leftovers``
+    also notes the temporary files of crashed writes in derivation folders.
     """
     g = StoreGraph()
     for n in listdir_store(S.storage, "its derivations"):
@@ -195,19 +193,9 @@ def scan_graph(S: StorageSettings, *, markers: bool = False) -> StoreGraph:
                 g.ctime[r] = rst.st_ctime
                 if rst.st_mode & _WRITE_BITS:
                     g.unsealed.append(rdir)
-            elif markers and h.startswith(INDEX_DIR):
-                g.markers.setdefault(dref, {})
-                _scan_index(os.path.join(ddir, h), g.markers[dref])
-            elif markers and h.startswith(".tmp-"):
+            elif leftovers and h.startswith(".tmp-"):
                 g.drv_tmp.append(os.path.join(ddir, h))
+            elif leftovers and h == INDEX_FILE:
+                g.indexed.append(dref)
         g.drv_rrefs[dref] = sorted(rs)
     return g
-
-
-def _scan_index(idx: str, out: dict[str, list[str]]) -> None:
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for ch in os.listdir(idx):
-            cdir = os.path.join(idx, ch)
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                for m in os.listdir(cdir):
-                    out.setdefault(m, []).append(os.path.join(cdir, m))

@@ -4,9 +4,9 @@ Crash windows (each is safe):
 
 * a derivation folder is assembled in ``tmpdir`` and renamed into place: a
   crash leaves a temp folder, never a derivation without ``config.json``;
-* a realization's index marker is created *before* the realization is
+* a realization's index line is appended *before* the realization is
   renamed into place; queries check that the realization exists, so a
-  marker left by a crash is harmless and GC removes it;
+  line left by a crash is harmless and GC drops it;
 * every object is registered as a temporary root of the inserting process
   (``temproots.py``) before its folder, marker or rename can be seen, so a
   concurrent collection never takes it for garbage;
@@ -39,15 +39,15 @@ from pylightnix.store.fsops import (
     unshare_hardlinks,
     write_private,
 )
+from pylightnix.store.index import append_index, realization_line
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
+    INDEX_FILE,
     LOG_FILE,
     META_FILE,
     RESERVED,
     dref2path,
-    failed_index_dir,
-    index_dir,
 )
 from pylightnix.store.settings import StorageSettings
 from pylightnix.store.temproots import add_temproots
@@ -206,57 +206,44 @@ def store_realization(
         make_readonly(outpath, durable=S.durable, skip_top=True)
 
     store_derivation(S, dref, config)
-    place_realization(S, dref, chash, rhash, outpath)
+    place_realization(S, dref, chash, rhash, outpath, bstart=build_start)
     return rref
 
 
-def _make_marker(idx: str, marker: str) -> bool:
-    """Create the marker and its index folder; whether this call made the marker."""
-    # A collection removes index folders it emptied; it may do so between our
-    # makedirs and the create: make the folder again.
-    for _ in range(100):
-        os.makedirs(idx, exist_ok=True)
-        try:
-            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
-            return True
-        except FileExistsError:
-            return False
-        except FileNotFoundError:
-            continue
-    raise StoreError(f"cannot create the index marker {marker!r}", path=marker)
-
-
 def place_realization(
-    S: StorageSettings, dref: DRef, chash: str, rhash: str, folder: str, *, failed: bool = False
+    S: StorageSettings,
+    dref: DRef,
+    chash: str,
+    rhash: str,
+    folder: str,
+    *,
+    failed: bool = False,
+    bstart: float | None = None,
 ) -> bool:
     """Index a complete realization folder and rename it into place.
 
     ``folder`` holds the artifacts and the reserved files, is read-only but
     for its top folder, and hashes to ``rhash`` in the context ``chash``; the
-    derivation is stored. The index marker is made first (a crash leaves at
-    most a dangling marker); a failed realization is indexed apart, where
-    matchers never look. Returns whether it moved; if the same realization is
-    already stored, ``folder`` is removed instead.
+    derivation is stored. The index line is appended first (a crash leaves at
+    most a line without its folder, which lookups skip); a failed realization
+    is indexed apart, where matchers never look. ``bstart`` is the build start
+    time in its ``meta.json`` (read from there when not given). Returns
+    whether it moved; if the same realization is already stored, ``folder``
+    is removed instead.
     """
-    # Registered before the marker and the rename: a collection that can see
+    # Registered before the line and the rename: a collection that can see
     # either also sees the registration (docs/gc.md, race windows).
     add_temproots(S, [mkrref(rhash, *parse_dref(dref)), dref])  # type: ignore[arg-type]
-    idx = (failed_index_dir if failed else index_dir)(dref, chash, S)
-    marker = os.path.join(idx, rhash)
     ddir = dref2path(dref, S)
     dst = os.path.join(ddir, rhash)
+    if bstart is None:
+        bstart = _meta_bstart(os.path.join(folder, RESERVED, META_FILE))
     with store_stage(f"moving a realization of {dref} into the store", dst):
-        made = True
-        try:
-            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
-        except FileExistsError:
-            made = False
-        except FileNotFoundError:  # the first realization in this context
-            made = _make_marker(idx, marker)
-        if made and S.durable:
-            # Else a power loss could keep the realization but lose its marker,
+        append_index(S, dref, [realization_line(rhash, chash, bstart, failed=failed)])
+        if S.durable:
+            # Else a power loss could keep the realization but lose its line,
             # hiding it from matchers until store_reindex.
-            fsync_path(idx)
+            fsync_path(os.path.join(ddir, INDEX_FILE))
         moved = rename_noreplace(folder, dst)
         if not moved and not os.path.isdir(os.path.join(dst, RESERVED)):
             # Every insertion renames a complete folder, reserved folder included, so
@@ -270,3 +257,13 @@ def place_realization(
             return True
         remove_tree(folder)
         return False
+
+
+def _meta_bstart(path: str) -> float:
+    """The build start time in a ``meta.json`` (0 when it has none or cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            v = json.loads(f.read()).get("build_start", 0.0)
+        return float(v) if isinstance(v, int | float) else 0.0
+    except (OSError, ValueError, AttributeError):
+        return 0.0

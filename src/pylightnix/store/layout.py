@@ -1,8 +1,8 @@
-"""The on-disk layout of a ``store-v1`` store (documented in ``docs/store-format.md``).
+"""The on-disk layout of a ``store-v2`` store (documented in ``docs/store-format.md``).
 
 ::
 
-    <storage>/FORMAT                                   "pylightnix store-v1"
+    <storage>/FORMAT                                   "pylightnix store-v2"
     <storage>/<dhash>-<name>/config.json               a derivation
     <storage>/<dhash>-<name>/<rhash>/...               a realization (read-only)
     <storage>/<dhash>-<name>/<rhash>/__pylightnix__/   its reserved files:
@@ -10,9 +10,8 @@
         meta.json      build times and host (not hashed)
         build.log      what the realizer printed (not hashed)
         failure.json   only in a failed realization (realize/failures.py)
-    <storage>/<dhash>-<name>/by-context/<chash>/<rhash>   index marker (empty)
-    <storage>/<dhash>-<name>/by-context-failed/<chash>/<rhash>   marker of a failed one
-    <storage>/<dhash>-<name>/facts.tsv                 cached build times and scores
+    <storage>/<dhash>-<name>/index.tsv                 its index: realizations per context,
+                                                       build times, scores, chosen records
     <storage>/.locks/  <storage>/.roots/                  locks, GC roots
     <storage>/.temproots/<pid>-<random>                temporary roots of a live process
 """
@@ -38,15 +37,13 @@ CONFIG_FILE = "config.json"
 CONTEXT_FILE = "context.json"
 META_FILE = "meta.json"
 LOG_FILE = "build.log"
-INDEX_DIR = "by-context"
 FAILURE_FILE = "failure.json"
-FAILED_INDEX_DIR = "by-context-failed"
+INDEX_FILE = "index.tsv"
+"""Per-derivation index (``store/index.py``): a cache of the realization folders."""
 RESERVED_FILES = (CONTEXT_FILE, META_FILE, LOG_FILE, FAILURE_FILE)
 """Everything a reserved folder may hold: regular files of these names, nothing else."""
 LOCKS_DIR = ".locks"
 ROOTS_DIR = ".roots"
-FACTS_FILE = "facts.tsv"
-"""Per-derivation cache of build times and scores (``store/facts.py``); not part of any hash."""
 TEMPROOTS_DIR = ".temproots"
 CHASH_LEN = 32
 
@@ -62,16 +59,6 @@ def rref2path_(rref: RRef, S: StorageSettings) -> Path:
     return Path(os.path.join(S.storage, f"{dhash}-{name}", rhash))
 
 
-def index_dir(dref: DRef, chash: str, S: StorageSettings) -> str:
-    """Folder of the index markers of one context of a derivation."""
-    return os.path.join(S.storage, dref_dirname(dref), INDEX_DIR, chash[:CHASH_LEN])
-
-
-def failed_index_dir(dref: DRef, chash: str, S: StorageSettings) -> str:
-    """Folder of the markers of failed realizations of one context (never candidates)."""
-    return os.path.join(S.storage, dref_dirname(dref), FAILED_INDEX_DIR, chash[:CHASH_LEN])
-
-
 _CHECKED: set[str] = set()
 
 
@@ -84,6 +71,9 @@ def check_store(S: StorageSettings) -> None:
         with open(fmt, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
+        old = _old_store(S)
+        if old is not None:
+            raise _upgrade_error(S, old) from None
         if not os.path.isdir(S.storage):
             raise StoreError(
                 f"no pylightnix store at {S.storage!r}: initialize it with "
@@ -95,6 +85,8 @@ def check_store(S: StorageSettings) -> None:
             "point PYLIGHTNIX_ROOT elsewhere or initialize an empty folder",
             path=S.storage,
         ) from None
+    if text == OLD_FORMAT_TEXT:
+        raise _upgrade_error(S, S.storage)
     if text != FORMAT_TEXT:
         raise StoreVersionError(
             f"store at {S.storage!r} has format {text.strip()!r}, but this pylightnix "
@@ -107,9 +99,43 @@ def check_store(S: StorageSettings) -> None:
     _CHECKED.add(S.storage)
 
 
+OLD_VERSION = "store-v1"
+OLD_FORMAT_TEXT = f"pylightnix {OLD_VERSION}\n"
+
+
+def _old_store(S: StorageSettings) -> str | None:
+    """``<root>/store-v1`` when it holds a store of that version (to be upgraded)."""
+    p = os.path.join(S.root, OLD_VERSION)
+    try:
+        with open(os.path.join(p, FORMAT_FILE), encoding="utf-8") as f:
+            return p if f.read() == OLD_FORMAT_TEXT and not os.path.islink(p) else None
+    except OSError:
+        return None
+
+
+def _upgrade_error(S: StorageSettings, old: str) -> StoreVersionError:
+    return StoreVersionError(
+        f"the store at {old!r} has the older format {OLD_VERSION!r}; this pylightnix reads "
+        f"{STORE_VERSION!r}: upgrade it in place with `pylightnix upgrade` (or "
+        "upgrade_store(S)), after stopping the processes that use it",
+        path=old,
+        expected=FORMAT_TEXT.strip(),
+        actual=OLD_FORMAT_TEXT.strip(),
+    )
+
+
 def init_store(S: StorageSettings, *, check_not_exist: bool = False) -> None:
-    """Create the store folders and the FORMAT file (idempotent)."""
+    """Create the store folders and the FORMAT file (idempotent).
+
+    Raises:
+        StoreVersionError: the root holds a ``store-v1`` store (to upgrade, not
+            to hide behind a new empty store).
+    """
     fmt = os.path.join(S.storage, FORMAT_FILE)
+    if not os.path.exists(fmt):
+        old = _old_store(S)
+        if old is not None:
+            raise _upgrade_error(S, old)
     if os.path.exists(fmt):
         if check_not_exist:
             raise StoreError(

@@ -27,9 +27,16 @@ from pylightnix.refs import (
     parse_rref,
     rref2dref,
 )
-from pylightnix.store.facts import bstarts, forget_facts, rebuild_facts
-from pylightnix.store.fsops import store_os_error
+from pylightnix.store.facts import (
+    ScoreNotANumberError,
+    ScoreOutsideStoreError,
+    bstarts,
+    forget_facts,
+    read_score_file,
+)
+from pylightnix.store.index import Index, index_path, read_index, write_index
 from pylightnix.store.layout import (
+    CHASH_LEN,
     CONFIG_FILE,
     CONTEXT_FILE,
     FAILURE_FILE,
@@ -37,8 +44,6 @@ from pylightnix.store.layout import (
     RESERVED,
     check_store,
     dref2path,
-    failed_index_dir,
-    index_dir,
     rref2path_,
 )
 from pylightnix.store.settings import StorageSettings, fsS
@@ -55,7 +60,7 @@ def forget_cached(S: StorageSettings) -> None:
     for cache in caches:
         for key in [k for k in cache if k[0] == S.storage]:
             del cache[key]
-    for idx in [k for k in _LISTINGS if k.startswith(S.storage + os.sep)]:
+    for idx in [k for k in _LISTINGS if k[0].startswith(S.storage + os.sep)]:
         del _LISTINGS[idx]
     forget_facts(S)
 
@@ -275,72 +280,73 @@ def drefrrefsC(dref: DRef, context: Context, S: StorageSettings | None = None) -
 def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
     """Realizations of ``dref`` whose context hash is ``chash`` (no validation of ``S``).
 
-    A large answer is kept in memory while neither the index folder nor the
-    derivation folder changes (see :data:`_SETTLED_NS`): then a lookup costs
-    two ``stat`` calls however many realizations there are.
+    The derivation's ``index.tsv`` names them (one ``stat`` when this process
+    read it already); the ones whose folder exists are the answer. A large
+    answer is kept in memory while neither the index nor the derivation
+    folder changes (see :data:`_SETTLED_NS`): then a lookup costs two
+    ``stat`` calls however many realizations there are.
     """
-    idx = index_dir(dref, chash, S)
+    ix = read_index(S, dref)
+    known = ix.ctx.get(chash[:CHASH_LEN])
+    if not known:
+        return []
     base = dref2path(dref, S)
-    cached = _LISTINGS.get(idx)
+    key = (index_path(S, dref), chash[:CHASH_LEN])
+    cached = _LISTINGS.get(key)
     if cached is not None:
-        try:
-            if (os.stat(idx).st_mtime_ns, os.stat(base).st_mtime_ns) == cached[:2]:
-                return list(cached[2])
-        except FileNotFoundError:
-            pass
-        del _LISTINGS[idx]
-    try:
-        names = os.listdir(idx)
-    except FileNotFoundError:
-        return []
-    except NotADirectoryError as e:
-        raise store_os_error(e, f"reading the index of {dref}", index_dir(dref, chash, S)) from e
-    if not names:
-        return []
+        if cached[:2] == (ix.ino, ix.offset):
+            try:
+                if os.stat(base).st_mtime_ns == cached[2]:
+                    return list(cached[3])
+            except FileNotFoundError:
+                pass
+        del _LISTINGS[key]
     dhash, name = parse_dref(dref)
-    mtimes = (0, 0)
+    mtime = 0
     now = 0
-    # A marker is made before its realization is renamed in: check the folder exists.
-    if len(names) <= _STAT_EACH_MAX:
+    # A line is appended before its realization is renamed in: check the folder exists.
+    if len(known) <= _STAT_EACH_MAX:
         # Checking its reserved folder costs the same one stat and never offers a
         # realization damaged by hand (its reserved folder removed) to a matcher.
-        names = [n for n in names if os.path.isdir(os.path.join(base, n, RESERVED))]
+        names = [n for n in known if os.path.isdir(os.path.join(base, n, RESERVED))]
     else:
         # Many candidates: one listing of the derivation folder, not a stat each;
-        # the folders' times taken first, then both listed (again): a change in
-        # between shows in the times, so the answer may be kept.
+        # the folder's time taken first, then listed: a change in between shows
+        # in the time, so the answer may be kept.
         now = time.time_ns()
         try:
-            mtimes = (os.stat(idx).st_mtime_ns, os.stat(base).st_mtime_ns)
-            names = os.listdir(idx)
+            mtime = os.stat(base).st_mtime_ns
             present = set(os.listdir(base))
         except FileNotFoundError:
             return []
-        names = [n for n in names if n in present]
+        names = [n for n in known if n in present]
     # Same derivation, so sorting the hash parts sorts the RRefs.
     names.sort()
     out = mkrrefs(names, dhash, name)
-    if len(out) > _STAT_EACH_MAX and max(mtimes) < now - _SETTLED_NS:
-        _LISTINGS[idx] = (*mtimes, tuple(out))
+    if len(out) > _STAT_EACH_MAX and mtime < now - _SETTLED_NS:
+        _LISTINGS[key] = (ix.ino, ix.offset, mtime, tuple(out))
     return out
 
 
 _STAT_EACH_MAX = 4
-"""Up to this many markers, a stat each is cheaper than listing the derivation folder."""
+"""Up to this many candidates, a stat each is cheaper than listing the derivation folder."""
 
 _SETTLED_NS = 1_000_000_000
-"""A listing is kept only when both folders were last changed this long before it.
+"""A listing is kept only when the derivation folder was last changed this long before it.
 
-Any later change to a folder (a marker made, a realization renamed in or
-deleted) sets its modification time to the time of the change, which is then
-later than the kept one even on filesystems whose timestamps are coarse
-(ticks of a few milliseconds): so an equal time proves the folder unchanged.
-A folder changed less than this before the listing could change again
-within the same timestamp tick unseen, so its listing is not kept.
+Any later change to the folder (a realization renamed in or deleted) sets
+its modification time to the time of the change, which is then later than
+the kept one even on filesystems whose timestamps are coarse (ticks of a
+few milliseconds): so an equal time proves the folder unchanged. A folder
+changed less than this before the listing could change again within the
+same timestamp tick unseen, so its listing is not kept. The index file
+needs no such rule: it only grows (or is replaced: a new inode), and the
+length read is exact.
 """
 
-_LISTINGS: dict[str, tuple[int, int, tuple[RRef, ...]]] = {}
-"""Index folder -> (its mtime, its derivation folder's mtime, the realizations found)."""
+_LISTINGS: dict[tuple[str, str], tuple[int, int, int, tuple[RRef, ...]]] = {}
+"""(index file, context hash) -> (its inode, length read, the derivation folder's mtime,
+the realizations found)."""
 
 
 def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
@@ -471,26 +477,40 @@ def rref_under(path: str, storage: str) -> RRef | None:
 
 
 def store_reindex(S: StorageSettings | None = None) -> int:
-    """Rebuild the context index and the facts caches from the realization folders.
+    """Write every derivation's index again from its realization folders.
 
-    Returns the number of index markers made.
+    Scores the old index knew are read again from the realizations, so
+    ``match_best`` finds them cached afterwards; chosen records are kept.
+    Returns the number of realizations that were missing from the index.
     """
     s = _S(S)
     made = 0
     for d in alldrefs(s):
-        rebuild_facts(s, d, [parse_rref(r)[0] for r in drefrrefs(d, s)])
-    for r in intact_rrefs(s):
-        rhash, _, _ = parse_rref(r)
-        chash = context_hash(rrefctx(r, s))
-        # A failed realization (failures.py) must never become a matcher candidate.
-        failed = os.path.exists(os.path.join(rref2path_(r, s), RESERVED, FAILURE_FILE))
-        idx = (failed_index_dir if failed else index_dir)(rref2dref(r), chash, s)
-        m = os.path.join(idx, rhash)
-        if not os.path.exists(m):
-            os.makedirs(idx, exist_ok=True)
-            os.close(os.open(m, os.O_WRONLY | os.O_CREAT, 0o444))
-            made += 1
+        old = read_index(s, d)
+        new = Index(chosen=dict(old.chosen))
+        for r in drefrrefs(d, s):
+            rhash = parse_rref(r)[0]
+            chash = context_hash(rrefctx(r, s))[:CHASH_LEN]
+            # A failed realization (failures.py) must never become a matcher candidate.
+            failed = os.path.exists(os.path.join(rref2path_(r, s), RESERVED, FAILURE_FILE))
+            table = new.failed if failed else new.ctx
+            table.setdefault(chash, {})[rhash] = None
+            if rhash not in old.ctx.get(chash, {}) and rhash not in old.failed.get(chash, {}):
+                made += 1
+            new.bstart[rhash] = _meta_bstart(rrefmeta(r, s))
+            for filename in old.scores:
+                try:
+                    new.scores.setdefault(filename, {})[rhash] = read_score_file(s, r, filename)
+                except (ScoreNotANumberError, ScoreOutsideStoreError):
+                    continue  # match_best reports it when it ranks
+        write_index(s, d, new)
+        forget_facts(s, d)
     return made
+
+
+def _meta_bstart(meta: dict[str, Any]) -> float:
+    v = meta.get("build_start", 0.0)
+    return float(v) if isinstance(v, int | float) else 0.0
 
 
 def dref_exists(dref: DRef, S: StorageSettings) -> bool:

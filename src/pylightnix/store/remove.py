@@ -15,15 +15,13 @@ a running collector and a removal never interleave.
 
 from __future__ import annotations
 
-import os
-
 from pylightnix.config import config_deps
 from pylightnix.errors import InUseError, RefError
-from pylightnix.hashing import context_hash
 from pylightnix.refs import is_dref, is_rref, parse_rref, rref2dref
 from pylightnix.store import query
 from pylightnix.store.fsops import remove_via_trash
-from pylightnix.store.layout import check_store, dref2path, failed_index_dir, index_dir
+from pylightnix.store.index import compact_index
+from pylightnix.store.layout import check_store, dref2path
 from pylightnix.store.query import (
     alldrefs,
     dref2path_checked,
@@ -75,14 +73,9 @@ def _refuse(ref: str, users: list[str], what: str) -> InUseError:
 
 def _remove_rref(rref: RRef, S: StorageSettings) -> None:
     rhash, _, _ = parse_rref(rref)
-    chash = context_hash(rrefctx(rref, S))
     remove_via_trash(rref2path(rref, S), S.tmpdir)
-    # A failed realization (realize/failures.py) is indexed apart.
-    for idx in (index_dir, failed_index_dir):
-        try:
-            os.unlink(os.path.join(idx(rref2dref(rref), chash, S), rhash))
-        except FileNotFoundError:
-            pass
+    # Its index lines go (a line without its folder would be skipped anyway).
+    compact_index(S, rref2dref(rref), lambda h: h != rhash, locked=lambda: None)
     # Per-process caches of immutable data must not outlive the object.
     query.forget_cached_ref(S, rref)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pylightnix.types import Path
 
-STORE_VERSION = "store-v1"
+STORE_VERSION = "store-v2"
 """Layout version; also the name of the storage folder under the root."""
 
 FORMAT_FILE = "FORMAT"
@@ -29,7 +29,7 @@ class StorageSettings:
 
     Attributes:
         root: the root folder (``~/_pylightnix`` by default).
-        storage: the versioned storage folder (``root/store-v1``).
+        storage: the versioned storage folder (``root/store-v2``).
         tmpdir: temporary space for builds (``root/tmp``).
         durable: fsync files and folders before they become visible (slower).
     """
@@ -50,7 +50,7 @@ def mkSS(
     """Storage settings for a root folder (paths made absolute).
 
     >>> mkSS("/data/plx").storage
-    '/data/plx/store-v1'
+    '/data/plx/store-v2'
     """
     r = os.path.abspath(os.path.expanduser(root))
     s = os.path.abspath(stordir) if stordir else os.path.join(r, STORE_VERSION)
@@ -105,7 +105,7 @@ def fsroot(S: StorageSettings | None = None) -> Path:
 
 
 def fsstorage(S: StorageSettings | None = None) -> Path:
-    """The storage folder (``<root>/store-v1``)."""
+    """The storage folder (``<root>/store-v2``)."""
     return fsS(S).storage
 
 

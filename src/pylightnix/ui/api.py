@@ -17,7 +17,7 @@ from typing import Any
 from pylightnix.config import config_dict
 from pylightnix.errors import RequestError
 from pylightnix.realize.buildlog import TMP_LOG_NAME, rreflog_path
-from pylightnix.realize.failures import rref_failure
+from pylightnix.realize.failures import failed_rhashes, rref_failure
 from pylightnix.refs import (
     HASH_LEN,
     dref_name,
@@ -30,6 +30,7 @@ from pylightnix.refs import (
     parse_dref,
     rref2dref,
 )
+from pylightnix.store.index import index_path
 from pylightnix.store.inspect import du, files_diff, refdiff, rref_files
 from pylightnix.store.layout import CONFIG_FILE, dref2path
 from pylightnix.store.query import (
@@ -44,7 +45,7 @@ from pylightnix.store.roots import list_roots
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
 from pylightnix.ui.files import PREVIEW_BYTES, preview, resolve_inside, utf8_prefix
-from pylightnix.ui.graph import COLOURS, failed_rhashes, ref_graph, render_svg, to_dot
+from pylightnix.ui.graph import COLOURS, ref_graph, render_svg, to_dot
 
 MAX_LIMIT = 1000
 """The most items one page of a listing returns."""
@@ -349,13 +350,14 @@ def graph_record(ref: DRef | RRef, S: StorageSettings) -> dict[str, Any]:
     }
 
 
-def runs_key(what: str, S: StorageSettings) -> tuple[tuple[DRef, int], ...] | None:
-    """What the runs of ``what`` depend on: each derivation folder's modification time.
+def runs_key(what: str, S: StorageSettings) -> tuple[tuple[DRef, int, int, int], ...] | None:
+    """What the runs of ``what`` depend on: each derivation folder's modification time
+    and its index file's inode and length.
 
-    A new realization, a removed one and a new chosen record (written by
-    realize) all change their derivation folder, so an equal key means equal
-    runs. ``None`` (do not reuse) while a folder's time is not settled
-    (:func:`settled_mtime`).
+    A new realization and a removed one change their derivation folder; a new
+    chosen record or score (written by realize) grows the index, and a
+    compaction replaces it: so an equal key means equal runs. ``None`` (do not
+    reuse) while a folder's time is not settled (:func:`settled_mtime`).
     """
     if not (is_dref(what) or is_name(what)):
         return None
@@ -365,7 +367,12 @@ def runs_key(what: str, S: StorageSettings) -> tuple[tuple[DRef, int], ...] | No
         m = settled_mtime(dref2path(d, S))
         if m is None:
             return None
-        key.append((d, m))
+        try:
+            st = os.stat(index_path(S, d))
+            ix = (st.st_ino, st.st_size)
+        except FileNotFoundError:
+            ix = (0, 0)
+        key.append((d, m, *ix))
     return tuple(key)
 
 

@@ -7,7 +7,6 @@ failed or realized, and competing when others were built in the same context.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,8 +14,8 @@ from dataclasses import dataclass
 
 from pylightnix.errors import PylightnixError
 from pylightnix.hashing import context_hash
+from pylightnix.realize.failures import failed_rhashes
 from pylightnix.refs import is_rref, parse_dref, parse_rref, rref2dref
-from pylightnix.store.layout import FAILED_INDEX_DIR, dref2path
 from pylightnix.store.query import drefdeps1, drefrrefs, drefrrefs_chash, rrefctx, rrefdeps1
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
@@ -52,22 +51,6 @@ class Graph:
     nodes: tuple[Node, ...]
     edges: tuple[tuple[str, str], ...]
     cut: bool
-
-
-def failed_rhashes(dref: DRef, S: StorageSettings) -> set[str]:
-    """Hash parts of the failed realizations of ``dref`` (from the failed-index markers)."""
-    base = os.path.join(dref2path(dref, S), FAILED_INDEX_DIR)
-    try:
-        chashes = os.listdir(base)
-    except FileNotFoundError:
-        return set()
-    out: set[str] = set()
-    for c in chashes:
-        try:
-            out.update(os.listdir(os.path.join(base, c)))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-    return out
 
 
 def _dref_node(d: DRef, S: StorageSettings) -> Node:

@@ -1,0 +1,291 @@
+"""The per-derivation index of a ``store-v2`` store: one append-only text file.
+
+``<dhash>-<name>/index.tsv`` holds one line per fact, four tab-separated
+fields (docs/store-format.md, decision record)::
+
+    R  <rhash>   <chash32>  <build start>     a realization, built in that context
+    F  <rhash>   <chash32>  <build start>     a failed realization (never a candidate)
+    S  <rhash>   <file>     <number | ->      the score ``match_best(file)`` read
+    C  <chash32> <time>     <json>            what the matcher picked in that context
+
+The file is a cache of what the realization folders hold (their
+``context.json`` and ``meta.json``), never the truth: ``store_reindex``
+writes it again from the folders. What it answers without a filesystem call
+per realization: the candidates of a derivation in a context, their build
+times, their scores, and the last chosen record of each context.
+
+Writers append whole lines with one ``write`` on a descriptor opened with
+``O_APPEND`` (local filesystems do not interleave such writes; a torn last
+line, from a crash, is skipped). A line of a realization is appended
+*before* its folder is renamed into place, so a line whose folder is
+missing means "being inserted, or crashed": lookups keep only lines whose
+folder exists. Compaction (GC, reindex) writes a new file and renames it
+over the old one while holding an exclusive ``flock`` on the old one;
+appenders hold a shared ``flock`` while they write and, once they have it,
+check that the file they opened is still the one in place (its link count
+is not 0): so no line is ever appended to a replaced file and lost.
+
+Readers take no lock: each process keeps what it parsed, per file, with the
+file's inode and the length read, and reads only what was appended since
+(a new inode means a compaction: read again from the start).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import operator
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pylightnix.refs import HASH_LEN, dref_dirname
+from pylightnix.store.fsops import atomic_write
+from pylightnix.store.layout import CHASH_LEN, INDEX_FILE
+from pylightnix.store.settings import StorageSettings
+from pylightnix.types import DRef
+
+REALIZED = "R"
+FAILED = "F"
+SCORE = "S"
+CHOSEN = "C"
+
+Fact = float | None
+"""A cached score: a number, or ``None`` (the realization has no such file)."""
+
+
+@dataclass
+class Index:
+    """What a process has parsed of one derivation's ``index.tsv``.
+
+    Attributes:
+        ino: the inode of the file read (0: none yet).
+        offset: how many bytes of it were parsed (whole lines only).
+        ctx: context hash (32 hex) -> realization hashes built in it, in order.
+        failed: context hash -> failed realization hashes.
+        bstart: realization hash -> build start time.
+        scores: score file -> realization hash -> number (``None``: no such file).
+        chosen: context hash -> (time, JSON text of the record), the last one appended.
+    """
+
+    ino: int = 0
+    offset: int = 0
+    ctx: dict[str, dict[str, None]] = field(default_factory=dict)
+    failed: dict[str, dict[str, None]] = field(default_factory=dict)
+    bstart: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, dict[str, Fact]] = field(default_factory=dict)
+    chosen: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+
+_CACHE: dict[str, Index] = {}
+"""Index file path -> what this process parsed of it."""
+
+
+def index_path(S: StorageSettings, dref: DRef) -> str:
+    """The index file of a derivation (whether or not it exists)."""
+    return os.path.join(S.storage, dref_dirname(dref), INDEX_FILE)
+
+
+def forget_index(S: StorageSettings, dref: DRef | None = None) -> None:
+    """Drop what this process parsed of the index of ``dref`` (default: every one of ``S``)."""
+    if dref is not None:
+        _CACHE.pop(index_path(S, dref), None)
+        return
+    prefix = S.storage + os.sep
+    for p in [p for p in _CACHE if p.startswith(prefix)]:
+        del _CACHE[p]
+
+
+def read_index(S: StorageSettings, dref: DRef) -> Index:
+    """The index of ``dref`` as this process knows it, brought up to date (one ``stat``
+    when nothing was appended; else one read of the new lines)."""
+    path = index_path(S, dref)
+    ix = _CACHE.get(path)
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if ix is None or ix.ino:
+            ix = _CACHE[path] = Index()
+        return ix
+    except OSError:
+        return ix if ix is not None else Index()  # unreadable: as if empty
+    if ix is not None and ix.ino == st.st_ino and ix.offset == st.st_size:
+        return ix
+    if ix is None or ix.ino != st.st_ino or st.st_size < ix.offset:
+        ix = _CACHE[path] = Index(ino=st.st_ino)
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_ino != ix.ino:
+                # Replaced between the stat and the open: parse the new one whole.
+                ix = _CACHE[path] = Index(ino=os.fstat(f.fileno()).st_ino)
+            f.seek(ix.offset)
+            data = f.read()
+    except OSError:
+        return ix
+    end = data.rfind(b"\n") + 1  # a last line without its newline is being written
+    parse_into(data[:end].decode("utf-8", "replace"), ix)
+    ix.offset += end
+    return ix
+
+
+_TAB_COUNT = operator.methodcaller("count", "\t")
+
+
+def parse_into(text: str, ix: Index) -> None:
+    """Add the facts of the complete lines ``text`` to ``ix``; malformed lines are skipped.
+
+    An index of many realizations is read in bulk: the fields of well-formed
+    text are split by C-level passes, then one loop files each line.
+
+    >>> ix = Index()
+    >>> parse_into("R\\t" + "a" * 32 + "\\t" + "c" * 32 + "\\t1.5\\nbad\\n", ix)
+    >>> list(ix.ctx["c" * 32]), ix.bstart["a" * 32]
+    (['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'], 1.5)
+    """
+    if not text:
+        return
+    lines = text.split("\n")[:-1]
+    if set(map(_TAB_COUNT, lines)) == {3}:
+        flat = text[:-1].replace("\n", "\t").split("\t")
+        rows: Iterable[Sequence[str]] = zip(
+            flat[0::4], flat[1::4], flat[2::4], flat[3::4], strict=True
+        )
+    else:
+        rows = [p for p in (line.split("\t") for line in lines) if len(p) == 4]
+    for kind, a, b, c in rows:
+        try:
+            if kind in (REALIZED, FAILED):
+                if len(a) != HASH_LEN or len(b) != CHASH_LEN:
+                    continue
+                ix.bstart[a] = float(c)
+                (ix.ctx if kind == REALIZED else ix.failed).setdefault(b, {})[a] = None
+            elif kind == SCORE:
+                if len(a) == HASH_LEN:
+                    ix.scores.setdefault(b, {})[a] = None if c == "-" else float(c)
+            elif kind == CHOSEN and len(a) == CHASH_LEN:
+                ix.chosen[a] = (float(b), c)
+        except ValueError:
+            continue
+
+
+def realization_line(rhash: str, chash: str, bstart: float, *, failed: bool = False) -> str:
+    """The line that indexes a realization in its context."""
+    return f"{FAILED if failed else REALIZED}\t{rhash}\t{chash[:CHASH_LEN]}\t{bstart!r}\n"
+
+
+def score_line(rhash: str, filename: str, value: Fact) -> str:
+    """The line that caches a realization's score (``filename`` holds no tab or newline)."""
+    return f"{SCORE}\t{rhash}\t{filename}\t{'-' if value is None else repr(value)}\n"
+
+
+def chosen_line(chash: str, time: float, record: dict[str, object]) -> str:
+    """The line of a chosen record (JSON escapes tabs and newlines, so it is one field)."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return f"{CHOSEN}\t{chash[:CHASH_LEN]}\t{time!r}\t{text}\n"
+
+
+def append_index(S: StorageSettings, dref: DRef, lines: Sequence[str]) -> None:
+    """Append ``lines`` to the index of ``dref`` in one write (see the module docstring).
+
+    Raises:
+        OSError: the derivation folder is missing or the store is not writable.
+    """
+    path = index_path(S, dref)
+    data = "".join(lines).encode()
+    for _ in range(1000):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if os.fstat(fd).st_nlink == 0:
+                continue  # replaced by a compaction since we opened it: open the new one
+            os.write(fd, data)
+            return
+        finally:
+            os.close(fd)  # releases the lock
+    raise OSError(f"cannot append to {path!r}: it is replaced again and again")
+
+
+def compact_index(
+    S: StorageSettings, dref: DRef, keep: Callable[[str], bool], *, locked: Callable[[], None]
+) -> bool:
+    """Rewrite the index of ``dref`` with only the realizations ``keep`` accepts.
+
+    ``locked`` runs once the old file is locked against appenders (the GC
+    reads the temporary roots there, so that a realization whose line was
+    appended before the lock is seen as being inserted). Scores of kept
+    realizations and the last chosen record of each context stay. Returns
+    whether the file was rewritten (``False``: nothing to drop, or no file).
+    """
+    path = index_path(S, dref)
+    for _ in range(1000):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:
+                continue
+            locked()
+            with os.fdopen(os.dup(fd), "rb") as f:
+                data = f.read()
+            ix = Index()
+            end = data.rfind(b"\n") + 1
+            parse_into(data[:end].decode("utf-8", "replace"), ix)
+            lines = index_lines(ix, keep)
+            if "".join(lines).encode() == data:
+                return False
+            atomic_write(path, "".join(lines).encode(), mode=0o644, durable=S.durable)
+            _CACHE.pop(path, None)
+            return True
+        finally:
+            os.close(fd)
+    return False
+
+
+def write_index(S: StorageSettings, dref: DRef, ix: Index) -> None:
+    """Replace the index of ``dref`` by ``ix`` (reindex), locked against appenders."""
+    path = index_path(S, dref)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        fd = -1
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        atomic_write(path, "".join(index_lines(ix, lambda _: True)).encode(), mode=0o644)
+        _CACHE.pop(path, None)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def index_lines(ix: Index, keep: Callable[[str], bool]) -> list[str]:
+    """The lines of a compact file holding what ``ix`` knows of the realizations ``keep``
+    accepts: each fact once, in a stable order; a chosen record stays while one of the
+    realizations it names does."""
+    out: list[str] = []
+    for failed, table in ((False, ix.ctx), (True, ix.failed)):
+        for chash in sorted(table):
+            for h in sorted(table[chash]):
+                if keep(h):
+                    out.append(realization_line(h, chash, ix.bstart.get(h, 0.0), failed=failed))
+    for filename in sorted(ix.scores):
+        vals = ix.scores[filename]
+        out.extend(score_line(h, filename, vals[h]) for h in sorted(vals) if keep(h))
+    for chash in sorted(ix.chosen):
+        t, text = ix.chosen[chash]
+        if any(keep(h) for h in _chosen_rhashes(text)):
+            out.append(f"{CHOSEN}\t{chash}\t{t!r}\t{text}\n")
+    return out
+
+
+def _chosen_rhashes(text: str) -> list[str]:
+    """The realization hashes a chosen record names (none when it is malformed)."""
+    try:
+        rrefs = json.loads(text).get("rrefs")
+    except (ValueError, AttributeError):
+        return []
+    if not isinstance(rrefs, list):
+        return []
+    return [r[5 : 5 + HASH_LEN] for r in rrefs if isinstance(r, str) and r.startswith("rref:")]
