@@ -25,7 +25,7 @@ def upgrade_cmd(as_json: bool) -> None:
     re-hashed. Stop the processes using the store first (the upgrade refuses
     otherwise). Interrupted, it resumes when run again.
     """
-    res = upgrade_store(store_settings())
+    res = upgrade_store(store_settings(must_exist=False))
     if as_json:
         emit_json(dataclasses.asdict(res))
         return

@@ -1,6 +1,6 @@
 """GC roots: result links registered in ``<storage>/.roots``.
 
-A result link is a user's symlink (``result-hello -> .../store-v1/<d>/<r>``,
+A result link is a user's symlink (``result-hello -> .../store-v2/<d>/<r>``,
 like Nix's ``result``). Registering it puts an entry in ``.roots`` named by
 the hash of the link's absolute path, itself a symlink to that path. The
 collector follows each entry to the user's link, and from it to a
