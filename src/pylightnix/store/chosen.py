@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pylightnix.refs import is_rref
-from pylightnix.store.index import append_index, chosen_line, read_index
+from pylightnix.store.index import append_index, chosen_line, read_index, shrink_index
 from pylightnix.store.layout import CHASH_LEN
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
@@ -105,6 +105,7 @@ def record_chosen(
         # Best effort: a read-only store realizes from what it has and keeps no record.
         try:
             append_index(S, dref, [chosen_line(chash, time.time(), data)])
+            shrink_index(S, dref)
         except OSError:
             return
     _SEEN[key] = want

@@ -97,8 +97,8 @@ def _read_bstart(S: StorageSettings, dref: DRef) -> Callable[[str], float]:
 
 def _dref_bstarts(S: StorageSettings, dref: DRef, hashes: list[str]) -> list[float]:
     known = read_index(S, dref).bstart
-    if all(h in known for h in hashes):
-        return [known[h] for h in hashes]
+    if all(map(known.__contains__, hashes)):
+        return list(map(known.__getitem__, hashes))
     read = _read_bstart(S, dref)
     out = []
     for h in hashes:

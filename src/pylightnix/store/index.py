@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import fcntl
 import json
-import operator
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 
 from pylightnix.refs import HASH_LEN, dref_dirname
 from pylightnix.store.fsops import atomic_write
@@ -66,6 +66,7 @@ class Index:
         bstart: realization hash -> build start time.
         scores: score file -> realization hash -> number (``None``: no such file).
         chosen: context hash -> (time, JSON text of the record), the last one appended.
+        stale: bytes of chosen records superseded by a later line (see :func:`shrink_index`).
     """
 
     ino: int = 0
@@ -75,6 +76,7 @@ class Index:
     bstart: dict[str, float] = field(default_factory=dict)
     scores: dict[str, dict[str, Fact]] = field(default_factory=dict)
     chosen: dict[str, tuple[float, str]] = field(default_factory=dict)
+    stale: int = 0
 
 
 _CACHE: dict[str, Index] = {}
@@ -128,14 +130,16 @@ def read_index(S: StorageSettings, dref: DRef) -> Index:
     return ix
 
 
-_TAB_COUNT = operator.methodcaller("count", "\t")
+_KINDS = frozenset((REALIZED, FAILED, SCORE, CHOSEN))
 
 
 def parse_into(text: str, ix: Index) -> None:
     """Add the facts of the complete lines ``text`` to ``ix``; malformed lines are skipped.
 
     An index of many realizations is read in bulk: the fields of well-formed
-    text are split by C-level passes, then one loop files each line.
+    text are split and filtered by kind with C-level passes (``str.split``,
+    ``map``, ``itertools.compress``); any doubt falls back to a line-by-line
+    reading.
 
     >>> ix = Index()
     >>> parse_into("R\\t" + "a" * 32 + "\\t" + "c" * 32 + "\\t1.5\\nbad\\n", ix)
@@ -144,14 +148,61 @@ def parse_into(text: str, ix: Index) -> None:
     """
     if not text:
         return
-    lines = text.split("\n")[:-1]
-    if set(map(_TAB_COUNT, lines)) == {3}:
-        flat = text[:-1].replace("\n", "\t").split("\t")
-        rows: Iterable[Sequence[str]] = zip(
-            flat[0::4], flat[1::4], flat[2::4], flat[3::4], strict=True
-        )
-    else:
-        rows = [p for p in (line.split("\t") for line in lines) if len(p) == 4]
+    flat = text[:-1].replace("\n", "\t").split("\t")
+    kinds = flat[0::4]
+    present = set(kinds)
+    # Three tabs a line on average, and every fourth field a kind: a line of
+    # another shape (hand-edited; appends never interleave) shifts the fields,
+    # which the kind and length checks of the bulk path then catch.
+    if len(flat) != 4 * text.count("\n") or not present <= _KINDS:
+        lines = text.split("\n")[:-1]
+        _parse_rows([p for p in (line.split("\t") for line in lines) if len(p) == 4], ix)
+        return
+    fields = (flat[1::4], flat[2::4], flat[3::4])
+    for kind in (REALIZED, FAILED, SCORE, CHOSEN):
+        if kind not in present:
+            continue
+        if len(present) == 1:
+            a, b, c = fields
+        else:
+            sel = list(map(kind.__eq__, kinds))
+            a, b, c = (list(compress(f, sel)) for f in fields)
+        if not _bulk(kind, a, b, c, ix):
+            _parse_rows([(kind, *row) for row in zip(a, b, c, strict=True)], ix)
+
+
+def _bulk(kind: str, a: list[str], b: list[str], c: list[str], ix: Index) -> bool:
+    """File lines of one kind at C speed; ``False`` (nothing filed) when any looks odd."""
+    if kind in (REALIZED, FAILED):
+        if set(map(len, a)) != {HASH_LEN} or set(map(len, b)) != {CHASH_LEN}:
+            return False
+        try:
+            times = list(map(float, c))
+        except ValueError:
+            return False
+        ix.bstart.update(zip(a, times, strict=True))
+        table = ix.ctx if kind == REALIZED else ix.failed
+        chashes = set(b)
+        if len(chashes) == 1:
+            table.setdefault(b[0], {}).update(dict.fromkeys(a))
+        else:
+            for h, chash in zip(a, b, strict=True):
+                table.setdefault(chash, {})[h] = None
+        return True
+    if kind == SCORE:
+        if set(map(len, a)) != {HASH_LEN}:
+            return False
+        files = set(b)
+        try:
+            if len(files) == 1 and "-" not in c:
+                ix.scores.setdefault(b[0], {}).update(zip(a, map(float, c), strict=True))
+                return True
+        except ValueError:
+            return False
+    return False
+
+
+def _parse_rows(rows: Iterable[Sequence[str]], ix: Index) -> None:
     for kind, a, b, c in rows:
         try:
             if kind in (REALIZED, FAILED):
@@ -163,6 +214,9 @@ def parse_into(text: str, ix: Index) -> None:
                 if len(a) == HASH_LEN:
                     ix.scores.setdefault(b, {})[a] = None if c == "-" else float(c)
             elif kind == CHOSEN and len(a) == CHASH_LEN:
+                old = ix.chosen.get(a)
+                if old is not None:
+                    ix.stale += len(old[1])
                 ix.chosen[a] = (float(b), c)
         except ValueError:
             continue
@@ -241,6 +295,23 @@ def compact_index(
         finally:
             os.close(fd)
     return False
+
+
+SHRINK_MIN = 1 << 20
+"""Superseded chosen records worth a rewrite: at least this many bytes, and half the file."""
+
+
+def shrink_index(S: StorageSettings, dref: DRef) -> bool:
+    """Drop superseded chosen records when they fill most of the index (``match_all`` over
+    many realizations writes a long record each time a realization is added).
+
+    Every realization line is kept (a line of an insertion in flight included),
+    so this needs no knowledge of other processes; returns whether it rewrote.
+    """
+    ix = read_index(S, dref)
+    if ix.stale < SHRINK_MIN or 2 * ix.stale < ix.offset:
+        return False
+    return compact_index(S, dref, lambda _: True, locked=lambda: None)
 
 
 def write_index(S: StorageSettings, dref: DRef, ix: Index) -> None:
