@@ -10,6 +10,7 @@ catch, and carries the offending values as attributes::
     ├── ConfigError (ValueError)         .key_path
     ├── StoreError (OSError)             .path
     │   ├── StoreVersionError            .expected, .actual
+    │   ├── UpgradeError                 .path
     │   ├── IntegrityError               .ref, .expected, .actual
     │   │   └── TrustError                   .ref, .remote
     │   └── RemoteError                  .url
