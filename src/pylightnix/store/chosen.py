@@ -24,6 +24,7 @@ is outside every hash and is a hint, never an input of realize:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -31,7 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pylightnix.refs import is_rref
-from pylightnix.store.index import append_index, chosen_line, read_index, shrink_index
+from pylightnix.store.index import (
+    SHRINK_MIN,
+    append_index,
+    cached_index,
+    chosen_line,
+    read_index,
+    shrink_index,
+)
 from pylightnix.store.layout import CHASH_LEN
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
@@ -105,10 +113,18 @@ def record_chosen(
         # Best effort: a read-only store realizes from what it has and keeps no record.
         try:
             append_index(S, dref, [chosen_line(chash, time.time(), data)])
-            shrink_index(S, dref)
         except OSError:
             return
+        # Read back only when it could matter: long records superseded many times.
+        if _cached_stale(S, dref) >= SHRINK_MIN:
+            with contextlib.suppress(OSError):
+                shrink_index(S, dref)
     _SEEN[key] = want
+
+
+def _cached_stale(S: StorageSettings, dref: DRef) -> int:
+    ix = cached_index(S, dref)
+    return SHRINK_MIN if ix is None else ix.stale
 
 
 def chosen_in(S: StorageSettings, dref: DRef, chash: str) -> ChosenRecord | None:

@@ -98,6 +98,11 @@ def forget_index(S: StorageSettings, dref: DRef | None = None) -> None:
         del _CACHE[p]
 
 
+def cached_index(S: StorageSettings, dref: DRef) -> Index | None:
+    """What this process parsed of the index of ``dref`` so far (no filesystem call)."""
+    return _CACHE.get(index_path(S, dref))
+
+
 def read_index(S: StorageSettings, dref: DRef) -> Index:
     """The index of ``dref`` as this process knows it, brought up to date (one ``stat``
     when nothing was appended; else one read of the new lines)."""
@@ -113,24 +118,37 @@ def read_index(S: StorageSettings, dref: DRef) -> Index:
         return ix if ix is not None else Index()  # unreadable: as if empty
     if ix is not None and ix.ino == st.st_ino and ix.offset == st.st_size:
         return ix
-    if ix is None or ix.ino != st.st_ino or st.st_size < ix.offset:
-        ix = _CACHE[path] = Index(ino=st.st_ino)
     try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_ino != ix.ino:
-                # Replaced between the stat and the open: parse the new one whole.
-                ix = _CACHE[path] = Index(ino=os.fstat(f.fileno()).st_ino)
-            f.seek(ix.offset)
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return ix
-    end = data.rfind(b"\n") + 1  # a last line without its newline is being written
-    parse_into(data[:end].decode("utf-8", "replace"), ix)
-    ix.offset += end
+        return ix if ix is not None else Index()
+    try:
+        ino = os.fstat(fd).st_ino  # the file may have been replaced since the stat
+        if ix is None or ix.ino != ino or st.st_size < ix.offset:
+            ix = _CACHE[path] = Index(ino=ino)
+        chunks: list[bytes] = []
+        pos = ix.offset
+        while chunk := os.pread(fd, 1 << 20, pos):
+            chunks.append(chunk)
+            pos += len(chunk)
+        data = b"".join(chunks)
+    except OSError:
+        return ix if ix is not None else Index()
+    finally:
+        os.close(fd)
+    _take(ix, data)
     return ix
 
 
+def _take(ix: Index, data: bytes) -> None:
+    """Parse the complete lines of ``data`` (what follows ``ix.offset``) into ``ix``."""
+    end = data.rfind(b"\n") + 1  # a last line without its newline is being written
+    parse_into(data[:end].decode("utf-8", "replace"), ix)
+    ix.offset += end
+
+
 _KINDS = frozenset((REALIZED, FAILED, SCORE, CHOSEN))
+_REALIZATIONS = frozenset((REALIZED, FAILED))
 
 
 def parse_into(text: str, ix: Index) -> None:
@@ -159,47 +177,48 @@ def parse_into(text: str, ix: Index) -> None:
         _parse_rows([p for p in (line.split("\t") for line in lines) if len(p) == 4], ix)
         return
     fields = (flat[1::4], flat[2::4], flat[3::4])
-    for kind in (REALIZED, FAILED, SCORE, CHOSEN):
-        if kind not in present:
+    # Realizations and failed ones together (they share build times), in file order.
+    for group in (_REALIZATIONS, frozenset(SCORE), frozenset(CHOSEN)):
+        if present.isdisjoint(group):
             continue
-        if len(present) == 1:
-            a, b, c = fields
+        if present <= group:
+            ks, (a, b, c) = kinds, fields
         else:
-            sel = list(map(kind.__eq__, kinds))
+            sel = list(map(group.__contains__, kinds))
+            ks = list(compress(kinds, sel))
             a, b, c = (list(compress(f, sel)) for f in fields)
-        if not _bulk(kind, a, b, c, ix):
-            _parse_rows([(kind, *row) for row in zip(a, b, c, strict=True)], ix)
+        if not _bulk(ks, a, b, c, ix):
+            _parse_rows(zip(ks, a, b, c, strict=True), ix)
 
 
-def _bulk(kind: str, a: list[str], b: list[str], c: list[str], ix: Index) -> bool:
-    """File lines of one kind at C speed; ``False`` (nothing filed) when any looks odd."""
-    if kind in (REALIZED, FAILED):
-        if set(map(len, a)) != {HASH_LEN} or set(map(len, b)) != {CHASH_LEN}:
-            return False
-        try:
-            times = list(map(float, c))
-        except ValueError:
+def _bulk(kinds: list[str], a: list[str], b: list[str], c: list[str], ix: Index) -> bool:
+    """File lines of one group at C speed; ``False`` (nothing filed) when any looks odd."""
+    present = set(kinds)
+    if present <= _REALIZATIONS:
+        ok = set(map(len, a)) == {HASH_LEN} and set(map(len, b)) == {CHASH_LEN}
+        times = _floats(c) if ok else None
+        if times is None:
             return False
         ix.bstart.update(zip(a, times, strict=True))
-        table = ix.ctx if kind == REALIZED else ix.failed
-        chashes = set(b)
-        if len(chashes) == 1:
-            table.setdefault(b[0], {}).update(dict.fromkeys(a))
+        if present == {REALIZED} and len(set(b)) == 1:
+            ix.ctx.setdefault(b[0], {}).update(dict.fromkeys(a))
         else:
-            for h, chash in zip(a, b, strict=True):
-                table.setdefault(chash, {})[h] = None
+            for kind, h, chash in zip(kinds, a, b, strict=True):
+                (ix.ctx if kind == REALIZED else ix.failed).setdefault(chash, {})[h] = None
         return True
-    if kind == SCORE:
-        if set(map(len, a)) != {HASH_LEN}:
-            return False
-        files = set(b)
-        try:
-            if len(files) == 1 and "-" not in c:
-                ix.scores.setdefault(b[0], {}).update(zip(a, map(float, c), strict=True))
-                return True
-        except ValueError:
-            return False
+    if present == {SCORE} and len(set(b)) == 1 and "-" not in c:
+        values = _floats(c) if set(map(len, a)) == {HASH_LEN} else None
+        if values is not None:
+            ix.scores.setdefault(b[0], {}).update(zip(a, values, strict=True))
+            return True
     return False
+
+
+def _floats(texts: list[str]) -> list[float] | None:
+    try:
+        return list(map(float, texts))
+    except ValueError:
+        return None
 
 
 def _parse_rows(rows: Iterable[Sequence[str]], ix: Index) -> None:
@@ -241,6 +260,9 @@ def chosen_line(chash: str, time: float, record: dict[str, object]) -> str:
 def append_index(S: StorageSettings, dref: DRef, lines: Sequence[str]) -> None:
     """Append ``lines`` to the index of ``dref`` in one write (see the module docstring).
 
+    When nothing else was appended since this process last read the index,
+    its parsed copy takes the new lines too (no read back).
+
     Raises:
         OSError: the derivation folder is missing or the store is not writable.
     """
@@ -250,12 +272,21 @@ def append_index(S: StorageSettings, dref: DRef, lines: Sequence[str]) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
-            if os.fstat(fd).st_nlink == 0:
-                continue  # replaced by a compaction since we opened it: open the new one
             os.write(fd, data)
-            return
+            st = os.fstat(fd)
         finally:
             os.close(fd)  # releases the lock
+        if st.st_nlink == 0:
+            # The file was replaced by a compaction before we held the lock: the
+            # line went to the old one, which nobody reads. Append to the new one.
+            continue
+        ix = _CACHE.get(path)
+        if ix is not None and ix.ino == st.st_ino and ix.offset + len(data) == st.st_size:
+            _take(ix, data)
+        elif ix is not None and ix.ino == 0 and st.st_size == len(data):
+            ix.ino = st.st_ino  # this append created the file
+            _take(ix, data)
+        return
     raise OSError(f"cannot append to {path!r}: it is replaced again and again")
 
 
