@@ -29,7 +29,6 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pylightnix.refs import is_rref
 from pylightnix.store.index import (
@@ -104,15 +103,15 @@ def record_chosen(
     key = (S.storage, dref, chash[:CHASH_LEN])
     if _SEEN.get(key) == want:
         return
-    cur = read_index(S, dref).chosen.get(chash[:CHASH_LEN])
-    rec = _parse(*cur) if cur is not None else None
-    if rec is None or (rec.rrefs, rec.score_file) != want:
-        data: dict[str, Any] = {"rrefs": list(want[0])}
-        if score_file is not None:
-            data["score_file"] = score_file
+    # The lookup that preceded this call read the index: its copy is fresh enough
+    # (a record written meanwhile by another process is a race either answer wins).
+    ix = cached_index(S, dref) or read_index(S, dref)
+    cur = ix.chosen.get(chash[:CHASH_LEN])
+    text = record_text(want[0], score_file)
+    if cur is None or (cur[1] != text and _differs(cur, want)):
         # Best effort: a read-only store realizes from what it has and keeps no record.
         try:
-            append_index(S, dref, [chosen_line(chash, time.time(), data)])
+            append_index(S, dref, [chosen_line(chash, time.time(), text)])
         except OSError:
             return
         # Read back only when it could matter: long records superseded many times.
@@ -120,6 +119,29 @@ def record_chosen(
             with contextlib.suppress(OSError):
                 shrink_index(S, dref)
     _SEEN[key] = want
+
+
+def _differs(cur: tuple[float, str], want: tuple[tuple[RRef, ...], str | None]) -> bool:
+    """Whether a record written in another form (another writer) names another answer."""
+    rec = _parse(*cur)
+    return rec is None or (rec.rrefs, rec.score_file) != want
+
+
+def record_text(rrefs: Sequence[RRef], score_file: str | None) -> str:
+    """The JSON text of a chosen record: ``json.dumps`` with sorted keys and no spaces,
+    built directly (RRefs need no escaping).
+
+    >>> import json
+    >>> r = ["rref:" + "a" * 32 + "-" + "b" * 32 + "-x"]
+    >>> record_text(r, 'acc "1".txt') == json.dumps(
+    ...     {"rrefs": r, "score_file": 'acc "1".txt'}, sort_keys=True, separators=(",", ":")
+    ... )
+    True
+    """
+    body = ",".join(f'"{r}"' for r in rrefs)
+    if score_file is None:
+        return f'{{"rrefs":[{body}]}}'
+    return f'{{"rrefs":[{body}],"score_file":{json.dumps(score_file)}}}'
 
 
 def _cached_stale(S: StorageSettings, dref: DRef) -> int:

@@ -85,7 +85,17 @@ _CACHE: dict[str, Index] = {}
 
 def index_path(S: StorageSettings, dref: DRef) -> str:
     """The index file of a derivation (whether or not it exists)."""
-    return os.path.join(S.storage, dref_dirname(dref), INDEX_FILE)
+    key = (S.storage, dref)
+    p = _PATHS.get(key)
+    if p is None:
+        if len(_PATHS) > 100_000:
+            _PATHS.clear()
+        p = _PATHS[key] = f"{S.storage}{os.sep}{dref_dirname(dref)}{os.sep}{INDEX_FILE}"
+    return p
+
+
+_PATHS: dict[tuple[str, DRef], str] = {}
+"""(storage, DRef) -> its index path: a lookup is on the path of every no-op realize."""
 
 
 def forget_index(S: StorageSettings, dref: DRef | None = None) -> None:
@@ -108,36 +118,43 @@ def read_index(S: StorageSettings, dref: DRef) -> Index:
     when nothing was appended; else one read of the new lines)."""
     path = index_path(S, dref)
     ix = _CACHE.get(path)
+    if ix is not None:
+        fresh = _fresh(path, ix)
+        if fresh is not None:
+            return fresh
     try:
-        st = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
-        if ix is None or ix.ino:
-            ix = _CACHE[path] = Index()
+        ix = _CACHE[path] = Index()
         return ix
     except OSError:
         return ix if ix is not None else Index()  # unreadable: as if empty
-    if ix is not None and ix.ino == st.st_ino and ix.offset == st.st_size:
-        return ix
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return ix if ix is not None else Index()
-    try:
-        ino = os.fstat(fd).st_ino  # the file may have been replaced since the stat
-        if ix is None or ix.ino != ino or st.st_size < ix.offset:
-            ix = _CACHE[path] = Index(ino=ino)
-        chunks: list[bytes] = []
-        pos = ix.offset
-        while chunk := os.pread(fd, 1 << 20, pos):
-            chunks.append(chunk)
-            pos += len(chunk)
-        data = b"".join(chunks)
+        st = os.fstat(fd)  # of the file opened, which may have replaced the one stat'ed
+        if ix is None or ix.ino != st.st_ino or st.st_size < ix.offset:
+            ix = _CACHE[path] = Index(ino=st.st_ino)
+        # What was appended after the fstat is read next time.
+        data = os.pread(fd, st.st_size - ix.offset, ix.offset)
     except OSError:
         return ix if ix is not None else Index()
     finally:
         os.close(fd)
     _take(ix, data)
     return ix
+
+
+def _fresh(path: str, ix: Index) -> Index | None:
+    """``ix`` when one ``stat`` shows the file unchanged (or still absent, or unreadable);
+    an empty index when it was removed; ``None`` when it must be read."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if ix.ino:
+            ix = _CACHE[path] = Index()
+        return ix
+    except OSError:
+        return ix  # unreadable: as read last
+    return ix if ix.ino == st.st_ino and ix.offset == st.st_size else None
 
 
 def _take(ix: Index, data: bytes) -> None:
@@ -149,6 +166,9 @@ def _take(ix: Index, data: bytes) -> None:
 
 _KINDS = frozenset((REALIZED, FAILED, SCORE, CHOSEN))
 _REALIZATIONS = frozenset((REALIZED, FAILED))
+_SEP = (",", ":")
+_SMALL = 2048
+"""Texts shorter than this (bytes) are parsed line by line."""
 
 
 def parse_into(text: str, ix: Index) -> None:
@@ -165,6 +185,10 @@ def parse_into(text: str, ix: Index) -> None:
     (['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'], 1.5)
     """
     if not text:
+        return
+    if len(text) < _SMALL:
+        # A few lines (most derivations): the bulk machinery costs more than it saves.
+        _parse_rows([p for p in (x.split("\t") for x in text.split("\n")[:-1]) if len(p) == 4], ix)
         return
     flat = text[:-1].replace("\n", "\t").split("\t")
     kinds = flat[0::4]
@@ -251,9 +275,14 @@ def score_line(rhash: str, filename: str, value: Fact) -> str:
     return f"{SCORE}\t{rhash}\t{filename}\t{'-' if value is None else repr(value)}\n"
 
 
-def chosen_line(chash: str, time: float, record: dict[str, object]) -> str:
-    """The line of a chosen record (JSON escapes tabs and newlines, so it is one field)."""
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+def chosen_line(chash: str, time: float, record: str | dict[str, object]) -> str:
+    """The line of a chosen record, given as a dict or as its JSON text (JSON escapes tabs
+    and newlines, so the record is one field)."""
+    text = (
+        record
+        if isinstance(record, str)
+        else json.dumps(record, sort_keys=True, separators=(",", ":"))
+    )
     return f"{CHOSEN}\t{chash[:CHASH_LEN]}\t{time!r}\t{text}\n"
 
 

@@ -290,8 +290,9 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
     known = ix.ctx.get(chash[:CHASH_LEN])
     if not known:
         return []
-    base = dref2path(dref, S)
-    key = (index_path(S, dref), chash[:CHASH_LEN])
+    ipath = index_path(S, dref)
+    base = os.path.dirname(ipath)
+    key = (ipath, chash[:CHASH_LEN])
     cached = _LISTINGS.get(key)
     if cached is not None:
         if cached[:2] == (ix.ino, ix.offset):
@@ -308,7 +309,7 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
     if len(known) <= _STAT_EACH_MAX:
         # Checking its reserved folder costs the same one stat and never offers a
         # realization damaged by hand (its reserved folder removed) to a matcher.
-        names = [n for n in known if os.path.isdir(os.path.join(base, n, RESERVED))]
+        names = [n for n in known if os.path.isdir(f"{base}{os.sep}{n}{os.sep}{RESERVED}")]
     else:
         # Many candidates: one listing of the derivation folder, not a stat each;
         # the folder's time taken first, then listed: a change in between shows
