@@ -357,7 +357,7 @@ def compact_index(
     return False
 
 
-SHRINK_MIN = 1 << 20
+SHRINK_MIN = 1 << 16
 """Superseded chosen records worth a rewrite: at least this many bytes, and half the file."""
 
 
