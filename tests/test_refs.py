@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pylightnix.errors import RefError
 from pylightnix.refs import (
@@ -24,9 +25,10 @@ from pylightnix.refs import (
     parse_rref,
     rref2dref,
     rref_hash,
+    rref_hashes,
     rref_name,
 )
-from pylightnix.types import HashPart, Name
+from pylightnix.types import DRef, HashPart, Name, RRef
 from tests.strategies import hashparts, names
 
 H1 = HashPart("0123456789abcdef0123456789abcdef")
@@ -149,3 +151,37 @@ def test_store_folder_names_parse_only_when_well_formed() -> None:
     assert maybe_parse_dref_dirname(f"{H1}-x") == f"dref:{H1}-x"
     for bad in ["tmp", f"{H1}", f"{H1}-", ".locks", f"{H1}-x.y"]:
         assert maybe_parse_dref_dirname(bad) is None
+
+
+def _hashes_one_by_one(rrefs: list[str], d: str) -> list[str] | None:
+    """What rref_hashes must answer, parsed one RRef at a time."""
+    out = []
+    for r in rrefs:
+        try:
+            rhash, dhash, name = parse_rref(RRef(r))
+        except RefError:
+            return None
+        if f"dref:{dhash}-{name}" != d:
+            return None
+        out.append(rhash)
+    return out
+
+
+_near_rrefs = st.one_of(
+    st.builds(lambda h: f"rref:{h}-{'2' * 32}-x", hashparts),
+    st.builds(lambda h: f"rref:{h}-{'2' * 32}-xy", hashparts),
+    st.builds(lambda h: f"rref:{h}-{'3' * 32}-x", hashparts),
+    st.builds(lambda h: f"rref:{h[:31]}G-{'2' * 32}-x", hashparts),
+    st.builds(lambda h: f"rref:{h}\n-{'2' * 32}-x", hashparts),
+    st.builds(lambda h: f"rref:{h[:30]}-{'2' * 32}-x", hashparts),
+    st.builds(lambda h: f"rref:{h}-{'2' * 32}-x\nrref:{h}-{'2' * 32}-x", hashparts),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(_near_rrefs, st.builds(lambda h: f"rref:{h}-{'2' * 32}-x", hashparts))))
+def test_rref_hashes_in_bulk_agree_with_parsing_each(rrefs: list[str]) -> None:
+    """The bulk rref_hashes answers what parsing each RRef answers, on valid and near-valid
+    lists alike."""
+    d = DRef(f"dref:{'2' * 32}-x")
+    assert rref_hashes([RRef(r) for r in rrefs], d) == _hashes_one_by_one(rrefs, d)

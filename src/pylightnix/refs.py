@@ -244,18 +244,26 @@ def rref_hashes(rrefs: list[RRef], dref: DRef) -> list[HashPart] | None:
     """
     dhash, name = parse_dref(dref)
     tail = f"-{dhash}-{name}"
-    end = len(RREF_PREFIX) + HASH_LEN
+    if not rrefs:
+        return []
     try:
-        hashes = [r[len(RREF_PREFIX) : end] for r in rrefs]
+        text = "\n".join(rrefs)
     except TypeError:
         return None
-    # Rebuilding each RRef from its parts and comparing the lists checks the
-    # prefix, the tail and the lengths in one pass; the hex check is one set test.
-    if [f"{RREF_PREFIX}{h}{tail}" for h in hashes] != rrefs:
+    # In bulk (C-level passes): every RRef has the one length of this derivation's
+    # RRefs; dropping the prefix and the tail of each leaves exactly its hash part.
+    width = len(RREF_PREFIX) + HASH_LEN + len(tail)
+    if len(text) != len(rrefs) * (width + 1) - 1 or not text.startswith(RREF_PREFIX):
         return None
-    if not _all_hex("".join(hashes)):
-        return None
-    return hashes  # type: ignore[return-value]
+    body = text.replace(f"{tail}\n{RREF_PREFIX}", "\n")
+    hashes = body[len(RREF_PREFIX) : -len(tail)].split("\n")
+    ok = (
+        body.endswith(tail)
+        and len(hashes) == len(rrefs)
+        and set(map(len, hashes)) == {HASH_LEN}
+        and _all_hex("".join(hashes))
+    )
+    return hashes if ok else None  # type: ignore[return-value]
 
 
 _DROP_HEX = str.maketrans("", "", "0123456789abcdef")
