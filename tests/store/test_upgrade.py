@@ -230,3 +230,19 @@ def test_an_empty_new_store_in_the_way_is_replaced_but_a_used_one_is_not(
     assert not any(
         "index.tsv" in names for names in _old_listing(os.path.join(S2.root, "store-v1")).values()
     )
+
+
+def test_a_store_in_its_own_folder_is_upgraded_where_it_is(tmp_path: Path) -> None:
+    """With a storage folder of its own (PYLIGHTNIX_STORE), the store is upgraded in place:
+    nothing is renamed, and its objects realize again without a build."""
+    base = _unpack(tmp_path)
+    S = mkSS(base.root, stordir=os.path.join(base.root, "store-v1"))
+    with pytest.raises(StoreVersionError):
+        list(alldrefs(S))
+    res = upgrade_store(S)
+    assert (res.storage, res.derivations, res.renamed_from) == (S.storage, 3, None)
+    assert not os.path.islink(S.storage)
+    assert sorted(os.listdir(S.root)) == ["store-v1", "tmp"]
+    before = sorted(allrrefs(S))
+    realize(instantiate(v1_stages.train, S=S))
+    assert sorted(allrrefs(S)) == before
