@@ -21,9 +21,10 @@ line, from a crash, is skipped). A line of a realization is appended
 missing means "being inserted, or crashed": lookups keep only lines whose
 folder exists. Compaction (GC, reindex) writes a new file and renames it
 over the old one while holding an exclusive ``flock`` on the old one;
-appenders hold a shared ``flock`` while they write and, once they have it,
-check that the file they opened is still the one in place (its link count
-is not 0): so no line is ever appended to a replaced file and lost.
+appenders hold a shared ``flock`` while they write, and before letting it
+go check that the file they wrote to is still the one in place (its link
+count is not 0); a line that went to a replaced file is appended again to
+the new one, so none is lost.
 
 Readers take no lock: each process keeps what it parsed, per file, with the
 file's inode and the length read, and reads only what was appended since
