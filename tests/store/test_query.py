@@ -27,7 +27,7 @@ from pylightnix.config import mkrefpath
 from pylightnix.errors import RefError
 from pylightnix.hashing import context_hash
 from pylightnix.realize.build import build_paths
-from pylightnix.refs import parse_rref
+from pylightnix.refs import mkrref, parse_dref, parse_rref
 from pylightnix.store.index import forget_index
 from pylightnix.store.query import (
     alldrefs,
@@ -334,3 +334,23 @@ def test_recent_folders_are_listed_every_time(S: StorageSettings) -> None:
         os.utime(p, ns=(t, t))
     after = drefrrefs_chash(d, chash, S)
     assert len(after) == 7 and set(before) < set(after)
+
+
+def test_store_reindex_keeps_an_insertion_in_flight_and_drops_dangling_lines(
+    built: Built,
+) -> None:
+    """A line whose realization a live process registered (its folder not renamed in yet)
+    survives a reindex; a line nobody registered, without its folder, goes."""
+    from pylightnix.store.temproots import add_temproots
+
+    S, a = built.S, built.a
+    chash = context_hash({})[:32]
+    in_flight, dangling = "e" * 32, "9" * 32
+    add_temproots(S, [mkrref(in_flight, *parse_dref(a))])  # type: ignore[arg-type]
+    with open(os.path.join(S.storage, a[5:], "index.tsv"), "a") as f:
+        f.write(f"R\t{in_flight}\t{chash}\t5.0\nR\t{dangling}\t{chash}\t6.0\n")
+    store_reindex(S)
+    named = [x[1] for x in index_lines(S.storage, a, "R")]
+    assert in_flight in named
+    assert dangling not in named
+    assert sorted(set(named) - {in_flight}) == sorted(parse_rref(r)[0] for r in built.ctx[a])

@@ -375,21 +375,32 @@ def shrink_index(S: StorageSettings, dref: DRef) -> bool:
     return compact_index(S, dref, lambda _: True, locked=lambda: None)
 
 
-def write_index(S: StorageSettings, dref: DRef, ix: Index) -> None:
-    """Replace the index of ``dref`` by ``ix`` (reindex), locked against appenders."""
+def rebuild_index(
+    S: StorageSettings, dref: DRef, build: Callable[[Index], Index], *, locked: Callable[[], None]
+) -> None:
+    """Replace the index of ``dref`` by what ``build`` makes of the current one (reindex).
+
+    The file (made empty if missing, so that it can be locked) is locked
+    against appenders while ``locked`` runs (it reads the temporary roots),
+    the current lines are read and ``build`` makes the new index.
+    """
     path = index_path(S, dref)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        fd = -1
-    try:
-        if fd >= 0:
+    for _ in range(1000):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        atomic_write(path, "".join(index_lines(ix, lambda _: True)).encode(), mode=0o644)
-        _CACHE.pop(path, None)
-    finally:
-        if fd >= 0:
+            if os.fstat(fd).st_nlink == 0:
+                continue  # replaced meanwhile: lock the new one
+            locked()
+            old = Index()
+            _take(old, os.pread(fd, os.fstat(fd).st_size, 0))
+            new = build(old)
+            atomic_write(path, "".join(index_lines(new, lambda _: True)).encode(), mode=0o644)
+            _CACHE.pop(path, None)
+            return
+        finally:
             os.close(fd)
+    raise OSError(f"cannot rewrite {path!r}: it is replaced again and again")
 
 
 def index_lines(ix: Index, keep: Callable[[str], bool]) -> list[str]:

@@ -34,7 +34,7 @@ from pylightnix.store.facts import (
     forget_facts,
     read_score_file,
 )
-from pylightnix.store.index import Index, index_path, read_index, write_index
+from pylightnix.store.index import Index, index_path, read_index, rebuild_index
 from pylightnix.store.layout import (
     CHASH_LEN,
     CONFIG_FILE,
@@ -481,32 +481,54 @@ def store_reindex(S: StorageSettings | None = None) -> int:
     """Write every derivation's index again from its realization folders.
 
     Scores the old index knew are read again from the realizations, so
-    ``match_best`` finds them cached afterwards; chosen records are kept.
-    Returns the number of realizations that were missing from the index.
+    ``match_best`` finds them cached afterwards; chosen records are kept, and
+    so are the lines of realizations a live process is inserting (registered
+    as its temporary roots, their folders not renamed in yet). Returns the
+    number of realizations that were missing from the index.
     """
+    from pylightnix.store.temproots import TempRootsReader  # the store's GC roots
+
     s = _S(S)
-    made = 0
+    reader = TempRootsReader(s, remove_dead=False)
+    registered: set[str] = set()
+    made = [0]
     for d in alldrefs(s):
-        old = read_index(s, d)
-        new = Index(chosen=dict(old.chosen))
-        for r in drefrrefs(d, s):
-            rhash = parse_rref(r)[0]
-            chash = context_hash(rrefctx(r, s))[:CHASH_LEN]
-            # A failed realization (failures.py) must never become a matcher candidate.
-            failed = os.path.exists(os.path.join(rref2path_(r, s), RESERVED, FAILURE_FILE))
-            table = new.failed if failed else new.ctx
-            table.setdefault(chash, {})[rhash] = None
-            if rhash not in old.ctx.get(chash, {}) and rhash not in old.failed.get(chash, {}):
-                made += 1
-            new.bstart[rhash] = _meta_bstart(rrefmeta(r, s))
-            for filename in old.scores:
-                try:
-                    new.scores.setdefault(filename, {})[rhash] = read_score_file(s, r, filename)
-                except (ScoreNotANumberError, ScoreOutsideStoreError):
-                    continue  # match_best reports it when it ranks
-        write_index(s, d, new)
+
+        def build(old: Index, d: DRef = d) -> Index:
+            new = Index(chosen=dict(old.chosen))
+            for r in drefrrefs(d, s):
+                rhash = parse_rref(r)[0]
+                chash = context_hash(rrefctx(r, s))[:CHASH_LEN]
+                # A failed realization (failures.py) must never become a matcher candidate.
+                failed = os.path.exists(os.path.join(rref2path_(r, s), RESERVED, FAILURE_FILE))
+                (new.failed if failed else new.ctx).setdefault(chash, {})[rhash] = None
+                if rhash not in old.ctx.get(chash, {}) and rhash not in old.failed.get(chash, {}):
+                    made[0] += 1
+                new.bstart[rhash] = _meta_bstart(rrefmeta(r, s))
+                for filename in old.scores:
+                    try:
+                        value = read_score_file(s, r, filename)
+                    except (ScoreNotANumberError, ScoreOutsideStoreError):
+                        continue  # match_best reports it when it ranks
+                    new.scores.setdefault(filename, {})[rhash] = value
+            _keep_in_flight(d, old, new, registered)
+            return new
+
+        rebuild_index(s, d, build, locked=lambda: registered.update(reader.read()))
         forget_facts(s, d)
-    return made
+    return made[0]
+
+
+def _keep_in_flight(d: DRef, old: Index, new: Index, registered: set[str]) -> None:
+    """Copy into ``new`` the lines of ``old`` whose realization a live process registered
+    but has not renamed in yet (an insertion between its line and its rename)."""
+    dhash, name = parse_dref(d)
+    for src, dst in ((old.ctx, new.ctx), (old.failed, new.failed)):
+        for chash, hs in src.items():
+            for h in hs:
+                if h not in new.bstart and mkrref(h, dhash, name) in registered:  # type: ignore[arg-type]
+                    dst.setdefault(chash, {})[h] = None
+                    new.bstart[h] = old.bstart.get(h, 0.0)
 
 
 def _meta_bstart(meta: dict[str, Any]) -> float:
