@@ -35,6 +35,7 @@ from pylightnix.errors import OptionError, StoreError
 from pylightnix.refs import (
     dref_dirname,
     is_dref,
+    is_hashpart,
     is_rref,
     mkrref,
     parse_dref,
@@ -59,7 +60,7 @@ from pylightnix.store.locks import gc_collector, gc_exclusive, store_writable
 from pylightnix.store.roots import list_roots
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.store.temproots import TempRootsReader
-from pylightnix.types import DRef, Path, RRef
+from pylightnix.types import DRef, HashPart, Path, RRef
 
 BATCH_MAX = 64
 """At most this many objects leave the store per exclusive section of the GC lock."""
@@ -231,7 +232,7 @@ class _Live:
     def __init__(self, g: StoreGraph, rrefs: Iterable[RRef], drefs: Iterable[DRef]) -> None:
         self.g = g
         rrefs, drefs = list(rrefs), list(drefs)
-        self.r, self.d = compute_live(rrefs, drefs, g.rref_deps, g.dref_deps)
+        self.r, self.d = compute_live(rrefs, drefs, g.rref_deps, g.dref_deps, g.rref_drv)
         # Every root as registered, also those the scan did not see: an insertion
         # in flight registers its realization before making its index marker and
         # renaming it in, so the scan may see the marker of an object that is not
@@ -249,7 +250,7 @@ class _Live:
         ds = [DRef(x) for x in refs if is_dref(x) and x not in self.d]
         if not rs and not ds:
             return
-        new_r, new_d = compute_live(rs, ds, self.g.rref_deps, self.g.dref_deps)
+        new_r, new_d = compute_live(rs, ds, self.g.rref_deps, self.g.dref_deps, self.g.rref_drv)
         self.r |= new_r
         self.d |= new_d
 
@@ -265,7 +266,8 @@ def _collect(
     timeout: float | None = None,
 ) -> GCResult:
     """Find and (unless ``dry_run``) delete garbage; ``report=False`` skips sizes and leftovers."""
-    g = scan_graph(S, markers=report)
+    times = bool(policy.keep_last) or policy.older_than is not None
+    g = scan_graph(S, markers=report, times=times, modes=not dry_run)
     reader = TempRootsReader(S, remove_dead=not dry_run)
     # Read after the scan: an object the scan saw was registered before it
     # became visible (insertion) or is re-checked by its finder (docs/gc.md).
@@ -333,17 +335,19 @@ def _live_dirs(live: _Live) -> set[str]:
 def _dangling(S: StorageSettings, g: StoreGraph, live: _Live) -> list[tuple[RRef, str]]:
     """Index markers of live derivations whose realization is not stored: (its RRef, path)."""
     out: list[tuple[RRef, str]] = []
-    for dref, ms in g.markers.items():
+    # Only markers without a realization folder at the scan (usually none).
+    for dref, hs in g.unmatched.items():
         if dref not in live.d:
             continue
         dhash, name = parse_dref(dref)
-        stored = {parse_rref(r)[0] for r in g.drv_rrefs.get(dref, [])}
-        for h, paths in ms.items():
-            r = mkrref(h, dhash, name)  # type: ignore[arg-type]
-            if h in stored or live.keeps(r):
+        for h in hs:
+            if not is_hashpart(h):
+                continue  # not a marker of a realization: left alone
+            r = mkrref(HashPart(h), dhash, name)
+            if live.keeps(r):
                 continue
             if not os.path.isdir(os.path.join(S.storage, dref_dirname(dref), h)):
-                out.extend((r, p) for p in paths)
+                out.extend((r, p) for p in g.markers[dref][h])
     return sorted(out)
 
 
