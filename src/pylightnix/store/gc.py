@@ -305,7 +305,7 @@ def _collect(
         leftovers: list[str] = []
         if report:
             leftovers = [*tmp_leftovers(S, g, None), *(p for _, p in _dangling(S, g, live))]
-        locks = dead_lockfiles(S, _live_dirs(live))
+        locks = dead_lockfiles(S, live.d)
         swept = [*leftovers, *(reader.dead_paths()), *orphan_locks(g, locks)]
         freed = sum(sizes.values()) + sum(tree_bytes(p) for p in leftovers)
         deleted_r = sorted({*dead_r, *(r for d in whole for r in g.drv_rrefs[d])})
@@ -326,10 +326,6 @@ def _link_roots(S: StorageSettings) -> tuple[list[GCRoot], list[Path]]:
         else:
             roots.append(GCRoot(rt.rref, f"link {rt.link}"))
     return roots, stale
-
-
-def _live_dirs(live: _Live) -> set[str]:
-    return {dref_dirname(d) for d in live.d}
 
 
 def _dangling(S: StorageSettings, g: StoreGraph, live: _Live) -> list[tuple[RRef, str]]:
@@ -411,7 +407,7 @@ def _delete(
         _remove_empty_index_dirs(ddir)
     leftovers = tmp_leftovers(S, g, trash)
     freed = sum(remove_tree_counting(p) for p in leftovers)
-    locks = orphan_locks(g, [p for p in dead_lockfiles(S, _live_dirs(live)) if unlink_lockfile(p)])
+    locks = orphan_locks(g, [p for p in dead_lockfiles(S, live.d) if unlink_lockfile(p)])
     # A link made again at the same path since the first look is a root again.
     still = set(_link_roots(S)[1])
     for e in stale:
