@@ -108,7 +108,7 @@ class StoreGraph:
 _DECODE = json.JSONDecoder().decode
 
 
-def _read_json(path: str) -> object:
+def read_json(path: str) -> object:
     """A small stored JSON file, read with three system calls (GC reads one per object)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -128,7 +128,7 @@ def _read_json(path: str) -> object:
 def _read_object(path: str) -> dict[str, object] | None:
     """A stored JSON object, or ``None`` if it is missing, unreadable or not an object."""
     try:
-        raw = _read_json(path)
+        raw = read_json(path)
     except (OSError, ValueError):
         return None
     return raw if type(raw) is dict else None
