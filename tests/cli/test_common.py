@@ -32,7 +32,7 @@ def test_a_path_outside_the_store_is_refused(built: Built, plx: Run, root: str) 
 def test_streamed_json_prints_what_json_dumps_prints(capsys: pytest.CaptureFixture[str]) -> None:
     """emit_json_stream prints exactly json.dumps(indent=2, sort_keys=True) of the whole list."""
     rows: list[Any] = [
-        {"name": "é \"q\" \\ \n", "n": -(10**30), "f": 0.1, "ok": True, "no": False, "x": None},
+        {"name": 'é "q" \\ \n', "n": -(10**30), "f": 0.1, "ok": True, "no": False, "x": None},
         {"inf": float("inf"), "nan": float("nan"), "neg": float("-inf"), "big": 1e300},
         {"nested": [1, {"a": None}]},
         {},
