@@ -182,7 +182,7 @@ def _flat_record(item: Any) -> str | None:
     >>> _flat_record({"a": [1]}) is None
     True
     """
-    if not isinstance(item, dict) or not item:
+    if type(item) is not dict or not item:
         return None
     if not all(type(v) in _PLAIN for v in item.values()) or not all(type(k) is str for k in item):
         return None
@@ -208,6 +208,8 @@ def _plain_json(v: str | float | bool | None) -> str:
         return "null"
     if type(v) is bool:
         return "true" if v else "false"
+    if type(v) is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+        return float.__repr__(v)
     return json.dumps(v)
 
 
