@@ -497,16 +497,32 @@ def _sizes_in_place(
     folder without its realizations (which are listed on their own)."""
     sizes: dict[str, int] = {r: tree_bytes(rref2path_(r, S)) for r in dead_r}
     for d in whole:
-        ddir = dref2path(d, S)
         mine: dict[str, RRef] = {parse_rref(r)[0]: r for r in g.drv_rrefs[d]}
         rest = 0
-        for n in listdir_store(ddir, "a derivation"):
-            if n in mine:
-                sizes[mine[n]] = tree_bytes(os.path.join(ddir, n))
-            else:
-                rest += tree_bytes(os.path.join(ddir, n))
+        ddir = dref2path(d, S)
+        try:
+            with os.scandir(ddir) as it:
+                for e in it:
+                    # One lstat for a file (tree_bytes would make the same), none for a folder.
+                    n = tree_bytes(e.path) if e.is_dir(follow_symlinks=False) else _size(e)
+                    if e.name in mine:
+                        sizes[mine[e.name]] = n
+                    else:
+                        rest += n
+        except FileNotFoundError:
+            pass  # deleted since the scan: nothing of it is left to measure
+        except NotADirectoryError:
+            listdir_store(ddir, "a derivation")  # raises the StoreError saying what to do
         sizes[d] = rest
     return dict(sorted(sizes.items()))
+
+
+def _size(e: os.DirEntry[str]) -> int:
+    """What :func:`tree_bytes` says of a file or link entry (0 if it vanished)."""
+    try:
+        return e.stat(follow_symlinks=False).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _delete_moved(g: StoreGraph, moved: list[tuple[str, str]]) -> dict[str, int]:
