@@ -44,7 +44,7 @@ from pylightnix import (
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.refs import mkdref, mkrref, parse_rref
 from pylightnix.store.fsops import mkdtemp_in, tree_bytes
-from pylightnix.store.gcgraph import compute_live
+from pylightnix.store.gcgraph import compute_live, scan_graph
 from pylightnix.store.insert import store_realization
 from pylightnix.store.layout import INDEX_DIR, LOCKS_DIR, rref2path_
 from pylightnix.store.leftovers import temp_owner
@@ -538,3 +538,19 @@ def test_a_clean_store_has_no_leftovers(S: StorageSettings) -> None:
     assert dry.tmp_removed == ()
     gc(S)
     assert gc(S, dry_run=True) == GCResult(dry_run=True)
+
+
+def test_scan_graph_stats_objects_only_for_times_and_modes(S: StorageSettings) -> None:
+    """Stored times come with times=True, writable tops with modes=True, neither by default."""
+    a = realize1(instantiate(_chain, "a", 2, S=S))
+    (dep,) = _closure(S, a) - {a}
+    os.chmod(rref2path(a, S), 0o755)
+    plain = scan_graph(S)
+    assert (plain.ctime, plain.unsealed) == ({}, [])
+    assert plain.rref_deps == {a: [dep], dep: []}
+    assert plain.rref_drv == {a: rref2dref(a), dep: rref2dref(dep)}
+    both = scan_graph(S, times=True, modes=True)
+    assert set(both.ctime) == {a, dep, rref2dref(a), rref2dref(dep)}
+    assert both.ctime[a] == os.lstat(rref2path(a, S)).st_ctime
+    assert both.unsealed == [rref2path(a, S)]
+    os.chmod(rref2path(a, S), 0o555)
