@@ -210,6 +210,18 @@ def maybe_parse_dref_dirname(s: str) -> DRef | None:
     return DRef(f"{DREF_PREFIX}{s}") if m else None
 
 
+def folder_rref(rhash: str, dirname: str) -> RRef:
+    """The RRef of the realization folder ``rhash`` inside the derivation folder ``dirname``.
+
+    Both must be valid already (:func:`is_hashpart`, :func:`maybe_parse_dref_dirname`):
+    whole-store scans print one RRef per realization without parsing again.
+
+    >>> folder_rref("1" * 32, "2" * 32 + "-x") == mkrref("1" * 32, "2" * 32, "x")
+    True
+    """
+    return RRef(f"{RREF_PREFIX}{rhash}-{dirname}")
+
+
 def dref_name(dref: DRef) -> Name:
     """The name part of a DRef."""
     return parse_dref(dref)[1]

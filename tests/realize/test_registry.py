@@ -22,7 +22,7 @@ from pylightnix import (
     mkSS,
     realize,
 )
-from pylightnix.config import config_hash
+from pylightnix.config import config_hash, selfref
 from pylightnix.errors import ConfigError, RefError
 from pylightnix.realize.registry import closure_of, find_drefs, get_current_registry
 from pylightnix.store.query import alldrefs, drefcfg_
@@ -193,3 +193,24 @@ def test_a_closure_realizes_after_its_registry_grows(S: StorageSettings) -> None
     _, _, ctx = realize(clo2)
     assert sorted(ctx) == sorted([*r.builders])
     assert realize(clo1)[2] == {k: v for k, v in ctx.items() if k != t}
+
+
+def test_mkdrv_finds_deps_and_promises_wherever_the_config_holds_them(S: StorageSettings) -> None:
+    """Deps and promises come out of nested values, and look-alike strings and keys are none."""
+    r = Registry(S)
+    a = mkdrv({"name": "a"}, match_only(), W, r=r)
+    b = mkdrv({"name": "b"}, match_only(), W, r=r)
+    cfg = {
+        "name": "c",
+        "deep": {"list": [1, [a, "f.txt"]], a: "a key is no dep"},
+        "text": f"x{b}",
+        "out": [selfref, "model.bin"],
+        "quoted": f'"{selfref}"',
+    }
+    c = mkdrv(cfg, match_only(), W, r=r)
+    assert r.builders[c].deps == (a,)
+    assert r.builders[c].promises == (("model.bin",),)
+    plain = mkdrv({"name": "d", "s": "dref: <self>"}, match_only(), W, r=r)
+    assert (r.builders[plain].deps, r.builders[plain].promises) == ((), ())
+    with pytest.raises(ConfigError, match=r"that names no file"):
+        mkdrv({"name": "e", "p": [selfref]}, match_only(), W, r=r)

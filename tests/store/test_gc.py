@@ -44,7 +44,7 @@ from pylightnix import (
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.refs import mkdref, mkrref, parse_rref
 from pylightnix.store.fsops import mkdtemp_in, tree_bytes
-from pylightnix.store.gcgraph import compute_live
+from pylightnix.store.gcgraph import compute_live, scan_graph
 from pylightnix.store.insert import store_realization
 from pylightnix.store.layout import LOCKS_DIR
 from pylightnix.store.leftovers import temp_owner
@@ -164,11 +164,24 @@ def test_store_gc_computes_like_the_seed_and_deletes_nothing(S: StorageSettings)
     assert set(allrrefs(S)) == before
 
 
+_HALF_INSERTION = """
+import os, sys
+from pylightnix import mkSS
+from pylightnix.store.index import append_index, realization_line
+from pylightnix.store.temproots import add_temproots
+S = mkSS(sys.argv[1])
+add_temproots(S, [sys.argv[2], sys.argv[3]])
+append_index(S, sys.argv[3], [realization_line(sys.argv[2][5:37], sys.argv[4], 1.0)])
+os._exit(0)  # killed before the rename: no clean-up of any kind
+"""
+
+
 def test_gc_removes_leftovers_dangling_lines_and_stale_roots(
     S: StorageSettings, tmp_path: Any
 ) -> None:
-    """Temp folders, half-written files, dangling index lines and stale root entries go
-    (a dangling line is dropped from the index, not reported as a leftover path)."""
+    """Temp folders, half-written files, the index line of a killed insertion (found from
+    its dead process's record; dropped from the index, not reported as a path) and stale
+    root entries go."""
     a = realize1(instantiate(_chain, "a", 1, S=S))
     _link(S, a, str(tmp_path / "result"))
     gone = _link(S, a, str(tmp_path / "gone"))
@@ -180,13 +193,23 @@ def test_gc_removes_leftovers_dangling_lines_and_stale_roots(
     with open(half, "w") as f:
         f.write("{")
     (line,) = index_lines(S.storage, a, "R")
-    with open(os.path.join(ddir, "index.tsv"), "a") as f:
-        f.write(f"R\t{'0' * 32}\t{line[2]}\t1.0\n")  # a crash between line and rename
+    # A process killed between an insertion's index line and its rename.
+    ghost = mkrref("0" * 32, *parse_rref(a)[1:])  # type: ignore[arg-type]
+    before = set(os.listdir(os.path.join(S.storage, ".temproots")))
+    subprocess.run(
+        [sys.executable, "-c", _HALF_INSERTION, S.root, ghost, rref2dref(a), line[2]], check=True
+    )
+    (record,) = set(os.listdir(os.path.join(S.storage, ".temproots"))) - before
+    assert len(index_lines(S.storage, a, "R")) == 2
     stale_entry = [r.entry for r in list_roots(S) if r.rref is None]
     res = gc(S)
     assert res.deleted_rrefs == ()
     assert res.stale_roots == tuple(stale_entry)
-    assert set(res.tmp_removed) == {os.path.join(S.tmpdir, "build-x-123-abc"), half}
+    assert set(res.tmp_removed) == {
+        os.path.join(S.tmpdir, "build-x-123-abc"),
+        half,
+        os.path.join(S.storage, ".temproots", record),
+    }
     assert os.listdir(S.tmpdir) == []
     assert not os.path.lexists(half)
     assert [x[1] for x in index_lines(S.storage, a, "R")] == [parse_rref(a)[0]]
@@ -545,3 +568,19 @@ def test_a_clean_store_has_no_leftovers(S: StorageSettings) -> None:
     assert dry.tmp_removed == ()
     gc(S)
     assert gc(S, dry_run=True) == GCResult(dry_run=True)
+
+
+def test_scan_graph_stats_objects_only_for_times_and_modes(S: StorageSettings) -> None:
+    """Stored times come with times=True, writable tops with modes=True, neither by default."""
+    a = realize1(instantiate(_chain, "a", 2, S=S))
+    (dep,) = _closure(S, a) - {a}
+    os.chmod(rref2path(a, S), 0o755)
+    plain = scan_graph(S)
+    assert (plain.ctime, plain.unsealed) == ({}, [])
+    assert plain.rref_deps == {a: [dep], dep: []}
+    assert plain.rref_drv == {a: rref2dref(a), dep: rref2dref(dep)}
+    both = scan_graph(S, times=True, modes=True)
+    assert set(both.ctime) == {a, dep, rref2dref(a), rref2dref(dep)}
+    assert both.ctime[a] == os.lstat(rref2path(a, S)).st_ctime
+    assert both.unsealed == [rref2path(a, S)]
+    os.chmod(rref2path(a, S), 0o555)

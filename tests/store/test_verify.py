@@ -310,3 +310,18 @@ def test_no_rehash_reports_write_bits_and_unreadable_context(S: StorageSettings)
     damaged = {d.rref: d.reason for d in verify(S=S, rehash=False).damaged}
     assert damaged[top] == "'out.txt' in it is writable (realizations are read-only)"
     assert damaged[dep].startswith("its reserved files are unreadable (Expecting value")
+
+
+def test_no_rehash_reports_a_reserved_file_replaced_by_a_link(S: StorageSettings) -> None:
+    """rehash=False, like a full check, reports a reserved file that became a symlink."""
+    a = realize1(instantiate(_chain, 1, S=S))
+    res = os.path.join(rref2path(a, S), RESERVED)
+    keep = os.path.join(str(S.root), "meta-copy.json")
+    shutil.copyfile(os.path.join(res, "meta.json"), keep)
+    os.chmod(res, 0o755)
+    os.unlink(os.path.join(res, "meta.json"))
+    os.symlink(keep, os.path.join(res, "meta.json"))
+    os.chmod(res, 0o555)
+    why = f"its reserved file {RESERVED}/meta.json is not a regular file (a link or folder)"
+    assert verify(S=S, rehash=False).damaged == (DamagedRealization(a, why),)
+    assert verify(S=S).damaged == (DamagedRealization(a, why),)

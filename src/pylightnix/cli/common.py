@@ -182,15 +182,35 @@ def _flat_record(item: Any) -> str | None:
     >>> _flat_record({"a": [1]}) is None
     True
     """
-    if not isinstance(item, dict) or not item:
+    if type(item) is not dict or not item:
         return None
     if not all(type(v) in _PLAIN for v in item.values()) or not all(type(k) is str for k in item):
         return None
-    lines = ",\n".join(f"    {json.dumps(k)}: {json.dumps(item[k])}" for k in sorted(item))
-    return f"{{\n{lines}\n  }}"
+    lines = ",\n    ".join(f"{_quote(k)}: {_plain_json(item[k])}" for k in sorted(item))
+    return f"{{\n    {lines}\n  }}"
 
 
 _PLAIN = (str, int, float, bool, type(None))
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps does with a str
+
+
+def _plain_json(v: str | float | bool | None) -> str:
+    """``json.dumps(v)`` of a plain value, without the encoder's set-up per call.
+
+    >>> [_plain_json(x) for x in ("a", 3, True, None, 0.1, float("inf"))]
+    ['"a"', '3', 'true', 'null', '0.1', 'Infinity']
+    """
+    if type(v) is str:
+        return _quote(v)
+    if type(v) is int:
+        return int.__repr__(v)
+    if v is None:
+        return "null"
+    if type(v) is bool:
+        return "true" if v else "false"
+    if type(v) is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+        return float.__repr__(v)
+    return json.dumps(v)
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -22,7 +22,9 @@ from pylightnix.config import (
     config_hash,
     config_name,
     config_promises,
+    config_serialize,
     mkconfig,
+    selfref,
 )
 from pylightnix.errors import InstantiateError, RefError
 from pylightnix.realize.overrides import override_config
@@ -123,6 +125,9 @@ class Instantiated(tuple[Any, Closure]):
         return self[1].derivations
 
 
+_SELFREF_JSON = f'"{selfref}"'.encode()
+"""How a promise's head appears in a canonical config (``selfref`` needs no escape)."""
+
 _CURRENT: ContextVar[Registry | None] = ContextVar("pylightnix_registry", default=None)
 
 _P = ParamSpec("_P")
@@ -197,7 +202,9 @@ def mkdrv(
             f"mkdrv needs a callable matcher and realizer, got {matcher!r} and {realizer!r}"
         )
     dref = mkdref(config_hash(c), config_name(c))
-    deps = tuple(config_deps(c))
+    canon = config_serialize(c)
+    # The canonical JSON names every DRef and promise as such (no escapes in either).
+    deps = tuple(config_deps(c)) if b'"dref:' in canon else ()
     for d in deps:
         if d not in reg.builders:
             raise InstantiateError(
@@ -207,7 +214,7 @@ def mkdrv(
                 dref=dref,
                 dep=d,
             )
-    promises = tuple(tuple(p) for _, p in config_promises(c))
+    promises = tuple(tuple(p) for _, p in config_promises(c)) if _SELFREF_JSON in canon else ()
     old = reg.builders.get(dref)
     drv = Derivation(dref, c, matcher, realizer, deps, promises)
     if old is None and reg.write:

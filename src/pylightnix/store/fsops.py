@@ -322,10 +322,10 @@ def _walk_bytes(path: str, *, remove: bool) -> int:
             continue
         with it:
             for e in it:
-                est = e.stat(follow_symlinks=False)
-                if stat.S_ISDIR(est.st_mode):
+                if e.is_dir(follow_symlinks=False):  # d_type: folders need no stat
                     stack.append(e.path)
                     continue
+                est = e.stat(follow_symlinks=False)
                 if est.st_nlink > 1:
                     key = (est.st_dev, est.st_ino)
                     if key not in seen:

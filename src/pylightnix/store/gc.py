@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 from pylightnix.errors import OptionError, StoreError
 from pylightnix.refs import (
-    dref_dirname,
     is_dref,
     is_rref,
     mkrref,
@@ -43,7 +42,7 @@ from pylightnix.refs import (
 )
 from pylightnix.store.fsops import mkdtemp_in, remove_tree_counting, tree_bytes
 from pylightnix.store.gcgraph import StoreGraph, compute_live, listdir_store, scan_graph
-from pylightnix.store.index import compact_index, read_index
+from pylightnix.store.index import compact_index
 from pylightnix.store.layout import (
     check_store,
     dref2path,
@@ -231,7 +230,7 @@ class _Live:
     def __init__(self, g: StoreGraph, rrefs: Iterable[RRef], drefs: Iterable[DRef]) -> None:
         self.g = g
         rrefs, drefs = list(rrefs), list(drefs)
-        self.r, self.d = compute_live(rrefs, drefs, g.rref_deps, g.dref_deps)
+        self.r, self.d = compute_live(rrefs, drefs, g.rref_deps, g.dref_deps, g.rref_drv)
         # Every root as registered, also those the scan did not see: an insertion
         # in flight registers its realization before making its index marker and
         # renaming it in, so the scan may see the marker of an object that is not
@@ -249,7 +248,7 @@ class _Live:
         ds = [DRef(x) for x in refs if is_dref(x) and x not in self.d]
         if not rs and not ds:
             return
-        new_r, new_d = compute_live(rs, ds, self.g.rref_deps, self.g.dref_deps)
+        new_r, new_d = compute_live(rs, ds, self.g.rref_deps, self.g.dref_deps, self.g.rref_drv)
         self.r |= new_r
         self.d |= new_d
 
@@ -265,7 +264,8 @@ def _collect(
     timeout: float | None = None,
 ) -> GCResult:
     """Find and (unless ``dry_run``) delete garbage; ``report=False`` skips sizes and leftovers."""
-    g = scan_graph(S, leftovers=report)
+    times = bool(policy.keep_last) or policy.older_than is not None
+    g = scan_graph(S, leftovers=report, times=times, modes=not dry_run)
     reader = TempRootsReader(S, remove_dead=not dry_run)
     # Read after the scan: an object the scan saw was registered before it
     # became visible (insertion) or is re-checked by its finder (docs/gc.md).
@@ -303,7 +303,7 @@ def _collect(
         leftovers: list[str] = []
         if report:
             leftovers = tmp_leftovers(S, g, None)
-        locks = dead_lockfiles(S, _live_dirs(live))
+        locks = dead_lockfiles(S, live.d)
         swept = [*leftovers, *(reader.dead_paths()), *orphan_locks(g, locks)]
         freed = sum(sizes.values()) + sum(tree_bytes(p) for p in leftovers)
         deleted_r = sorted({*dead_r, *(r for d in whole for r in g.drv_rrefs[d])})
@@ -324,10 +324,6 @@ def _link_roots(S: StorageSettings) -> tuple[list[GCRoot], list[Path]]:
         else:
             roots.append(GCRoot(rt.rref, f"link {rt.link}"))
     return roots, stale
-
-
-def _live_dirs(live: _Live) -> set[str]:
-    return {dref_dirname(d) for d in live.d}
 
 
 def _delete(
@@ -374,11 +370,11 @@ def _delete(
     # those of crashed insertions (docs/gc.md: an insertion in flight keeps its line).
     gone = {DRef(r) for r, _ in moved if is_dref(r)}
     touched = {rref2dref(RRef(r)) for r, _ in moved if is_rref(r)} - gone
-    touched |= _with_dangling_lines(S, g, gone)
+    touched |= _crashed_insertions(S, reader, gone)
     _compact_indexes(S, sorted(touched), live, reader)
     leftovers = tmp_leftovers(S, g, trash)
     freed = sum(remove_tree_counting(p) for p in leftovers)
-    locks = orphan_locks(g, [p for p in dead_lockfiles(S, _live_dirs(live)) if unlink_lockfile(p)])
+    locks = orphan_locks(g, [p for p in dead_lockfiles(S, live.d) if unlink_lockfile(p)])
     # A link made again at the same path since the first look is a root again.
     still = set(_link_roots(S)[1])
     for e in stale:
@@ -440,18 +436,20 @@ def _move_dead(
     return []
 
 
-def _with_dangling_lines(S: StorageSettings, g: StoreGraph, gone: set[DRef]) -> set[DRef]:
-    """Derivations whose index names a realization the scan did not find (a crash between
-    an insertion's line and its rename, or one in flight: the compaction decides)."""
-    out: set[DRef] = set()
-    for d in g.indexed:
-        if d in gone:
-            continue
-        ix = read_index(S, d)
-        stored = {parse_rref(r)[0] for r in g.drv_rrefs.get(d, [])}
-        if any(h not in stored for t in (ix.ctx, ix.failed) for hs in t.values() for h in hs):
-            out.add(d)
-    return out
+def _crashed_insertions(S: StorageSettings, reader: TempRootsReader, gone: set[DRef]) -> set[DRef]:
+    """Derivations whose index may name a realization that never arrived.
+
+    An insertion registers its realization, appends its index line, then
+    renames its folder in; a process killed in between leaves the line, and
+    its temporary-roots record, unlocked. So the realizations named by the
+    records of dead processes whose folders are missing are the only
+    candidates: no index is read to find them.
+    """
+    return {
+        rref2dref(RRef(r))
+        for r in reader.dead_refs
+        if is_rref(r) and not os.path.isdir(rref2path_(RRef(r), S))
+    } - gone
 
 
 def _compact_indexes(
@@ -486,16 +484,32 @@ def _sizes_in_place(
     folder without its realizations (which are listed on their own)."""
     sizes: dict[str, int] = {r: tree_bytes(rref2path_(r, S)) for r in dead_r}
     for d in whole:
-        ddir = dref2path(d, S)
         mine: dict[str, RRef] = {parse_rref(r)[0]: r for r in g.drv_rrefs[d]}
         rest = 0
-        for n in listdir_store(ddir, "a derivation"):
-            if n in mine:
-                sizes[mine[n]] = tree_bytes(os.path.join(ddir, n))
-            else:
-                rest += tree_bytes(os.path.join(ddir, n))
+        ddir = dref2path(d, S)
+        try:
+            with os.scandir(ddir) as it:
+                for e in it:
+                    # One lstat for a file (tree_bytes would make the same), none for a folder.
+                    n = tree_bytes(e.path) if e.is_dir(follow_symlinks=False) else _size(e)
+                    if e.name in mine:
+                        sizes[mine[e.name]] = n
+                    else:
+                        rest += n
+        except FileNotFoundError:
+            pass  # deleted since the scan: nothing of it is left to measure
+        except NotADirectoryError:
+            listdir_store(ddir, "a derivation")  # raises the StoreError saying what to do
         sizes[d] = rest
     return dict(sorted(sizes.items()))
+
+
+def _size(e: os.DirEntry[str]) -> int:
+    """What :func:`tree_bytes` says of a file or link entry (0 if it vanished)."""
+    try:
+        return e.stat(follow_symlinks=False).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _delete_moved(g: StoreGraph, moved: list[tuple[str, str]]) -> dict[str, int]:

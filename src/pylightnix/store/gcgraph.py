@@ -17,19 +17,20 @@ from typing import TypeVar
 from pylightnix.config import _scan
 from pylightnix.errors import StoreError
 from pylightnix.refs import (
+    HASH_LEN,
+    folder_rref,
     is_hashpart,
     is_rref,
     maybe_parse_dref_dirname,
-    mkrref,
-    parse_dref,
     rref2dref,
 )
-from pylightnix.store.layout import CONFIG_FILE, CONTEXT_FILE, INDEX_FILE, RESERVED
+from pylightnix.store.layout import CONFIG_FILE, CONTEXT_FILE, RESERVED
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
 
 T = TypeVar("T")
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+_CONTEXT_SUFFIX = f"/{RESERVED}/{CONTEXT_FILE}"
 
 
 def reachable(roots: Iterable[T], edges: Mapping[T, Iterable[T]]) -> set[T]:
@@ -42,12 +43,15 @@ def reachable(roots: Iterable[T], edges: Mapping[T, Iterable[T]]) -> set[T]:
     """
     seen: set[T] = set()
     stack = [r for r in roots if r in edges]
+    push = stack.append
     while stack:
         n = stack.pop()
         if n in seen:
             continue
         seen.add(n)
-        stack.extend(x for x in edges[n] if x in edges and x not in seen)
+        for x in edges[n]:
+            if x not in seen and x in edges:
+                push(x)
     return seen
 
 
@@ -56,6 +60,7 @@ def compute_live(
     root_drefs: Iterable[DRef],
     rref_deps: Mapping[RRef, Iterable[RRef]],
     dref_deps: Mapping[DRef, Iterable[DRef]],
+    rref_drv: Mapping[RRef, DRef] | None = None,
 ) -> tuple[set[RRef], set[DRef]]:
     """Live realizations and derivations of a store graph (linear in its size).
 
@@ -64,6 +69,8 @@ def compute_live(
         root_drefs: derivations kept by roots.
         rref_deps: every stored realization -> the realizations of its direct context.
         dref_deps: every stored derivation -> the derivations its config mentions.
+        rref_drv: the derivation of every realization of ``rref_deps``, if known
+            (else each RRef is parsed).
 
     Returns:
         ``(live_rrefs, live_drefs)``: the realizations reachable from the root
@@ -71,7 +78,8 @@ def compute_live(
         and from the derivations of live realizations.
     """
     live_r = reachable(root_rrefs, rref_deps)
-    live_d = reachable([*root_drefs, *(rref2dref(r) for r in live_r)], dref_deps)
+    of_r = map(rref2dref, live_r) if rref_drv is None else map(rref_drv.__getitem__, live_r)
+    live_d = reachable([*root_drefs, *of_r], dref_deps)
     return live_r, live_d
 
 
@@ -85,13 +93,16 @@ class StoreGraph:
     ctime: dict[str, float] = field(default_factory=dict)  # ref -> when it was stored
     unsealed: list[str] = field(default_factory=list)  # realization tops left writable
     unreadable: list[str] = field(default_factory=list)  # refs whose deps are unknown
-    # Filled by scan_graph(leftovers=True): leftovers of crashed writes in derivation
-    # folders, and the derivations that have an index file.
+    # Filled by scan_graph(leftovers=True): leftovers of crashed writes in derivation folders.
     drv_tmp: list[str] = field(default_factory=list)
-    indexed: list[DRef] = field(default_factory=list)
+    # Every realization's derivation (the scan knows it; parsing an RRef costs more).
+    rref_drv: dict[RRef, DRef] = field(default_factory=dict)
 
 
-def _read_json(path: str) -> object:
+_DECODE = json.JSONDecoder().decode
+
+
+def read_json(path: str) -> object:
     """A small stored JSON file, read with three system calls (GC reads one per object)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -100,13 +111,18 @@ def _read_json(path: str) -> object:
             chunks.append(os.read(fd, 1 << 16))
     finally:
         os.close(fd)
-    return json.loads(b"".join(chunks))
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        # The store writes UTF-8: decoding it directly skips json.loads' encoding sniffing.
+        return _DECODE(raw.decode())
+    except ValueError:
+        return json.loads(raw)  # another encoding, or a BOM (json.loads reads those too)
 
 
 def _read_object(path: str) -> dict[str, object] | None:
     """A stored JSON object, or ``None`` if it is missing, unreadable or not an object."""
     try:
-        raw = _read_json(path)
+        raw = read_json(path)
     except (OSError, ValueError):
         return None
     return raw if type(raw) is dict else None
@@ -119,7 +135,7 @@ def _read_context(path: str) -> list[RRef] | None:
         return None
     out: list[RRef] = []
     for v in raw.values():
-        if type(v) is not list or not all(is_rref(x) for x in v):
+        if type(v) is not list or not all(map(is_rref, v)):
             return None
         out.extend(v)
     return out
@@ -150,52 +166,68 @@ def listdir_store(path: str, what: str) -> list[str]:
         ) from None
 
 
-def scan_graph(S: StorageSettings, *, leftovers: bool = False) -> StoreGraph:
+def scan_graph(
+    S: StorageSettings, *, leftovers: bool = False, times: bool = False, modes: bool = False
+) -> StoreGraph:
     """Read the whole dependency graph of a store: one pass over its folders.
 
-    Per derivation: one folder listing and one read of its config; per
-    realization: one read of its context and one ``lstat``. ``leftovers``
-    also notes the temporary files of crashed writes in derivation folders.
+    Per derivation: one folder listing (its ``d_type`` tells realizations
+    apart, no ``stat`` each) and one read of its config; per realization: one
+    read of its context. ``leftovers`` also notes the temporary files of crashed writes in
+    derivation folders and which derivations have an index file; ``times``
+    reads when each object was stored (``ctime``, one ``lstat`` each, for the
+    policies); ``modes`` finds realization tops left writable (``unsealed``,
+    one ``lstat`` per realization, for a real collection).
     """
     g = StoreGraph()
-    for n in listdir_store(S.storage, "its derivations"):
+    prefix = os.path.join(S.storage, "")  # paths as os.path.join(storage, name) makes them
+    for n in sorted(listdir_store(S.storage, "its derivations")):
         dref = maybe_parse_dref_dirname(n)
-        if dref is None:
-            continue
-        ddir = os.path.join(S.storage, n)
-        try:
-            with os.scandir(ddir) as it:
-                # d_type tells folders apart without a stat per entry.
-                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-            dst = os.lstat(ddir)
-        except (NotADirectoryError, FileNotFoundError):
-            continue
-        dhash, name = parse_dref(dref)
-        cdeps = _read_config_deps(os.path.join(ddir, CONFIG_FILE))
-        if cdeps is None:
-            g.unreadable.append(dref)
-        g.dref_deps[dref] = cdeps or []
-        g.ctime[dref] = dst.st_ctime
-        rs: list[RRef] = []
-        for h, isdir in entries:
-            if isdir and is_hashpart(h):
-                r = mkrref(h, dhash, name)  # type: ignore[arg-type]
-                rs.append(r)
-                rdir = os.path.join(ddir, h)
-                rdeps = _read_context(os.path.join(rdir, RESERVED, CONTEXT_FILE))
-                if rdeps is None:
-                    g.unreadable.append(r)
-                g.rref_deps[r] = rdeps or []
-                try:
-                    rst = os.lstat(rdir)
-                except FileNotFoundError:
-                    continue
-                g.ctime[r] = rst.st_ctime
-                if rst.st_mode & _WRITE_BITS:
-                    g.unsealed.append(rdir)
-            elif leftovers and h.startswith(".tmp-"):
-                g.drv_tmp.append(os.path.join(ddir, h))
-            elif leftovers and h == INDEX_FILE:
-                g.indexed.append(dref)
-        g.drv_rrefs[dref] = sorted(rs)
+        if dref is not None:
+            _scan_derivation(g, dref, n, prefix + n, leftovers, times, modes)
     return g
+
+
+def _scan_derivation(
+    g: StoreGraph, dref: DRef, n: str, ddir: str, leftovers: bool, times: bool, modes: bool
+) -> None:
+    """:func:`scan_graph` of one derivation folder ``ddir`` (named ``n``) into ``g``."""
+    try:
+        with os.scandir(ddir) as it:
+            # d_type tells folders apart without a stat per entry.
+            entries = [(e.name, e) for e in it]
+        if times:
+            g.ctime[dref] = os.lstat(ddir).st_ctime
+    except (NotADirectoryError, FileNotFoundError):
+        return
+    cdeps = _read_config_deps(ddir + "/" + CONFIG_FILE)
+    if cdeps is None:
+        g.unreadable.append(dref)
+    g.dref_deps[dref] = cdeps or []
+    rs: list[RRef] = []
+    for h, e in entries:
+        if len(h) == HASH_LEN and is_hashpart(h):
+            if not e.is_dir(follow_symlinks=False):
+                continue
+            r = folder_rref(h, n)
+            rs.append(r)
+            g.rref_drv[r] = dref
+            rdir = ddir + "/" + h
+            rdeps = _read_context(rdir + _CONTEXT_SUFFIX)
+            if rdeps is None:
+                g.unreadable.append(r)
+            g.rref_deps[r] = rdeps or []
+            if not (times or modes):
+                continue
+            try:
+                rst = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if times:
+                g.ctime[r] = rst.st_ctime
+            if modes and rst.st_mode & _WRITE_BITS:
+                g.unsealed.append(rdir)
+        elif leftovers and h.startswith(".tmp-"):
+            g.drv_tmp.append(ddir + "/" + h)
+    rs.sort()
+    g.drv_rrefs[dref] = rs

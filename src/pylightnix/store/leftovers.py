@@ -11,11 +11,13 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+from collections.abc import Container
 
-from pylightnix.refs import dref_dirname, maybe_parse_dref_dirname
+from pylightnix.refs import maybe_parse_dref_dirname
 from pylightnix.store.gcgraph import StoreGraph, listdir_store
 from pylightnix.store.layout import LOCKS_DIR, ROOTS_DIR
 from pylightnix.store.settings import StorageSettings
+from pylightnix.types import DRef
 
 _MKDTEMP_NAME = re.compile(r"-(\d+)-[A-Za-z0-9_]{8}$")
 _UNIQUE_NAME = re.compile(r"^\.?[a-z]+-(\d+)-[0-9a-f]{12}(-|$)")
@@ -77,24 +79,27 @@ def tmp_leftovers(S: StorageSettings, g: StoreGraph, own_trash: str | None) -> l
     return sorted(out)
 
 
-def dead_lockfiles(S: StorageSettings, live_dirs: set[str]) -> list[str]:
+def dead_lockfiles(S: StorageSettings, live: Container[DRef]) -> list[str]:
+    """The build lock files of derivations that are not ``live``."""
     d = os.path.join(S.storage, LOCKS_DIR)
-    return [
-        os.path.join(d, n)
-        for n in sorted(listdir_store(d, "its lock files"))
+    out = []
+    for n in sorted(listdir_store(d, "its lock files")):
         # Only build locks (named after a derivation folder): other lock files
         # may belong to code that takes them outside the GC lock.
-        if n.endswith(".lock")
-        and maybe_parse_dref_dirname(n[: -len(".lock")]) is not None
-        and n[: -len(".lock")] not in live_dirs
-    ]
+        dref = maybe_parse_dref_dirname(n[: -len(".lock")]) if n.endswith(".lock") else None
+        if dref is not None and dref not in live:
+            out.append(os.path.join(d, n))
+    return out
 
 
 def orphan_locks(g: StoreGraph, locks: list[str]) -> list[str]:
     """The lock files whose derivation was already gone: leftovers (the others go with
     their derivation and are not reported apart)."""
-    stored = {dref_dirname(d) for d in g.drv_rrefs}
-    return [p for p in locks if os.path.basename(p)[: -len(".lock")] not in stored]
+    return [
+        p
+        for p in locks
+        if maybe_parse_dref_dirname(os.path.basename(p)[: -len(".lock")]) not in g.drv_rrefs
+    ]
 
 
 def unlink_lockfile(path: str) -> bool:

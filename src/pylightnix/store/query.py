@@ -17,7 +17,9 @@ from pylightnix.config import Config, RConfig, cfg_attrs, mkconfig, resolve_self
 from pylightnix.errors import IntegrityError, RefError
 from pylightnix.hashing import context_hash
 from pylightnix.refs import (
+    HASH_LEN,
     dref_dirname,
+    folder_rref,
     is_hashpart,
     is_rref,
     maybe_parse_dref_dirname,
@@ -263,12 +265,16 @@ def alldrefs_rrefs(
     without its ``config.json`` is no derivation and is left out.
     """
     s = _S(S)
-    drefs = [d for d in map(maybe_parse_dref_dirname, os.listdir(s.storage)) if d is not None]
-    drefs.sort(key=key)
-    for d in drefs:
-        config, rrefs = _listing(d, s)
+    prefix = os.path.join(s.storage, "")
+    found = [(d, n) for n in os.listdir(s.storage) if (d := maybe_parse_dref_dirname(n))]
+    if key is None:
+        found.sort()
+    else:
+        found.sort(key=lambda x: key(x[0]))
+    for d, n in found:
+        config, folders = _folders(prefix + n, n)
         if config:
-            yield d, rrefs
+            yield d, [r for r, _ in folders]
 
 
 def drefrrefsC(dref: DRef, context: Context, S: StorageSettings | None = None) -> list[RRef]:
@@ -365,10 +371,39 @@ def allrrefs(S: StorageSettings | None = None) -> Iterator[RRef]:
 def derivation_listings(S: StorageSettings) -> Iterator[tuple[DRef, bool, list[RRef]]]:
     """Every derivation folder in name order: whether its config is stored, and its
     realization folders (damaged ones included), one ``scandir`` each."""
+    for d, config, folders in derivation_folders(S):
+        yield d, config, [r for r, _ in folders]
+
+
+def derivation_folders(
+    S: StorageSettings,
+) -> Iterator[tuple[DRef, bool, list[tuple[RRef, str]]]]:
+    """Every derivation folder in name order: whether its config is stored, and its
+    realization folders (damaged ones included) with their paths, one ``scandir`` each."""
+    prefix = os.path.join(S.storage, "")  # paths as os.path.join(storage, name) makes them
     for n in sorted(os.listdir(S.storage)):
         d = maybe_parse_dref_dirname(n)
         if d is not None:
-            yield (d, *_listing(d, S))
+            yield (d, *_folders(prefix + n, n))
+
+
+def _folders(ddir: str, n: str) -> tuple[bool, list[tuple[RRef, str]]]:
+    """Whether the derivation folder ``ddir`` (named ``n``) holds its config, and its
+    realization folders (RRef and path, sorted): one ``scandir``, no ``stat``."""
+    folders: list[tuple[RRef, str]] = []
+    config = False
+    try:
+        with os.scandir(ddir) as it:
+            for e in it:
+                h = e.name
+                if len(h) == HASH_LEN and e.is_dir(follow_symlinks=False) and is_hashpart(h):
+                    folders.append((folder_rref(h, n), e.path))
+                elif h == CONFIG_FILE and not e.is_dir(follow_symlinks=False):
+                    config = True
+    except (FileNotFoundError, NotADirectoryError):
+        return False, []
+    folders.sort()
+    return config, folders
 
 
 def intact_rrefs(S: StorageSettings) -> Iterator[RRef]:

@@ -220,6 +220,8 @@ class TempRootsReader:
     remove_dead: bool = True
     offsets: dict[str, int] = field(default_factory=dict)
     dead: list[str] = field(default_factory=list)
+    dead_refs: set[str] = field(default_factory=set)
+    """What the records of dead processes named (their possible unfinished insertions)."""
 
     def dead_paths(self) -> list[str]:
         """Records of dead processes found so far (removed unless a dry run)."""
@@ -246,9 +248,13 @@ class TempRootsReader:
                 except BlockingIOError:
                     pass  # held: a live process
                 else:
-                    # Nobody holds it: its process is gone.
+                    # Nobody holds it: its process is gone. What it registered tells
+                    # which insertions it may have left half done (docs/gc.md).
                     if path not in self.dead:
                         self.dead.append(path)
+                        self.dead_refs.update(
+                            os.pread(fd, 1 << 30, 0).decode(errors="replace").split()
+                        )
                         if self.remove_dead:
                             with contextlib.suppress(FileNotFoundError):
                                 os.unlink(path)

@@ -30,6 +30,7 @@ from pylightnix.hashing import (
 )
 from pylightnix.refs import parse_dref, parse_rref, rref2dref
 from pylightnix.store.fsops import remove_tree, remove_via_trash
+from pylightnix.store.gcgraph import read_json
 from pylightnix.store.layout import (
     CONFIG_FILE,
     CONTEXT_FILE,
@@ -42,12 +43,13 @@ from pylightnix.store.layout import (
     rref2path_,
 )
 from pylightnix.store.locks import gc_exclusive
-from pylightnix.store.query import derivation_listings
+from pylightnix.store.query import derivation_folders
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import Context, DRef, Path, RRef
 
 Repair = Literal["remove", "quarantine"]
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+_RESERVED_SET = frozenset(RESERVED_FILES)
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,7 @@ def read_context_file(path: str) -> Context:
     Raises:
         ValueError: it is not a JSON object of DRef -> list of RRefs.
     """
-    with open(path, "rb") as f:
-        raw = json.loads(f.read())
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise ValueError("context.json is not a JSON object")
     out: Context = {}
@@ -131,34 +132,57 @@ def writable_entry(path: str, *, reserved: set[str] | None = None) -> str | None
     """The first file or folder inside the folder ``path`` with a write bit, if any.
 
     ``reserved``, when given, receives the names in the reserved folder (the
-    walk lists it anyway).
+    walk lists it anyway), a name that is not a regular file with a ``/``
+    appended (no file can have that name).
 
     The top folder itself is not checked: it must be writable while it is
     renamed into the store and is made read-only right after, so a crash in
     between leaves it writable with its content complete; GC seals it.
     """
+    if not _any_writable(path, reserved):
+        return None
+    # Damage found: walk again, in name order, to name the first writable entry.
     stack = [path]
-    res = os.path.join(path, RESERVED)
-    first: str | None = None
     while stack:
         d = stack.pop()
         with os.scandir(d) as it:
             entries = sorted(it, key=lambda e: e.name)
-        if reserved is not None and d == res:
-            reserved.update(e.name for e in entries)
         subdirs = []
         for e in entries:
             m = e.stat(follow_symlinks=False).st_mode
             if stat.S_ISLNK(m):
                 continue
-            if m & _WRITE_BITS and first is None:
-                first = e.path
-                if reserved is None:
-                    return first
+            if m & _WRITE_BITS:
+                return e.path
             if stat.S_ISDIR(m):
                 subdirs.append(e.path)
         stack.extend(reversed(subdirs))  # depth first, in name order
-    return first
+    return None
+
+
+def _any_writable(path: str, reserved: set[str] | None) -> bool:
+    """Whether an entry inside ``path`` has a write bit (one ``lstat`` each, in no
+    particular order). ``reserved`` receives the names in the reserved folder, a
+    name that is not a regular file with a ``/`` appended (no file has that name)."""
+    stack = [path]
+    names = reserved if reserved is not None else set()
+    res = os.path.join(path, RESERVED) if reserved is not None else None
+    found = False
+    while stack:
+        d = stack.pop()
+        in_res = d == res
+        with os.scandir(d) as it:
+            for e in it:
+                m = e.stat(follow_symlinks=False).st_mode
+                if in_res:
+                    names.add(e.name if stat.S_ISREG(m) else e.name + "/")
+                if m & _WRITE_BITS and not stat.S_ISLNK(m):
+                    if reserved is None:
+                        return True
+                    found = True
+                if stat.S_ISDIR(m):
+                    stack.append(e.path)
+    return found
 
 
 def reserved_folder_problem(res: str) -> str | None:
@@ -241,7 +265,7 @@ def structure_problem(path: str) -> str | None:
         w = writable_entry(path, reserved=seen)
     except (FileNotFoundError, NotADirectoryError):
         return "its folder is missing"
-    if not seen or not seen <= set(RESERVED_FILES):
+    if not seen or not seen <= _RESERVED_SET:
         why = reserved_folder_problem(os.path.join(path, RESERVED))
         if why is not None:
             return why
@@ -325,24 +349,24 @@ def verify(
     # Checking only reads: it takes no lock (a read-only store verifies too).
     # Repair takes the GC lock exclusively only around each removal.
     cfg_problems: dict[DRef, str | None] = {}
+    todo: list[tuple[RRef, DRef, str]]
     if chosen is None:
-        listed = list(derivation_listings(s))
-        todo = sorted(r for _, _, rs in listed for r in rs)
+        listed = list(derivation_folders(s))
+        todo = sorted((r, d, p) for d, _, folders in listed for r, p in folders)
         if not rehash:
             # The listing saw which derivations have their config.json.
             cfg_problems = {
                 d: None if has_config else config_problem(dref2path(d, s), d)
-                for d, has_config, rs in listed
-                if rs
+                for d, has_config, folders in listed
+                if folders
             }
     else:
-        todo = sorted(set(chosen))
+        todo = [(r, rref2dref(r), rref2path_(r, s)) for r in sorted(set(chosen))]
     damaged: list[DamagedRealization] = []
-    for r in todo:
-        d = rref2dref(r)
+    for r, d, path in todo:
         if d not in cfg_problems:
             cfg_problems[d] = config_problem(dref2path(d, s), d, rehash=rehash)
-        why = realization_problem(rref2path_(r, s), r, rehash=rehash) or cfg_problems[d]
+        why = realization_problem(path, r, rehash=rehash) or cfg_problems[d]
         if why is None:
             continue
         action = ""
@@ -350,7 +374,7 @@ def verify(
             with gc_exclusive(s):
                 action = _repair(s, r, repair)
         damaged.append(DamagedRealization(r, why, action))
-    return VerifyResult(tuple(todo), tuple(damaged))
+    return VerifyResult(tuple(r for r, _, _ in todo), tuple(damaged))
 
 
 def _repair(S: StorageSettings, rref: RRef, how: Repair) -> str:
