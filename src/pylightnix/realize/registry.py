@@ -27,6 +27,7 @@ from pylightnix.config import (
     selfref,
 )
 from pylightnix.errors import InstantiateError, RefError
+from pylightnix.realize.gcpause import library_work
 from pylightnix.realize.overrides import override_config
 from pylightnix.refs import is_dref, mkdref
 from pylightnix.store.insert import store_derivation
@@ -340,7 +341,7 @@ def instantiate(
     check_store(r.S)
     r.in_instantiate = True
     try:
-        with current_registry(r):
+        with current_registry(r), library_work():
             # The original's instantiate(dref, r=r): DRefs already registered in r.
             result = call_stage(stage, r, *args, **kwargs) if callable(stage) else stage
     finally:

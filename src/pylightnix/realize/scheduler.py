@@ -18,6 +18,7 @@ from typing import Any
 from pylightnix.errors import RealizeError
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, current_hook, report
+from pylightnix.realize.gcpause import library_work
 from pylightnix.realize.matchers import score_file
 from pylightnix.realize.parallel import run_parallel
 from pylightnix.realize.registry import Closure, Derivation
@@ -132,7 +133,7 @@ def _run_sequential_registered(
     no-op realize); if a collection deleted a choice before its batch, realize again."""
     for _ in range(MATCH_RETRIES):
         try:
-            with deferred_registration(S):
+            with deferred_registration(S), library_work():
                 return _run_sequential(c, S, opts, progress, t0)
         except VanishedError:
             continue

@@ -31,6 +31,7 @@ from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, report
 from pylightnix.realize.build import build_tmpdir_set
 from pylightnix.realize.buildlog import TMP_LOG_NAME, add_log_note, capture_build_log
+from pylightnix.realize.gcpause import user_code
 from pylightnix.realize.registry import Derivation
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
@@ -175,7 +176,7 @@ def run_realizer(
     drv: Derivation, S: StorageSettings, ctx: Context, opts: RealizeOptions, tmp: str
 ) -> list[Path]:
     """Run the derivation's realizer with ``tmp`` as its private temporary folder."""
-    with build_tmpdir_set(tmp):
+    with build_tmpdir_set(tmp), user_code():
         try:
             return drv.realizer(S, drv.dref, ctx, opts.realize_args.get(drv.dref, {}))
         except Exception as e:
