@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pylightnix.config import selfref
+from pylightnix.config import config_serialize, selfref
 from pylightnix.errors import (
     BuildError,
     MatcherError,
@@ -30,13 +30,18 @@ from pylightnix.errors import (
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, report
 from pylightnix.realize.build import build_tmpdir_set
-from pylightnix.realize.buildlog import TMP_LOG_NAME, add_log_note, capture_build_log
+from pylightnix.realize.buildlog import (
+    TMP_LOG_NAME,
+    add_log_note,
+    capture_build_log,
+    keep_proxies,
+)
 from pylightnix.realize.registry import Derivation
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in, remove_tree
-from pylightnix.store.insert import check_output, store_derivation, store_realization
+from pylightnix.store.insert import scan_output, store_derivation, store_realization
 from pylightnix.store.locks import build_lock
-from pylightnix.store.query import drefrrefs_chash
+from pylightnix.store.query import drefrrefs_chash, remember_config
 from pylightnix.store.settings import StorageSettings
 from pylightnix.store.temproots import add_temproots
 from pylightnix.types import Context, DRef, Path, RRef
@@ -131,11 +136,15 @@ def insert_outputs(
     outs: Sequence[str],
     build_start: float,
     log_path: str | None = None,
+    *,
+    derivation_stored: bool = False,
 ) -> list[RRef]:
     """Check the promises of finished output folders and insert them into the store.
 
-    Every output is checked (promises, folder shape, file kinds) before any is
-    inserted, so a build with one bad output stores none of its outputs.
+    Every output is checked (promises, folder shape, file kinds) and hashed
+    before any is inserted, so a build with one bad output stores none of its
+    outputs. ``derivation_stored``: the caller stored the derivation and
+    registered it as a temporary root (``build_in`` does).
     """
     if not isinstance(outs, list) or not outs or not all(isinstance(o, str) for o in outs):
         raise BuildError(
@@ -144,7 +153,7 @@ def insert_outputs(
             dref=drv.dref,
             stage=str(dref_name(drv.dref)),
         )
-    if len({os.path.realpath(o) for o in outs}) != len(outs):
+    if len(outs) > 1 and len({os.path.realpath(o) for o in outs}) != len(outs):
         raise BuildError(
             f"realizer {drv.realizer!r} of {drv.dref} returned the same folder twice in "
             f"{outs!r}: each output must be its own folder",
@@ -152,8 +161,7 @@ def insert_outputs(
             stage=str(dref_name(drv.dref)),
         )
     check_promises(drv, outs)
-    for o in outs:
-        check_output(drv.dref, o)
+    scans = [scan_output(drv.dref, o) for o in outs]
     t1 = time.time()
     return [
         store_realization(
@@ -161,13 +169,15 @@ def insert_outputs(
             drv.dref,
             drv.config,
             ctx,
-            o,
+            sc.path,
             build_start=build_start,
             build_stop=t1,
             log_path=log_path,
             link_log=i == 0,
+            scanned=sc,
+            derivation_stored=derivation_stored,
         )
-        for i, o in enumerate(outs)
+        for i, sc in enumerate(scans)
     ]
 
 
@@ -196,13 +206,17 @@ def build_in(
     """
     # A garbage collection between instantiate and realize may have removed the
     # (then unused) derivation; the realizer reads its config from the store.
+    # Registered first (free if instantiate did): a derivation found stored stays
+    # stored until the insertion, which then need not look again.
+    add_temproots(S, [drv.dref])
     store_derivation(S, drv.dref, drv.config)
+    remember_config(S, drv.dref, config_serialize(drv.config))
     log_path = os.path.join(tmp, TMP_LOG_NAME)
     report(ProgressEvent("log", drv.dref, dref_name(drv.dref), extra={"path": log_path}))
     try:
         with capture_build_log(log_path, tee=opts.show_log, fd_level=opts.log_fd):
             outs = run_realizer(drv, S, ctx, opts, tmp)
-        return insert_outputs(drv, S, ctx, outs, t0, log_path)
+        return insert_outputs(drv, S, ctx, outs, t0, log_path, derivation_stored=True)
     except RealizeError as e:
         add_log_note(e, log_path)
         raise
@@ -247,7 +261,8 @@ def build_folders() -> Iterator[None]:
     pool: dict[str, list[str]] = {}
     tok = _POOL.set((os.getpid(), pool))
     try:
-        yield
+        with keep_proxies():
+            yield
     finally:
         _POOL.reset(tok)
         for folders in pool.values():
@@ -292,10 +307,13 @@ def give_back_build_folder(S: StorageSettings, tmp: str) -> None:
         with os.scandir(tmp) as it:
             entries = [(e.path, e.name == TMP_LOG_NAME and e.is_file()) for e in it]
         for p, is_log in entries:
-            if is_log:
-                os.unlink(p)
-            else:
+            if not is_log:
                 remove_tree(p)  # what the realizer left besides its outputs
+            elif os.lstat(p).st_size:
+                # It may be the first output's build.log now (a hard link): never
+                # truncated, the next build gets a new file. An empty one is kept
+                # for the next build (one inode less per silent build).
+                os.unlink(p)
     except OSError:
         remove_tree(tmp)
         return
