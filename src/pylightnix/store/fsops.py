@@ -262,8 +262,12 @@ def mkdtemp_in(parent: str, prefix: str) -> str:
         StoreError: ``parent`` cannot hold it (a file there, no space, read-only...).
     """
     with store_stage("creating a temporary folder", parent):
-        os.makedirs(parent, exist_ok=True)
-        return tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent)
+        try:
+            return tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent)
+        except (FileNotFoundError, NotADirectoryError):
+            # No parent yet (made now), or a file in its place (the error names the parent).
+            os.makedirs(parent, exist_ok=True)
+            return tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent)
 
 
 def rename_noreplace(src: str, dst: str) -> bool:

@@ -71,26 +71,31 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
     the caller's to register (instantiate does it in one batch).
     """
     d = dref2path(dref, S)
-    cfg_path = os.path.join(d, CONFIG_FILE)
+    cfg_path = f"{d}{os.sep}{CONFIG_FILE}"
     if os.path.exists(cfg_path):
         return False
     add_temproots(S, [dref])
     data = config_serialize(config)
     with store_stage(f"writing the derivation {dref}", d):
-        if os.path.isdir(d):
-            # The folder exists without its config (damaged store): restore it in place.
-            atomic_write(cfg_path, data, durable=S.durable)
-            return True
         tmp = mkdtemp_in(S.tmpdir, "drv")
+        moved = False
         try:
-            write_private(os.path.join(tmp, CONFIG_FILE), data, durable=S.durable)
+            write_private(f"{tmp}{os.sep}{CONFIG_FILE}", data, durable=S.durable)
             os.chmod(tmp, 0o755)
+            # An empty folder in place is replaced; one with contents stays.
             moved = rename_noreplace(tmp, d)
-            if moved and S.durable:
-                fsync_path(S.storage)
-            return moved
         finally:
-            remove_tree(tmp)
+            if not moved:
+                remove_tree(tmp)
+        if moved:
+            if S.durable:
+                fsync_path(S.storage)
+            return True
+        if os.path.exists(cfg_path):
+            return False  # another process stored it meanwhile
+        # The folder exists without its config (damaged store): restore it in place.
+        atomic_write(cfg_path, data, durable=S.durable)
+        return True
 
 
 _HOST: list[str] = []
@@ -240,6 +245,17 @@ def _seal(sc: ScannedOutput, reserved: str, linked_log: str | None) -> None:
     os.chmod(reserved, stat.S_IMODE(os.lstat(reserved).st_mode) & ~_WRITE_BITS)
 
 
+_DEVS: dict[str, int] = {}
+
+
+def _store_dev(S: StorageSettings) -> int:
+    """The device of the store's folder (looked up once per process and store)."""
+    dev = _DEVS.get(S.storage)
+    if dev is None:
+        dev = _DEVS[S.storage] = os.stat(S.storage).st_dev
+    return dev
+
+
 def store_realization(
     S: StorageSettings,
     dref: DRef,
@@ -276,7 +292,7 @@ def store_realization(
         StoreError: the output is not a folder or uses the reserved name.
     """
     sc = scan_output(dref, outpath) if scanned is None else scanned
-    if sc.dev != os.stat(S.storage).st_dev:
+    if sc.dev != _store_dev(S):
         raise StoreError(
             f"output {outpath!r} of {dref} is on another filesystem than the store "
             f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
@@ -284,7 +300,7 @@ def store_realization(
             "build_tmpdir(S))",
             path=outpath,
         )
-    reserved = os.path.join(outpath, RESERVED)
+    reserved = f"{outpath}{os.sep}{RESERVED}"
     ctx_json = context_json(context)
     chash = context_json_hash(ctx_json)
     rhash = realization_hash(chash, sc.tree)
@@ -297,11 +313,11 @@ def store_realization(
         # No fsync per reserved file: make_readonly(durable=...) below flushes every
         # file and folder of the output once, the reserved ones included.
         # The output folder is private until it is renamed into place: plain writes suffice.
-        write_private(os.path.join(reserved, CONTEXT_FILE), ctx_json)
-        write_private(os.path.join(reserved, META_FILE), meta_json(build_start, stop, meta))
+        write_private(f"{reserved}{os.sep}{CONTEXT_FILE}", ctx_json)
+        write_private(f"{reserved}{os.sep}{META_FILE}", meta_json(build_start, stop, meta))
         linked = None
         if log_path is not None and os.stat(log_path).st_size > 0:
-            linked = os.path.join(reserved, LOG_FILE)
+            linked = f"{reserved}{os.sep}{LOG_FILE}"
             try:
                 if not link_log:
                     raise OSError("copy")

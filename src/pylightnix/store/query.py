@@ -124,7 +124,8 @@ def remember_config(S: StorageSettings, dref: DRef, data: bytes) -> None:
     :func:`drefcfg_` would read from its ``config.json``), sparing a build that read."""
     key = (S.storage, dref)
     if key not in _CFG_CACHE:
-        _CFG_CACHE[key] = mkconfig(json.loads(data))
+        # Canonical bytes of a validated config: parsed, not validated again.
+        _CFG_CACHE[key] = Config(json.loads(data), data)
 
 
 def drefcfg(dref: DRef, S: StorageSettings | None = None) -> RConfig:
