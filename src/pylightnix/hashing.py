@@ -21,6 +21,7 @@ import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pylightnix.config import canonical_json, short_hash
 from pylightnix.errors import StoreError
@@ -58,8 +59,7 @@ def _hash_entry(e: TreeEntry) -> bytes:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     """One entry of a folder as the tree hash sees it (with its ``lstat``)."""
 
     kind: bytes  # b"f", b"x", b"d", b"l"; b"?" for what cannot be stored

@@ -33,7 +33,7 @@ from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.errors import StoreError
 from pylightnix.refs import mkdref, parse_rref
 from pylightnix.store.fsops import unshare_hardlinks
-from pylightnix.store.insert import check_output, store_derivation, store_realization
+from pylightnix.store.insert import check_output, meta_json, store_derivation, store_realization
 from pylightnix.store.query import drefrrefs, drefrrefsC, rrefctx, rrefmeta
 from pylightnix.store.verify import verify
 from pylightnix.types import Context, DRef, RRef
@@ -338,3 +338,25 @@ def test_a_realizer_using_cp_al_leaves_the_users_files_alone(
     with open(os.path.join(rref2path(rref, S), "data", "a.txt"), "rb") as f:
         assert f.read() == b"v1"
     assert verify([rref], S).ok
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "extra"),
+    [
+        (0.0, 1.5, None),
+        (1795930263.8281233, 1795930263.9, None),
+        (1e20, -0.0, None),
+        (float("inf"), 1.0, None),
+        (3, 4, None),
+        (1.0, 2.0, {"failed": True}),
+    ],
+)
+def test_meta_json_is_the_indented_sorted_json_of_times_host_and_pid(
+    start: float, stop: float, extra: dict[str, Any] | None
+) -> None:
+    """meta.json bytes are json.dumps(sort_keys=True, indent=1) of the times, host and pid
+    (and the extra keys), whichever path writes them."""
+    want = {"build_start": start, "build_stop": stop, "host": socket.gethostname()}
+    want["pid"] = os.getpid()
+    want.update(extra or {})
+    assert meta_json(start, stop, extra) == json.dumps(want, sort_keys=True, indent=1).encode()

@@ -7,14 +7,13 @@ process, so a crash leaves at most leftovers that never block anything.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from typing import Literal
 
 from pylightnix.errors import StoreError
 
@@ -383,8 +382,7 @@ def store_os_error(e: OSError, stage: str, path: str) -> StoreError:
     return StoreError(f"{stage} failed at {where!r}: {advice}", path=where)
 
 
-@contextlib.contextmanager
-def store_stage(stage: str, path: str) -> Iterator[None]:
+class store_stage:  # noqa: N801 (used like a function; a class is cheaper than a generator)
     """Turn an ``OSError`` raised inside the block into :func:`store_os_error` (chained).
 
     Args:
@@ -392,9 +390,17 @@ def store_stage(stage: str, path: str) -> Iterator[None]:
             files of an output of dref:..."``).
         path: the path to name when the error carries none.
     """
-    try:
-        yield
-    except StoreError:
-        raise
-    except OSError as e:
-        raise store_os_error(e, stage, path) from e
+
+    __slots__ = ("path", "stage")
+
+    def __init__(self, stage: str, path: str) -> None:
+        self.stage = stage
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: object, ev: BaseException | None, tb: object) -> Literal[False]:
+        if isinstance(ev, OSError) and not isinstance(ev, StoreError):
+            raise store_os_error(ev, self.stage, self.path) from ev
+        return False

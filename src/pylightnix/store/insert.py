@@ -18,6 +18,7 @@ Crash windows (each is safe):
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import stat
@@ -101,6 +102,7 @@ def store_derivation(S: StorageSettings, dref: DRef, config: Config) -> bool:
 _HOST: list[str] = []
 """This machine's host name, looked up once per process (``meta.json`` of every realization)."""
 _META_JSON = json.JSONEncoder(sort_keys=True, indent=1)
+_JSON_STR = json.JSONEncoder()
 
 
 def _hostname() -> str:
@@ -113,10 +115,23 @@ def _hostname() -> str:
 
 def meta_json(build_start: float, build_stop: float, extra: dict[str, Any] | None) -> bytes:
     """The ``meta.json`` bytes of a realization (build times, host, pid; never hashed)."""
+    host = _hostname()
+    if (
+        not extra
+        and type(build_start) is float
+        and type(build_stop) is float
+        and math.isfinite(build_start + build_stop)
+    ):
+        # What the encoder below writes for these four keys, without its pure-Python
+        # indenting path (a visible part of a trivial build).
+        return (
+            f'{{\n "build_start": {build_start!r},\n "build_stop": {build_stop!r},\n'
+            f' "host": {_JSON_STR.encode(host)},\n "pid": {os.getpid()}\n}}'
+        ).encode()
     m: dict[str, Any] = {
         "build_start": build_start,
         "build_stop": build_stop,
-        "host": _hostname(),
+        "host": host,
         "pid": os.getpid(),
     }
     if extra:
