@@ -9,7 +9,6 @@ engine, which removes it on failure unless ``keep_failed=True``.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -90,26 +89,8 @@ def mkbuild(
 ) -> _B:
     """A :class:`Build` (or subclass) with ``nouts`` fresh empty output folders."""
     tmp = build_tmpdir(S)
-    outs = [Path(_outdir(tmp, i)) for i in range(nouts)]
+    outs = [Path(mkdtemp_in(tmp, f"out{i}")) for i in range(nouts)]
     return cls(S, dref, context, drefcfg(dref, S), outs, realize_args)
-
-
-_OUT_SEQ = itertools.count(1)
-
-
-def _outdir(tmp: str, i: int) -> str:
-    """A fresh output folder ``out<i>-<pid>-<8 digits>`` in the build folder ``tmp``.
-
-    Named like :func:`mkdtemp_in`'s folders, with a per-process sequence
-    number instead of random letters: one ``mkdir`` in the usual case; a
-    taken name (a realizer making outputs twice) falls back to a random one.
-    """
-    p = f"{tmp}{os.sep}out{i}-{os.getpid()}-{next(_OUT_SEQ) % 10**8:08d}"
-    try:
-        os.mkdir(p, 0o700)
-        return p
-    except OSError:
-        return mkdtemp_in(tmp, f"out{i}")
 
 
 @dataclass(frozen=True)
