@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import stat
 import subprocess
@@ -30,6 +31,7 @@ from pylightnix import (
 )
 from pylightnix.hashing import context_hash
 from pylightnix.refs import dref_dirname
+from pylightnix.store import fsops
 from pylightnix.store.fsops import (
     atomic_write,
     make_readonly,
@@ -292,3 +294,17 @@ def test_a_read_only_mounted_store_serves_queries_verify_and_cached_realizes(
             "the store is on a read-only filesystem: it serves queries, verify and fully "
             "cached realizes; build into a writable store"
         )
+
+
+def test_mkdtemp_in_passes_over_a_name_left_by_another_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder already holding the next name (a killed process with the same pid) is
+    left alone; mkdtemp_in takes the name after it."""
+    monkeypatch.setattr(fsops, "_TEMP_SEQ", itertools.count(5))
+    taken = tmp_path / f"build-{os.getpid()}-00000005"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("x")
+    got = mkdtemp_in(str(tmp_path), "build")
+    assert got == str(tmp_path / f"build-{os.getpid()}-00000006")
+    assert os.listdir(got) == [] and (taken / "keep.txt").read_text() == "x"

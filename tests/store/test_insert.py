@@ -31,9 +31,16 @@ from pylightnix import (
 )
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.errors import StoreError
+from pylightnix.hashing import hash_tree
 from pylightnix.refs import mkdref, parse_rref
 from pylightnix.store.fsops import unshare_hardlinks
-from pylightnix.store.insert import check_output, meta_json, store_derivation, store_realization
+from pylightnix.store.insert import (
+    check_output,
+    meta_json,
+    scan_output,
+    store_derivation,
+    store_realization,
+)
 from pylightnix.store.query import drefrrefs, drefrrefsC, rrefctx, rrefmeta
 from pylightnix.store.verify import verify
 from pylightnix.types import Context, DRef, RRef
@@ -360,3 +367,44 @@ def test_meta_json_is_the_indented_sorted_json_of_times_host_and_pid(
     want["pid"] = os.getpid()
     want.update(extra or {})
     assert meta_json(start, stop, extra) == json.dumps(want, sort_keys=True, indent=1).encode()
+
+
+def test_scan_output_checks_unshares_and_hashes_in_one_walk(tmp_path: Path) -> None:
+    """scan_output gives an outside hard-linked file a private copy, hashes the tree as
+    hash_tree does and lists what must lose its write bits, with their read-only modes."""
+    o = make_output(str(tmp_path))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("shared")
+    os.link(outside, os.path.join(o, "shared.txt"))
+    sc = scan_output(DREF, o)
+    assert sc.tree == hash_tree(o)
+    assert os.stat(outside).st_nlink == 1
+    assert os.stat(os.path.join(o, "shared.txt")).st_ino != os.stat(outside).st_ino
+    names = ["data.txt", "shared.txt", "sub", "sub/run.sh"]
+    want = {
+        os.path.join(o, n): stat.S_IMODE(os.lstat(os.path.join(o, n)).st_mode) & ~0o222
+        for n in names
+    }
+    assert dict(sc.writable) == want
+    assert sc.dev == os.stat(o).st_dev
+
+
+def test_scan_output_refuses_what_check_output_refuses(tmp_path: Path) -> None:
+    """scan_output raises check_output's errors: a FIFO deep down, the reserved name."""
+    o = make_output(str(tmp_path))
+    pipe = os.path.join(o, "sub", "pipe")
+    os.mkfifo(pipe)
+    with pytest.raises(StoreError) as ei:
+        scan_output(DREF, o)
+    assert str(ei.value) == (
+        f"output {o!r} of {DREF} holds {pipe!r}, which is not a regular file, folder or "
+        "symlink (sockets, FIFOs and devices cannot be stored; remove it from the output)"
+    )
+    os.unlink(pipe)
+    os.mkdir(os.path.join(o, "__pylightnix__"))
+    with pytest.raises(StoreError) as ei:
+        scan_output(DREF, o)
+    assert str(ei.value) == (
+        f"output {o!r} of {DREF} contains '__pylightnix__', a name reserved for "
+        "the store's own files: rename that artifact"
+    )
