@@ -28,7 +28,7 @@ from pylightnix.errors import (
     StoreError,
 )
 from pylightnix.hashing import context_hash
-from pylightnix.progress import ProgressEvent, report
+from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.build import build_tmpdir_set
 from pylightnix.realize.buildlog import (
     TMP_LOG_NAME,
@@ -211,8 +211,9 @@ def build_in(
     add_temproots(S, [drv.dref])
     store_derivation(S, drv.dref, drv.config)
     remember_config(S, drv.dref, config_serialize(drv.config))
-    log_path = os.path.join(tmp, TMP_LOG_NAME)
-    report(ProgressEvent("log", drv.dref, dref_name(drv.dref), extra={"path": log_path}))
+    log_path = f"{tmp}{os.sep}{TMP_LOG_NAME}"
+    if current_hook() is not None:
+        report(ProgressEvent("log", drv.dref, dref_name(drv.dref), extra={"path": log_path}))
     try:
         with capture_build_log(log_path, tee=opts.show_log, fd_level=opts.log_fd):
             outs = run_realizer(drv, S, ctx, opts, tmp)
