@@ -51,8 +51,12 @@ def _hash_entry(e: TreeEntry) -> bytes:
         return hash_file(e.path)
     fd = os.open(e.path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        h = hashlib.sha256()
-        while chunk := os.read(fd, _SMALL_FILE + 1):  # the file may have grown since its stat
+        want = e.size + 1
+        data = os.read(fd, want)
+        if len(data) < want:  # a short read of a regular file: its end
+            return hashlib.sha256(data).digest()
+        h = hashlib.sha256(data)  # it grew since its lstat: read to the end
+        while chunk := os.read(fd, _SMALL_FILE):
             h.update(chunk)
         return h.digest()
     finally:

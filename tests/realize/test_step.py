@@ -27,9 +27,12 @@ from pylightnix.hashing import context_hash
 from pylightnix.realize.buildlog import TMP_LOG_NAME, rreflog_path
 from pylightnix.realize.step import (
     VanishedError,
+    build_folders,
     deferred_registration,
+    give_back_build_folder,
     immediate_registration,
     match_in,
+    take_build_folder,
 )
 from pylightnix.refs import dref_name
 from pylightnix.store.temproots import my_temproots
@@ -122,3 +125,25 @@ def test_a_pooled_build_folder_reuses_an_empty_log_and_never_truncates_a_stored_
     # The stream proxies were installed once for the whole realize, and removed after it.
     assert len({x[2] for x in SEEN}) == 1 and SEEN[0][2] != id(before)
     assert sys.stdout is before
+
+
+def test_a_reused_build_folder_never_takes_over_a_leftover_with_contents(
+    S: StorageSettings,
+) -> None:
+    """A pooled build folder is renamed after its next stage; a leftover holding files under
+    that name (a killed process with the same pid) stays, an empty one is replaced."""
+    with build_folders():
+        tmp = take_build_folder(S, "a")
+        give_back_build_folder(S, tmp)
+        part = tmp.rsplit("-", 1)[1]
+        left = os.path.join(S.tmpdir, f"build-b-{os.getpid()}-{part}")
+        os.makedirs(os.path.join(left, "sub"))
+        tmp2 = take_build_folder(S, "b")
+        assert tmp2 != left and os.listdir(tmp2) == []
+        assert os.listdir(left) == ["sub"] and not os.path.exists(tmp)
+        give_back_build_folder(S, tmp2)
+        empty = os.path.join(S.tmpdir, f"build-c-{os.getpid()}-{tmp2.rsplit('-', 1)[1]}")
+        os.mkdir(empty)
+        assert take_build_folder(S, "c") == empty
+        give_back_build_folder(S, empty)
+    assert os.listdir(S.tmpdir) == [os.path.basename(left)]

@@ -283,17 +283,18 @@ def take_build_folder(S: StorageSettings, name: str) -> str:
     if tmp is not None:
         # Renamed after the stage it builds now (one rename, no new inode), so that
         # people and the web view see which stage a running build folder belongs to.
-        # The random part is the folder's own (unique among this process's folders);
-        # an existing name is never replaced.
-        new = os.path.join(S.tmpdir, f"build-{name}-{os.getpid()}-{tmp.rsplit('-', 1)[1]}")
+        # The last part is the folder's own (unique among this process's folders), so
+        # the name can only be a leftover of a killed process with the same pid: a
+        # file or a folder with contents stays (the rename fails), an empty folder
+        # is replaced.
+        new = f"{S.tmpdir}{os.sep}build-{name}-{os.getpid()}-{tmp.rsplit('-', 1)[1]}"
         if new == tmp:
             return tmp
-        if not os.path.lexists(new):
-            try:
-                os.rename(tmp, new)
-                return new
-            except OSError:
-                pass
+        try:
+            os.rename(tmp, new)
+            return new
+        except OSError:
+            pass
         remove_tree(tmp)
     return mkdtemp_in(S.tmpdir, f"build-{name}")
 

@@ -257,7 +257,9 @@ def _seal(sc: ScannedOutput, reserved: str, linked_log: str | None) -> None:
         st = os.lstat(linked_log)
         if st.st_mode & _WRITE_BITS:
             os.chmod(linked_log, stat.S_IMODE(st.st_mode) & ~_WRITE_BITS)
-    os.chmod(reserved, stat.S_IMODE(os.lstat(reserved).st_mode) & ~_WRITE_BITS)
+    # The store's own files have fixed modes (reserved files 0444, as the top folder
+    # gets 0555 once in place), whatever the umask.
+    os.chmod(reserved, 0o555)
 
 
 _DEVS: dict[str, int] = {}
