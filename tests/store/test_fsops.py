@@ -308,3 +308,18 @@ def test_mkdtemp_in_passes_over_a_name_left_by_another_process(
     got = mkdtemp_in(str(tmp_path), "build")
     assert got == str(tmp_path / f"build-{os.getpid()}-00000006")
     assert os.listdir(got) == [] and (taken / "keep.txt").read_text() == "x"
+
+
+def test_this_pid_follows_a_fork() -> None:
+    """this_pid is the process id, in a forked child too."""
+    assert fsops.this_pid() == os.getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once
+        os.write(w, f"{fsops.this_pid()} {os.getpid()}".encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got, real = f.read().split()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert got == real == str(pid)

@@ -38,7 +38,7 @@ from pylightnix.realize.buildlog import (
 )
 from pylightnix.realize.registry import Derivation
 from pylightnix.refs import dref_name
-from pylightnix.store.fsops import mkdtemp_in, remove_tree
+from pylightnix.store.fsops import mkdtemp_in, remove_tree, this_pid
 from pylightnix.store.insert import scan_output, store_derivation, store_realization
 from pylightnix.store.locks import build_lock
 from pylightnix.store.query import drefrrefs_chash, remember_config
@@ -256,11 +256,11 @@ _POOL_LOCK = threading.Lock()
 def build_folders() -> Iterator[None]:
     """Within the block, builds reuse their emptied private folders; removed at the end."""
     cur = _POOL.get()
-    if cur is not None and cur[0] == os.getpid():
+    if cur is not None and cur[0] == this_pid():
         yield  # a nested realize: the outer block owns the folders
         return
     pool: dict[str, list[str]] = {}
-    tok = _POOL.set((os.getpid(), pool))
+    tok = _POOL.set((this_pid(), pool))
     try:
         with keep_proxies():
             yield
@@ -276,7 +276,7 @@ def take_build_folder(S: StorageSettings, name: str) -> str:
     of the stage ``name`` (a reused one, else a new one)."""
     cur = _POOL.get()
     tmp = None
-    if cur is not None and cur[0] == os.getpid():
+    if cur is not None and cur[0] == this_pid():
         with _POOL_LOCK:
             free = cur[1].get(S.tmpdir)
             tmp = free.pop() if free else None
@@ -287,7 +287,7 @@ def take_build_folder(S: StorageSettings, name: str) -> str:
         # the name can only be a leftover of a killed process with the same pid: a
         # file or a folder with contents stays (the rename fails), an empty folder
         # is replaced.
-        new = f"{S.tmpdir}{os.sep}build-{name}-{os.getpid()}-{tmp.rsplit('-', 1)[1]}"
+        new = f"{S.tmpdir}{os.sep}build-{name}-{this_pid()}-{tmp.rsplit('-', 1)[1]}"
         if new == tmp:
             return tmp
         try:
@@ -302,7 +302,7 @@ def take_build_folder(S: StorageSettings, name: str) -> str:
 def give_back_build_folder(S: StorageSettings, tmp: str) -> None:
     """Empty the folder of a successful build and keep it for the next one (else remove it)."""
     cur = _POOL.get()
-    if cur is None or cur[0] != os.getpid():
+    if cur is None or cur[0] != this_pid():
         remove_tree(tmp)
         return
     try:

@@ -23,9 +23,24 @@ _FICLONE = 0x40049409
 _COPY_BLOCK = 1 << 20
 
 
+_PID = [os.getpid()]
+
+
+def _new_pid_after_fork() -> None:
+    _PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_new_pid_after_fork)
+
+
+def this_pid() -> int:
+    """``os.getpid()`` without a system call (kept up to date across ``fork``)."""
+    return _PID[0]
+
+
 def unique_suffix() -> str:
     """A name part unique to this process and call."""
-    return f"{os.getpid()}-{os.urandom(6).hex()}"
+    return f"{_PID[0]}-{os.urandom(6).hex()}"
 
 
 def fsync_path(path: str) -> None:
@@ -273,7 +288,7 @@ def mkdtemp_in(parent: str, prefix: str) -> str:
     base = parent if os.path.isabs(parent) else os.path.abspath(parent)
     with store_stage("creating a temporary folder", parent):
         for _ in range(100):
-            p = f"{base}{os.sep}{prefix}-{os.getpid()}-{next(_TEMP_SEQ) % 100_000_000:08d}"
+            p = f"{base}{os.sep}{prefix}-{_PID[0]}-{next(_TEMP_SEQ) % 100_000_000:08d}"
             try:
                 os.mkdir(p, 0o700)
                 return p

@@ -46,6 +46,7 @@ from pylightnix.store.fsops import (
     remove_via_trash,
     rename_noreplace,
     store_stage,
+    this_pid,
     write_private,
 )
 from pylightnix.store.layout import (
@@ -126,13 +127,13 @@ def meta_json(build_start: float, build_stop: float, extra: dict[str, Any] | Non
         # indenting path (a visible part of a trivial build).
         return (
             f'{{\n "build_start": {build_start!r},\n "build_stop": {build_stop!r},\n'
-            f' "host": {_JSON_STR.encode(host)},\n "pid": {os.getpid()}\n}}'
+            f' "host": {_JSON_STR.encode(host)},\n "pid": {this_pid()}\n}}'
         ).encode()
     m: dict[str, Any] = {
         "build_start": build_start,
         "build_stop": build_stop,
         "host": host,
-        "pid": os.getpid(),
+        "pid": this_pid(),
     }
     if extra:
         m.update(extra)
