@@ -43,7 +43,7 @@ from pylightnix.store.insert import scan_output, store_derivation, store_realiza
 from pylightnix.store.locks import build_lock
 from pylightnix.store.query import drefrrefs_chash, remember_config
 from pylightnix.store.settings import StorageSettings
-from pylightnix.store.temproots import add_temproots
+from pylightnix.store.temproots import add_temproots, confirm_temproots
 from pylightnix.types import Context, DRef, Path, RRef
 
 log = logging.getLogger("pylightnix.realize")
@@ -163,7 +163,7 @@ def insert_outputs(
     check_promises(drv, outs)
     scans = [scan_output(drv.dref, o) for o in outs]
     t1 = time.time()
-    return [
+    rrefs = [
         store_realization(
             S,
             drv.dref,
@@ -179,6 +179,9 @@ def insert_outputs(
         )
         for i, sc in enumerate(scans)
     ]
+    # Registered, then put in place: the next match's check need not look again.
+    confirm_temproots(S, rrefs)
+    return rrefs
 
 
 def run_realizer(
