@@ -408,3 +408,29 @@ def test_scan_output_refuses_what_check_output_refuses(tmp_path: Path) -> None:
         f"output {o!r} of {DREF} contains '__pylightnix__', a name reserved for "
         "the store's own files: rename that artifact"
     )
+
+
+def test_an_output_on_another_filesystem_is_refused_before_anything_in_it_changes(
+    S: StorageSettings,
+) -> None:
+    """The engine refuses an output on another filesystem before it copies the output's
+    hard-linked files: the user's links stay as they were."""
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(S.storage).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's temp folder")
+    out = tempfile.mkdtemp(dir="/dev/shm")
+    try:
+        with open(os.path.join(out, "a.txt"), "w") as f:
+            f.write("a")
+        os.link(os.path.join(out, "a.txt"), os.path.join(out, "b.txt"))
+
+        def raw(S: StorageSettings, dref: DRef, ctx: Context, rarg: Any) -> list[str]:
+            return [out]
+
+        clo = instantiate(lambda r=None: mkdrv({"name": "away"}, match_only(), raw, r), S=S)
+        with pytest.raises(StoreError) as ei:
+            realize1(clo)
+        assert str(ei.value).startswith(f"output {out!r} of {clo[0]} is on another filesystem")
+        assert os.stat(os.path.join(out, "a.txt")).st_nlink == 2
+        assert drefrrefs(clo[0], S) == []
+    finally:
+        shutil.rmtree(out)

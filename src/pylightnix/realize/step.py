@@ -161,7 +161,7 @@ def insert_outputs(
             stage=str(dref_name(drv.dref)),
         )
     check_promises(drv, outs)
-    scans = [scan_output(drv.dref, o) for o in outs]
+    scans = [scan_output(drv.dref, o, S) for o in outs]
     t1 = time.time()
     rrefs = [
         store_realization(

@@ -220,18 +220,22 @@ class ScannedOutput:
     """Files and folders below the top that still have write bits, with their read-only modes."""
 
 
-def scan_output(dref: DRef, outpath: str) -> ScannedOutput:
+def scan_output(dref: DRef, outpath: str, S: StorageSettings | None = None) -> ScannedOutput:
     """Check an output folder, give its hard-linked files private copies and hash it:
     one ``scandir``/``lstat`` pass over the tree and one read of each file.
 
-    What :func:`check_output` checks (with its messages), then what
+    What :func:`check_output` checks (with its messages), then (given the store
+    ``S``) that the folder is on the store's filesystem, then what
     :func:`~pylightnix.store.fsops.unshare_hardlinks` does (before hashing: a file
-    shared with the outside could change after it), then the tree hash.
+    shared with the outside could change after it), then the tree hash. Nothing
+    is changed in a folder that fails a check.
 
     Raises:
-        StoreError: as :func:`check_output`.
+        StoreError: as :func:`check_output`; on another filesystem than ``S``.
     """
     top = _top_stat(dref, outpath)
+    if S is not None:
+        _check_dev(S, dref, outpath, top.st_dev)
     w = walk_tree(outpath)
     if any(e.name == _RESERVED_B for e in w.dirs[0][1]):
         raise _reserved_inside(dref, outpath)
@@ -274,6 +278,18 @@ def _store_dev(S: StorageSettings) -> int:
     return dev
 
 
+def _check_dev(S: StorageSettings, dref: DRef, outpath: str, dev: int) -> None:
+    """Raise unless the device ``dev`` of the output folder is the store's."""
+    if dev != _store_dev(S):
+        raise StoreError(
+            f"output {outpath!r} of {dref} is on another filesystem than the store "
+            f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
+            "store's temporary folder (build_wrapper does; a raw realizer can use "
+            "build_tmpdir(S))",
+            path=outpath,
+        )
+
+
 def store_realization(
     S: StorageSettings,
     dref: DRef,
@@ -309,15 +325,8 @@ def store_realization(
     Raises:
         StoreError: the output is not a folder or uses the reserved name.
     """
-    sc = scan_output(dref, outpath) if scanned is None else scanned
-    if sc.dev != _store_dev(S):
-        raise StoreError(
-            f"output {outpath!r} of {dref} is on another filesystem than the store "
-            f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
-            "store's temporary folder (build_wrapper does; a raw realizer can use "
-            "build_tmpdir(S))",
-            path=outpath,
-        )
+    sc = scan_output(dref, outpath, S) if scanned is None else scanned
+    _check_dev(S, dref, outpath, sc.dev)
     reserved = f"{outpath}{os.sep}{RESERVED}"
     ctx_json = context_json(context)
     chash = context_json_hash(ctx_json)
