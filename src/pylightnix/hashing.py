@@ -45,24 +45,6 @@ def hash_file(path: str) -> bytes:
         return hashlib.file_digest(f, "sha256").digest()
 
 
-def _hash_entry(e: TreeEntry) -> bytes:
-    """Raw sha256 digest of the file of ``e``: a small one read whole (three system calls)."""
-    if e.size > _SMALL_FILE:
-        return hash_file(e.path)
-    fd = os.open(e.path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        want = e.size + 1
-        data = os.read(fd, want)
-        if len(data) < want:  # a short read of a regular file: its end
-            return hashlib.sha256(data).digest()
-        h = hashlib.sha256(data)  # it grew since its lstat: read to the end
-        while chunk := os.read(fd, _SMALL_FILE):
-            h.update(chunk)
-        return h.digest()
-    finally:
-        os.close(fd)
-
-
 class TreeEntry(NamedTuple):
     """One entry of a folder as the tree hash sees it (with its ``lstat``)."""
 
@@ -75,6 +57,24 @@ class TreeEntry(NamedTuple):
     @property
     def size(self) -> int:
         return self.st.st_size
+
+
+def _hash_entry(e: TreeEntry) -> bytes:
+    """Raw sha256 digest of the file of ``e``: a small one read whole (three system calls)."""
+    if e.size > _SMALL_FILE:
+        return hash_file(e.path)
+    fd = os.open(e.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, e.size + 1)
+        if len(data) == e.size:  # as long as its lstat said, and no byte more
+            return hashlib.sha256(data).digest()
+        # It grew or shrank since its lstat, or a short read: read to the end.
+        h = hashlib.sha256(data)
+        while chunk := os.read(fd, _SMALL_FILE):
+            h.update(chunk)
+        return h.digest()
+    finally:
+        os.close(fd)
 
 
 @dataclass
