@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,27 +230,34 @@ def test_check_output_walks_the_tree(tmp_path: Path) -> None:
     assert ei.value.path == pipe  # type: ignore[attr-defined]
 
 
-def test_an_output_on_another_filesystem_is_refused(S: StorageSettings) -> None:
-    """An output folder outside the store's filesystem gives a StoreError and stays where it is."""
+@pytest.fixture
+def away(S: StorageSettings) -> Iterator[str]:
+    """An output folder holding ``a.txt`` on another filesystem than the store (/dev/shm)."""
     if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(S.storage).st_dev:
         pytest.skip("needs /dev/shm on another filesystem than the test's temp folder")
     out = tempfile.mkdtemp(dir="/dev/shm")
     try:
         with open(os.path.join(out, "a.txt"), "w") as f:
             f.write("a")
-        dref = DRef("dref:" + "a" * 32 + "-x")
-        with pytest.raises(StoreError) as ei:
-            store_realization(S, dref, mkconfig({"name": "x"}), {}, out, build_start=0.0)
-        assert str(ei.value) == (
-            f"output {out!r} of {dref} is on another filesystem than the store "
-            f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
-            "store's temporary folder (build_wrapper does; a raw realizer can use "
-            "build_tmpdir(S))"
-        )
-        assert ei.value.path == out  # type: ignore[attr-defined]
-        assert os.listdir(out) == ["a.txt"]
+        yield out
     finally:
         shutil.rmtree(out)
+
+
+def test_an_output_on_another_filesystem_is_refused(S: StorageSettings, away: str) -> None:
+    """An output folder outside the store's filesystem gives a StoreError and stays where it is."""
+    out = away
+    dref = DRef("dref:" + "a" * 32 + "-x")
+    with pytest.raises(StoreError) as ei:
+        store_realization(S, dref, mkconfig({"name": "x"}), {}, out, build_start=0.0)
+    assert str(ei.value) == (
+        f"output {out!r} of {dref} is on another filesystem than the store "
+        f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
+        "store's temporary folder (build_wrapper does; a raw realizer can use "
+        "build_tmpdir(S))"
+    )
+    assert ei.value.path == out  # type: ignore[attr-defined]
+    assert os.listdir(out) == ["a.txt"]
 
 
 def test_a_hard_linked_outside_file_is_copied_not_sealed(
@@ -411,26 +419,19 @@ def test_scan_output_refuses_what_check_output_refuses(tmp_path: Path) -> None:
 
 
 def test_an_output_on_another_filesystem_is_refused_before_anything_in_it_changes(
-    S: StorageSettings,
+    S: StorageSettings, away: str
 ) -> None:
     """The engine refuses an output on another filesystem before it copies the output's
     hard-linked files: the user's links stay as they were."""
-    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(S.storage).st_dev:
-        pytest.skip("needs /dev/shm on another filesystem than the test's temp folder")
-    out = tempfile.mkdtemp(dir="/dev/shm")
-    try:
-        with open(os.path.join(out, "a.txt"), "w") as f:
-            f.write("a")
-        os.link(os.path.join(out, "a.txt"), os.path.join(out, "b.txt"))
+    out = away
+    os.link(os.path.join(out, "a.txt"), os.path.join(out, "b.txt"))
 
-        def raw(S: StorageSettings, dref: DRef, ctx: Context, rarg: Any) -> list[str]:
-            return [out]
+    def raw(S: StorageSettings, dref: DRef, ctx: Context, rarg: Any) -> list[str]:
+        return [out]
 
-        clo = instantiate(lambda r=None: mkdrv({"name": "away"}, match_only(), raw, r), S=S)
-        with pytest.raises(StoreError) as ei:
-            realize1(clo)
-        assert str(ei.value).startswith(f"output {out!r} of {clo[0]} is on another filesystem")
-        assert os.stat(os.path.join(out, "a.txt")).st_nlink == 2
-        assert drefrrefs(clo[0], S) == []
-    finally:
-        shutil.rmtree(out)
+    clo = instantiate(lambda r=None: mkdrv({"name": "away"}, match_only(), raw, r), S=S)
+    with pytest.raises(StoreError) as ei:
+        realize1(clo)
+    assert str(ei.value).startswith(f"output {out!r} of {clo[0]} is on another filesystem")
+    assert os.stat(os.path.join(out, "a.txt")).st_nlink == 2
+    assert drefrrefs(clo[0], S) == []
