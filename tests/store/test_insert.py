@@ -432,6 +432,11 @@ def test_an_output_on_another_filesystem_is_refused_before_anything_in_it_change
     clo = instantiate(lambda r=None: mkdrv({"name": "away"}, match_only(), raw, r), S=S)
     with pytest.raises(StoreError) as ei:
         realize1(clo)
-    assert str(ei.value).startswith(f"output {out!r} of {clo[0]} is on another filesystem")
+    assert str(ei.value) == (
+        f"output {out!r} of {clo[0]} is on another filesystem than the store "
+        f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
+        "store's temporary folder (build_wrapper does; a raw realizer can use "
+        "build_tmpdir(S))"
+    )
     assert os.stat(os.path.join(out, "a.txt")).st_nlink == 2
     assert drefrrefs(clo[0], S) == []
