@@ -275,3 +275,15 @@ def test_random_trees_hash_by_content_only(tree: dict[str, object], rnd: random.
             victim = rnd.choice(entries)
             os.rename(victim, os.path.join(os.path.dirname(victim), "renamed~"))
             assert hash_tree(os.path.join(d, "a")) != h
+
+
+def test_a_small_file_that_changed_since_its_lstat_is_hashed_as_it_is_now(tmp_path: Path) -> None:
+    """A small file hashed after it grew or shrank (since the walk's lstat) gives the digest
+    of its current bytes, as a large file does."""
+    from pylightnix.hashing import digest_tree, walk_tree
+
+    (tmp_path / "f.txt").write_bytes(b"abc")
+    for now in (b"abcdef" * 1000, b"a", b""):
+        w = walk_tree(str(tmp_path))
+        (tmp_path / "f.txt").write_bytes(now)
+        assert digest_tree(w) == hash_tree(str(tmp_path))

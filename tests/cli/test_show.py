@@ -37,3 +37,10 @@ def test_show_text(built: Built, plx: Run) -> None:
     assert f"  {built.drefs['data']} -> {built.rrefs['data']}\n" in out
     assert "      24 B  weights/model.txt\n" in out
     assert f"log:     pylightnix log {built.rrefs['train']}\n" in out
+
+
+def test_show_of_a_silent_realization_has_no_log(built: Built, plx: Run) -> None:
+    """A build that printed nothing stored no build.log: show says so and log prints nothing."""
+    rec = plx("show", built.rrefs["report"], "--json").json()
+    assert rec["has_log"] is False
+    assert plx("log", built.rrefs["report"]).out == ""

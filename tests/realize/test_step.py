@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -10,22 +11,30 @@ import pytest
 from pylightnix import (
     Build,
     StorageSettings,
+    build_cattrs,
     build_outpath,
     build_wrapper,
     instantiate,
     match_only,
     mkdrv,
+    realize,
     realize1,
     release_temproots,
     rmref,
+    rreflog,
 )
 from pylightnix.hashing import context_hash
+from pylightnix.realize.buildlog import TMP_LOG_NAME, rreflog_path
 from pylightnix.realize.step import (
     VanishedError,
+    build_folders,
     deferred_registration,
+    give_back_build_folder,
     immediate_registration,
     match_in,
+    take_build_folder,
 )
+from pylightnix.refs import dref_name
 from pylightnix.store.temproots import my_temproots
 from pylightnix.types import DRef
 
@@ -65,3 +74,76 @@ def test_a_batch_registers_at_its_end_and_notices_a_deleted_choice(S: StorageSet
         assert match_in(drv, S, context_hash({})) == [rref]
         rmref(rref, S)
     assert realize1(instantiate(_one, S=S)) == rref  # built again, same content
+
+
+SEEN: list[tuple[str, int, int]] = []
+FDS: list[int] = []  # the logs stay open: an inode number is not reused while open
+
+
+def _maybe_loud(b: Build) -> None:
+    c = build_cattrs(b)
+    log = os.path.join(os.path.dirname(build_outpath(b)), TMP_LOG_NAME)
+    FDS.append(os.open(log, os.O_RDONLY))
+    SEEN.append((c.name, os.fstat(FDS[-1]).st_ino, id(sys.stdout)))
+    if c.loud:
+        print(f"loud {c.name}")
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write(c.name)
+
+
+def _loud_quiet(r: Any = None) -> DRef:
+    d = None
+    for i, loud in enumerate((True, False, True, False)):
+        cfg: dict[str, Any] = {"name": f"s{i}", "loud": loud}
+        if d is not None:
+            cfg["prev"] = d
+        d = mkdrv(cfg, match_only(), build_wrapper(_maybe_loud), r)
+    assert d is not None
+    return d
+
+
+def test_a_pooled_build_folder_reuses_an_empty_log_and_never_truncates_a_stored_one(
+    S: StorageSettings,
+) -> None:
+    """A silent build stores no build.log and leaves its (empty) log file to the next build;
+    a log with output goes to its realization and the next build gets a new file."""
+    SEEN.clear()
+    before = sys.stdout
+    try:
+        _, _, ctx = realize(instantiate(_loud_quiet, S=S))
+    finally:
+        for fd in FDS:
+            os.close(fd)
+        FDS.clear()
+    byname = {str(dref_name(d)): rs[0] for d, rs in ctx.items()}
+    assert [rreflog(byname[f"s{i}"], S) for i in range(4)] == ["loud s0\n", "", "loud s2\n", ""]
+    for i in (1, 3):
+        assert not os.path.lexists(rreflog_path(byname[f"s{i}"], S))
+    ino = [x[1] for x in SEEN]
+    assert ino[1] == ino[2]  # s1 printed nothing: s2 wrote to the same file
+    assert len({ino[0], ino[1], ino[3]}) == 3
+    # The stream proxies were installed once for the whole realize, and removed after it.
+    assert len({x[2] for x in SEEN}) == 1 and SEEN[0][2] != id(before)
+    assert sys.stdout is before
+
+
+def test_a_reused_build_folder_never_takes_over_a_leftover_with_contents(
+    S: StorageSettings,
+) -> None:
+    """A pooled build folder is renamed after its next stage; a leftover holding files under
+    that name (a killed process with the same pid) stays, an empty one is replaced."""
+    with build_folders():
+        tmp = take_build_folder(S, "a")
+        give_back_build_folder(S, tmp)
+        part = tmp.rsplit("-", 1)[1]
+        left = os.path.join(S.tmpdir, f"build-b-{os.getpid()}-{part}")
+        os.makedirs(os.path.join(left, "sub"))
+        tmp2 = take_build_folder(S, "b")
+        assert tmp2 != left and os.listdir(tmp2) == []
+        assert os.listdir(left) == ["sub"] and not os.path.exists(tmp)
+        give_back_build_folder(S, tmp2)
+        empty = os.path.join(S.tmpdir, f"build-c-{os.getpid()}-{tmp2.rsplit('-', 1)[1]}")
+        os.mkdir(empty)
+        assert take_build_folder(S, "c") == empty
+        give_back_build_folder(S, empty)
+    assert os.listdir(S.tmpdir) == [os.path.basename(left)]

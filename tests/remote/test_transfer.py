@@ -24,9 +24,11 @@ from pylightnix import (
     mkSS,
     realize,
     rref2path,
+    verify,
 )
 from pylightnix.errors import OptionError, RefError, RemoteError, TrustError
 from pylightnix.hashing import context_hash
+from pylightnix.realize.buildlog import rreflog, rreflog_path
 from pylightnix.refs import parse_rref, rref2dref
 from pylightnix.remote import generate_key, open_remote, pull, push
 from pylightnix.remote.layout import (
@@ -81,6 +83,21 @@ class TestTransfer:
         for r in rr.values():
             assert listing(rref2path(r, S)) == listing(rref2path(r, SB))
         assert os.listdir(SB.tmpdir) == []
+
+    def test_a_realization_without_build_log_round_trips(
+        self, backend: Backend, S: StorageSettings, SB: StorageSettings
+    ) -> None:
+        """Silent builds store no build.log; pushed and pulled, they still have none and
+        their logs read as empty on both sides."""
+        rr = build(S)
+        for r in rr.values():
+            assert not os.path.lexists(rreflog_path(r, S))
+        push([rr["report"]], backend.writer, S=S)
+        pull([rr["report"]], backend.reader, S=SB)
+        for r in rr.values():
+            assert not os.path.lexists(rreflog_path(r, SB))
+            assert rreflog(r, SB) == rreflog(r, S) == ""
+        assert verify(S=SB).ok
 
     def test_second_push_and_pull_skip_everything(
         self, backend: Backend, S: StorageSettings, SB: StorageSettings

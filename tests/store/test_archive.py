@@ -48,6 +48,7 @@ from tests.store.test_verify import _failed
 
 
 def _write(b: Build) -> None:
+    print(f"writing {build_cattrs(b).name}")  # a build.log to pack
     out = build_outpath(b)
     with open(os.path.join(out, "out.txt"), "w") as f:
         f.write(f"{build_cattrs(b).name}\n")
@@ -98,6 +99,39 @@ def test_round_trip_gives_identical_rrefs_in_a_fresh_store(
     assert rrefmeta(top, S2) == rrefmeta(top, S)
     assert os.listdir(S2.tmpdir) == []
     assert realize1(instantiate(_chain, "a", 3, S=S2)) == top
+
+
+def _quiet(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write("quiet\n")
+
+
+def test_a_silent_build_without_build_log_round_trips(
+    S: StorageSettings, S2: StorageSettings, tmp_path: Any
+) -> None:
+    """A build that printed nothing has no build.log; export, import, copyclosure and verify
+    take the missing log for an empty one, and the copies have none either."""
+    top = realize1(
+        instantiate(
+            lambda r=None: mkdrv({"name": "quiet"}, match_only(), build_wrapper(_quiet), r), S=S
+        )
+    )
+    reserved = os.path.join(rref2path(top, S), "__pylightnix__")
+    assert sorted(os.listdir(reserved)) == ["context.json", "meta.json"]
+    assert rreflog(top, S) == ""
+    arch = str(tmp_path / "quiet.tar")
+    export_closure([top], arch, S)
+    assert [m for m in _members(arch) if m.endswith("build.log")] == []
+    assert import_closure(arch, S2) == [top]
+    assert sorted(os.listdir(os.path.join(rref2path(top, S2), "__pylightnix__"))) == [
+        "context.json",
+        "meta.json",
+    ]
+    assert rreflog(top, S2) == ""
+    assert verify(S=S).ok and verify(S=S2).ok
+    S3 = fsinit(mkSS(str(tmp_path / "third")))
+    copyclosure([top], S, S3)
+    assert rreflog(top, S3) == "" and verify(S=S3).ok
 
 
 def test_archive_holds_only_the_closure_and_its_manifest(S: StorageSettings, tmp_path: Any) -> None:

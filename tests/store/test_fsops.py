@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import stat
 import subprocess
@@ -29,6 +30,7 @@ from pylightnix import (
     verify,
 )
 from pylightnix.refs import dref_dirname
+from pylightnix.store import fsops
 from pylightnix.store.fsops import (
     atomic_write,
     make_readonly,
@@ -292,3 +294,32 @@ def test_a_read_only_mounted_store_serves_queries_verify_and_cached_realizes(
             "the store is on a read-only filesystem: it serves queries, verify and fully "
             "cached realizes; build into a writable store"
         )
+
+
+def test_mkdtemp_in_passes_over_a_name_left_by_another_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder already holding the next name (a killed process with the same pid) is
+    left alone; mkdtemp_in takes the name after it."""
+    monkeypatch.setattr(fsops, "_TEMP_SEQ", itertools.count(5))
+    taken = tmp_path / f"build-{os.getpid()}-00000005"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("x")
+    got = mkdtemp_in(str(tmp_path), "build")
+    assert got == str(tmp_path / f"build-{os.getpid()}-00000006")
+    assert os.listdir(got) == [] and (taken / "keep.txt").read_text() == "x"
+
+
+def test_this_pid_follows_a_fork() -> None:
+    """this_pid is the process id, in a forked child too."""
+    assert fsops.this_pid() == os.getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once
+        os.write(w, f"{fsops.this_pid()} {os.getpid()}".encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got, real = f.read().split()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert got == real == str(pid)

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,16 @@ from pylightnix import (
 )
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.errors import StoreError
+from pylightnix.hashing import hash_tree
 from pylightnix.refs import mkdref, parse_rref
 from pylightnix.store.fsops import unshare_hardlinks
-from pylightnix.store.insert import check_output, store_derivation, store_realization
+from pylightnix.store.insert import (
+    check_output,
+    meta_json,
+    scan_output,
+    store_derivation,
+    store_realization,
+)
 from pylightnix.store.query import drefrrefs, drefrrefsC, rrefctx, rrefmeta
 from pylightnix.store.verify import verify
 from pylightnix.types import Context, DRef, RRef
@@ -222,27 +230,34 @@ def test_check_output_walks_the_tree(tmp_path: Path) -> None:
     assert ei.value.path == pipe  # type: ignore[attr-defined]
 
 
-def test_an_output_on_another_filesystem_is_refused(S: StorageSettings) -> None:
-    """An output folder outside the store's filesystem gives a StoreError and stays where it is."""
+@pytest.fixture
+def away(S: StorageSettings) -> Iterator[str]:
+    """An output folder holding ``a.txt`` on another filesystem than the store (/dev/shm)."""
     if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(S.storage).st_dev:
         pytest.skip("needs /dev/shm on another filesystem than the test's temp folder")
     out = tempfile.mkdtemp(dir="/dev/shm")
     try:
         with open(os.path.join(out, "a.txt"), "w") as f:
             f.write("a")
-        dref = DRef("dref:" + "a" * 32 + "-x")
-        with pytest.raises(StoreError) as ei:
-            store_realization(S, dref, mkconfig({"name": "x"}), {}, out, build_start=0.0)
-        assert str(ei.value) == (
-            f"output {out!r} of {dref} is on another filesystem than the store "
-            f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
-            "store's temporary folder (build_wrapper does; a raw realizer can use "
-            "build_tmpdir(S))"
-        )
-        assert ei.value.path == out  # type: ignore[attr-defined]
-        assert os.listdir(out) == ["a.txt"]
+        yield out
     finally:
         shutil.rmtree(out)
+
+
+def test_an_output_on_another_filesystem_is_refused(S: StorageSettings, away: str) -> None:
+    """An output folder outside the store's filesystem gives a StoreError and stays where it is."""
+    out = away
+    dref = DRef("dref:" + "a" * 32 + "-x")
+    with pytest.raises(StoreError) as ei:
+        store_realization(S, dref, mkconfig({"name": "x"}), {}, out, build_start=0.0)
+    assert str(ei.value) == (
+        f"output {out!r} of {dref} is on another filesystem than the store "
+        f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
+        "store's temporary folder (build_wrapper does; a raw realizer can use "
+        "build_tmpdir(S))"
+    )
+    assert ei.value.path == out  # type: ignore[attr-defined]
+    assert os.listdir(out) == ["a.txt"]
 
 
 def test_a_hard_linked_outside_file_is_copied_not_sealed(
@@ -338,3 +353,90 @@ def test_a_realizer_using_cp_al_leaves_the_users_files_alone(
     with open(os.path.join(rref2path(rref, S), "data", "a.txt"), "rb") as f:
         assert f.read() == b"v1"
     assert verify([rref], S).ok
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "extra"),
+    [
+        (0.0, 1.5, None),
+        (1795930263.8281233, 1795930263.9, None),
+        (1e20, -0.0, None),
+        (float("inf"), 1.0, None),
+        (3, 4, None),
+        (1.0, 2.0, {"failed": True}),
+    ],
+)
+def test_meta_json_is_the_indented_sorted_json_of_times_host_and_pid(
+    start: float, stop: float, extra: dict[str, Any] | None
+) -> None:
+    """meta.json bytes are json.dumps(sort_keys=True, indent=1) of the times, host and pid
+    (and the extra keys), whichever path writes them."""
+    want = {"build_start": start, "build_stop": stop, "host": socket.gethostname()}
+    want["pid"] = os.getpid()
+    want.update(extra or {})
+    assert meta_json(start, stop, extra) == json.dumps(want, sort_keys=True, indent=1).encode()
+
+
+def test_scan_output_checks_unshares_and_hashes_in_one_walk(tmp_path: Path) -> None:
+    """scan_output gives an outside hard-linked file a private copy, hashes the tree as
+    hash_tree does and lists what must lose its write bits, with their read-only modes."""
+    o = make_output(str(tmp_path))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("shared")
+    os.link(outside, os.path.join(o, "shared.txt"))
+    sc = scan_output(DREF, o)
+    assert sc.tree == hash_tree(o)
+    assert os.stat(outside).st_nlink == 1
+    assert os.stat(os.path.join(o, "shared.txt")).st_ino != os.stat(outside).st_ino
+    names = ["data.txt", "shared.txt", "sub", "sub/run.sh"]
+    want = {
+        os.path.join(o, n): stat.S_IMODE(os.lstat(os.path.join(o, n)).st_mode) & ~0o222
+        for n in names
+    }
+    assert dict(sc.writable) == want
+    assert sc.dev == os.stat(o).st_dev
+
+
+def test_scan_output_refuses_what_check_output_refuses(tmp_path: Path) -> None:
+    """scan_output raises check_output's errors: a FIFO deep down, the reserved name."""
+    o = make_output(str(tmp_path))
+    pipe = os.path.join(o, "sub", "pipe")
+    os.mkfifo(pipe)
+    with pytest.raises(StoreError) as ei:
+        scan_output(DREF, o)
+    assert str(ei.value) == (
+        f"output {o!r} of {DREF} holds {pipe!r}, which is not a regular file, folder or "
+        "symlink (sockets, FIFOs and devices cannot be stored; remove it from the output)"
+    )
+    os.unlink(pipe)
+    os.mkdir(os.path.join(o, "__pylightnix__"))
+    with pytest.raises(StoreError) as ei:
+        scan_output(DREF, o)
+    assert str(ei.value) == (
+        f"output {o!r} of {DREF} contains '__pylightnix__', a name reserved for "
+        "the store's own files: rename that artifact"
+    )
+
+
+def test_an_output_on_another_filesystem_is_refused_before_anything_in_it_changes(
+    S: StorageSettings, away: str
+) -> None:
+    """The engine refuses an output on another filesystem before it copies the output's
+    hard-linked files: the user's links stay as they were."""
+    out = away
+    os.link(os.path.join(out, "a.txt"), os.path.join(out, "b.txt"))
+
+    def raw(S: StorageSettings, dref: DRef, ctx: Context, rarg: Any) -> list[str]:
+        return [out]
+
+    clo = instantiate(lambda r=None: mkdrv({"name": "away"}, match_only(), raw, r), S=S)
+    with pytest.raises(StoreError) as ei:
+        realize1(clo)
+    assert str(ei.value) == (
+        f"output {out!r} of {clo[0]} is on another filesystem than the store "
+        f"{S.storage!r}, so it cannot be moved in atomically: create outputs under the "
+        "store's temporary folder (build_wrapper does; a raw realizer can use "
+        "build_tmpdir(S))"
+    )
+    assert os.stat(os.path.join(out, "a.txt")).st_nlink == 2
+    assert drefrrefs(clo[0], S) == []

@@ -30,6 +30,7 @@ from pylightnix.store.layout import TEMPROOTS_DIR
 from pylightnix.store.temproots import (
     TempRootsReader,
     add_temproots,
+    confirm_temproots,
     my_temproots,
     release_temproots,
 )
@@ -217,3 +218,16 @@ def test_a_process_that_exits_normally_removes_its_record(S: StorageSettings) ->
     )
     subprocess.run([sys.executable, "-c", code, S.root], check=True, timeout=TIMEOUT)
     assert _records(S) == []
+
+
+def test_confirmed_refs_are_not_looked_for_again_and_only_registered_ones_count(
+    S: StorageSettings,
+) -> None:
+    """confirm_temproots (an insertion put the refs in place after registering them) spares
+    later checks the lookup; a ref this process never registered is still checked."""
+    rref = realize1(instantiate(_one, S=S))
+    inserted = rref.replace(rref[5:37], "1" * 32)
+    ghost = rref.replace(rref[5:37], "0" * 32)
+    add_temproots(S, [inserted])
+    confirm_temproots(S, [inserted, ghost])
+    assert add_temproots(S, [inserted, ghost], check=True) == [ghost]

@@ -12,12 +12,17 @@ from typing import Any
 import pytest
 
 from pylightnix import (
+    Build,
     RequestError,
     StorageSettings,
+    build_outpath,
+    build_wrapper,
     du,
     fsinit,
     instantiate,
     linkrref,
+    match_only,
+    mkdrv,
     mkSS,
     realize1,
     rreflog,
@@ -105,6 +110,28 @@ def test_files_record_and_log_of_a_realization(client: Client, swept: Swept) -> 
     }
     assert log["text"] == "generating 50 rows\n"
     assert client.get(f"/api/rref/{rref}/log?offset=11").json()["text"] == "50 rows\n"
+
+
+def _silent(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "out.txt"), "w") as f:
+        f.write("quiet")
+
+
+def test_log_of_a_silent_realization_reads_empty(S: StorageSettings) -> None:
+    """A build that printed nothing has no build.log: its record says so, its log is empty."""
+    rref = realize1(
+        instantiate(
+            lambda r=None: mkdrv({"name": "mute"}, match_only(), build_wrapper(_silent), r), S=S
+        )
+    )
+    assert api.rref_record(rref, S)["has_log"] is False
+    assert api.rref_log(rref, S, 0) == {
+        "text": "",
+        "next": 0,
+        "size": 0,
+        "exists": False,
+        "running": False,
+    }
 
 
 def test_log_chunk_reads_at_most_a_chunk(tmp_path: Any) -> None:

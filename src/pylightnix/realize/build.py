@@ -8,9 +8,8 @@ engine, which removes it on failure unless ``keep_failed=True``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -28,14 +27,19 @@ from pylightnix.types import Context, DRef, Name, Path, RefPath, RRef
 _BUILD_TMP: ContextVar[str | None] = ContextVar("pylightnix_build_tmp", default=None)
 
 
-@contextlib.contextmanager
-def build_tmpdir_set(path: str) -> Iterator[None]:
+class build_tmpdir_set:  # noqa: N801 (used like a function; cheaper than a generator)
     """(engine) Within the block, builds create their folders under ``path``."""
-    tok = _BUILD_TMP.set(path)
-    try:
-        yield
-    finally:
-        _BUILD_TMP.reset(tok)
+
+    __slots__ = ("path", "tok")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        self.tok = _BUILD_TMP.set(self.path)
+
+    def __exit__(self, et: object, ev: object, tb: object) -> None:
+        _BUILD_TMP.reset(self.tok)
 
 
 def build_tmpdir(S: StorageSettings) -> str:

@@ -3,7 +3,8 @@
 While a realizer runs, its output goes to a log file in the build's private
 temporary folder; :func:`store_realization` copies that file into the
 realization's reserved folder as ``__pylightnix__/build.log`` (outside the
-content hash) and :func:`rreflog` reads it back.
+content hash) and :func:`rreflog` reads it back. A build that printed nothing
+gets no ``build.log``: every reader takes a missing log for an empty one.
 
 Two capture modes, chosen by the engine:
 
@@ -39,7 +40,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from pylightnix.errors import StoreError
 from pylightnix.store.layout import LOG_FILE, RESERVED
 from pylightnix.store.query import read_nofollow, rref2path
 from pylightnix.store.settings import StorageSettings
@@ -121,13 +121,36 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+_HOLD: ContextVar[list[bool] | None] = ContextVar("pylightnix_hold_proxies", default=None)
+
+
 def _install_proxies() -> None:
     with _PROXY_LOCK:
+        n = 1
+        hold = _HOLD.get()
+        if hold is not None and not hold[0]:
+            hold[0] = True  # one more user: the enclosing keep_proxies block
+            n = 2
         if _PROXY_USERS[0] == 0:
             _PROXY_ORIG[0], _PROXY_ORIG[1] = sys.stdout, sys.stderr
             sys.stdout = _StreamProxy(sys.stdout)
             sys.stderr = _StreamProxy(sys.stderr)
-        _PROXY_USERS[0] += 1
+        _PROXY_USERS[0] += n
+
+
+@contextlib.contextmanager
+def keep_proxies() -> Iterator[None]:
+    """Within the block, the stream proxies that the first capture installs stay
+    installed until the block ends: one install per realize, not one per build
+    (making and dropping the proxies was a visible part of a trivial build)."""
+    hold = [False]
+    tok = _HOLD.set(hold)
+    try:
+        yield
+    finally:
+        _HOLD.reset(tok)
+        if hold[0]:
+            _uninstall_proxies()
 
 
 def _uninstall_proxies() -> None:
@@ -282,28 +305,25 @@ def rreflog_path(rref: RRef, S: StorageSettings | None = None) -> str:
 def rreflog(rref: RRef, S: StorageSettings | None = None) -> str:
     """The captured output (stdout and stderr) of the build that made ``rref``.
 
+    A build that printed nothing leaves no ``build.log`` (one file less per
+    realization), so a missing log reads as empty, like an empty one.
+
     Args:
         rref: a stored realization.
         S: the store (default: the current one).
 
     Returns:
-        the log text (invalid UTF-8 replaced).
+        the log text (invalid UTF-8 replaced); ``""`` when the realization has no log.
 
     Raises:
         RefError: ``rref`` is malformed or not in the store.
-        StoreError: the realization has no build log (made before logs were
-            kept, or by another tool).
     """
     p = rreflog_path(rref, S)
     try:
         # Never through a symlink: reading the store must not leave it.
         return read_nofollow(p).decode("utf-8", "replace")
     except FileNotFoundError:
-        raise StoreError(
-            f"{rref} has no build log ({LOG_FILE} is missing in its {RESERVED} folder): "
-            "it was stored without one; rebuild it with force_rebuild to get a log",
-            path=p,
-        ) from None
+        return ""
 
 
 def rreflog_tail(rref: RRef, S: StorageSettings | None = None, n: int = TAIL_LINES) -> list[str]:

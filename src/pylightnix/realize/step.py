@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pylightnix.config import selfref
+from pylightnix.config import config_serialize, selfref
 from pylightnix.errors import (
     BuildError,
     MatcherError,
@@ -28,18 +28,23 @@ from pylightnix.errors import (
     StoreError,
 )
 from pylightnix.hashing import context_hash
-from pylightnix.progress import ProgressEvent, report
+from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.build import build_tmpdir_set
-from pylightnix.realize.buildlog import TMP_LOG_NAME, add_log_note, capture_build_log
+from pylightnix.realize.buildlog import (
+    TMP_LOG_NAME,
+    add_log_note,
+    capture_build_log,
+    keep_proxies,
+)
 from pylightnix.realize.gcpause import user_code
 from pylightnix.realize.registry import Derivation
 from pylightnix.refs import dref_name
-from pylightnix.store.fsops import mkdtemp_in, remove_tree
-from pylightnix.store.insert import check_output, store_derivation, store_realization
+from pylightnix.store.fsops import mkdtemp_in, remove_tree, this_pid
+from pylightnix.store.insert import scan_output, store_derivation, store_realization
 from pylightnix.store.locks import build_lock
-from pylightnix.store.query import drefrrefs_chash
+from pylightnix.store.query import drefrrefs_chash, remember_config
 from pylightnix.store.settings import StorageSettings
-from pylightnix.store.temproots import add_temproots
+from pylightnix.store.temproots import add_temproots, confirm_temproots
 from pylightnix.types import Context, DRef, Path, RRef
 
 log = logging.getLogger("pylightnix.realize")
@@ -132,11 +137,15 @@ def insert_outputs(
     outs: Sequence[str],
     build_start: float,
     log_path: str | None = None,
+    *,
+    derivation_stored: bool = False,
 ) -> list[RRef]:
     """Check the promises of finished output folders and insert them into the store.
 
-    Every output is checked (promises, folder shape, file kinds) before any is
-    inserted, so a build with one bad output stores none of its outputs.
+    Every output is checked (promises, folder shape, file kinds) and hashed
+    before any is inserted, so a build with one bad output stores none of its
+    outputs. ``derivation_stored``: the caller stored the derivation and
+    registered it as a temporary root (``build_in`` does).
     """
     if not isinstance(outs, list) or not outs or not all(isinstance(o, str) for o in outs):
         raise BuildError(
@@ -145,7 +154,7 @@ def insert_outputs(
             dref=drv.dref,
             stage=str(dref_name(drv.dref)),
         )
-    if len({os.path.realpath(o) for o in outs}) != len(outs):
+    if len(outs) > 1 and len({os.path.realpath(o) for o in outs}) != len(outs):
         raise BuildError(
             f"realizer {drv.realizer!r} of {drv.dref} returned the same folder twice in "
             f"{outs!r}: each output must be its own folder",
@@ -153,23 +162,27 @@ def insert_outputs(
             stage=str(dref_name(drv.dref)),
         )
     check_promises(drv, outs)
-    for o in outs:
-        check_output(drv.dref, o)
+    scans = [scan_output(drv.dref, o, S) for o in outs]
     t1 = time.time()
-    return [
+    rrefs = [
         store_realization(
             S,
             drv.dref,
             drv.config,
             ctx,
-            o,
+            sc.path,
             build_start=build_start,
             build_stop=t1,
             log_path=log_path,
             link_log=i == 0,
+            scanned=sc,
+            derivation_stored=derivation_stored,
         )
-        for i, o in enumerate(outs)
+        for i, sc in enumerate(scans)
     ]
+    # Registered, then put in place: the next match's check need not look again.
+    confirm_temproots(S, rrefs)
+    return rrefs
 
 
 def run_realizer(
@@ -197,13 +210,18 @@ def build_in(
     """
     # A garbage collection between instantiate and realize may have removed the
     # (then unused) derivation; the realizer reads its config from the store.
+    # Registered first (free if instantiate did): a derivation found stored stays
+    # stored until the insertion, which then need not look again.
+    add_temproots(S, [drv.dref])
     store_derivation(S, drv.dref, drv.config)
-    log_path = os.path.join(tmp, TMP_LOG_NAME)
-    report(ProgressEvent("log", drv.dref, dref_name(drv.dref), extra={"path": log_path}))
+    remember_config(S, drv.dref, config_serialize(drv.config))
+    log_path = f"{tmp}{os.sep}{TMP_LOG_NAME}"
+    if current_hook() is not None:
+        report(ProgressEvent("log", drv.dref, dref_name(drv.dref), extra={"path": log_path}))
     try:
         with capture_build_log(log_path, tee=opts.show_log, fd_level=opts.log_fd):
             outs = run_realizer(drv, S, ctx, opts, tmp)
-        return insert_outputs(drv, S, ctx, outs, t0, log_path)
+        return insert_outputs(drv, S, ctx, outs, t0, log_path, derivation_stored=True)
     except RealizeError as e:
         add_log_note(e, log_path)
         raise
@@ -242,13 +260,14 @@ _POOL_LOCK = threading.Lock()
 def build_folders() -> Iterator[None]:
     """Within the block, builds reuse their emptied private folders; removed at the end."""
     cur = _POOL.get()
-    if cur is not None and cur[0] == os.getpid():
+    if cur is not None and cur[0] == this_pid():
         yield  # a nested realize: the outer block owns the folders
         return
     pool: dict[str, list[str]] = {}
-    tok = _POOL.set((os.getpid(), pool))
+    tok = _POOL.set((this_pid(), pool))
     try:
-        yield
+        with keep_proxies():
+            yield
     finally:
         _POOL.reset(tok)
         for folders in pool.values():
@@ -261,24 +280,25 @@ def take_build_folder(S: StorageSettings, name: str) -> str:
     of the stage ``name`` (a reused one, else a new one)."""
     cur = _POOL.get()
     tmp = None
-    if cur is not None and cur[0] == os.getpid():
+    if cur is not None and cur[0] == this_pid():
         with _POOL_LOCK:
             free = cur[1].get(S.tmpdir)
             tmp = free.pop() if free else None
     if tmp is not None:
         # Renamed after the stage it builds now (one rename, no new inode), so that
         # people and the web view see which stage a running build folder belongs to.
-        # The random part is the folder's own (unique among this process's folders);
-        # an existing name is never replaced.
-        new = os.path.join(S.tmpdir, f"build-{name}-{os.getpid()}-{tmp.rsplit('-', 1)[1]}")
+        # The last part is the folder's own (unique among this process's folders), so
+        # the name can only be a leftover of a killed process with the same pid: a
+        # file or a folder with contents stays (the rename fails), an empty folder
+        # is replaced.
+        new = f"{S.tmpdir}{os.sep}build-{name}-{this_pid()}-{tmp.rsplit('-', 1)[1]}"
         if new == tmp:
             return tmp
-        if not os.path.lexists(new):
-            try:
-                os.rename(tmp, new)
-                return new
-            except OSError:
-                pass
+        try:
+            os.rename(tmp, new)
+            return new
+        except OSError:
+            pass
         remove_tree(tmp)
     return mkdtemp_in(S.tmpdir, f"build-{name}")
 
@@ -286,17 +306,20 @@ def take_build_folder(S: StorageSettings, name: str) -> str:
 def give_back_build_folder(S: StorageSettings, tmp: str) -> None:
     """Empty the folder of a successful build and keep it for the next one (else remove it)."""
     cur = _POOL.get()
-    if cur is None or cur[0] != os.getpid():
+    if cur is None or cur[0] != this_pid():
         remove_tree(tmp)
         return
     try:
         with os.scandir(tmp) as it:
             entries = [(e.path, e.name == TMP_LOG_NAME and e.is_file()) for e in it]
         for p, is_log in entries:
-            if is_log:
-                os.unlink(p)
-            else:
+            if not is_log:
                 remove_tree(p)  # what the realizer left besides its outputs
+            elif os.lstat(p).st_size:
+                # It may be the first output's build.log now (a hard link): never
+                # truncated, the next build gets a new file. An empty one is kept
+                # for the next build (one inode less per silent build).
+                os.unlink(p)
     except OSError:
         remove_tree(tmp)
         return

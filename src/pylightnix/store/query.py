@@ -126,6 +126,15 @@ def drefcfg_(dref: DRef, S: StorageSettings | None = None) -> Config:
     return c
 
 
+def remember_config(S: StorageSettings, dref: DRef, data: bytes) -> None:
+    """Cache the config of a stored derivation from its canonical bytes (what
+    :func:`drefcfg_` would read from its ``config.json``), sparing a build that read."""
+    key = (S.storage, dref)
+    if key not in _CFG_CACHE:
+        # Canonical bytes of a validated config: parsed, not validated again.
+        _CFG_CACHE[key] = Config(json.loads(data), data)
+
+
 def drefcfg(dref: DRef, S: StorageSettings | None = None) -> RConfig:
     """The config of a derivation with its self-refs resolved."""
     return resolve_selfrefs(drefcfg_(dref, S), dref)

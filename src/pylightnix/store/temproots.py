@@ -153,6 +153,16 @@ def add_temproots(S: StorageSettings, refs: Iterable[str], *, check: bool = Fals
             return _missing(S, rec, want) if check else []
 
 
+def confirm_temproots(S: StorageSettings, refs: Iterable[str]) -> None:
+    """Note that ``refs``, registered by this process, were stored after their
+    registration (an insertion just put them in place): a later ``check`` need
+    not look for them (see :func:`_missing`)."""
+    with _lock_box[0]:
+        rec = _records.get(S.storage)
+        if rec is not None and rec.fd >= 0:
+            rec.confirmed.update(r for r in refs if r in rec.seen)
+
+
 def _missing(S: StorageSettings, rec: _Record, refs: list[str]) -> list[str]:
     """Those of ``refs`` not stored; one found stored after its registration is not
     looked at again (no collection deletes it while the record lives)."""

@@ -233,7 +233,7 @@ async function pageRref(data) {
   const files = el("div", {}, el("p", { class: "muted" }, "loading…"));
   m.append(section("Files", files));
   m.append(section("Build log", r.has_log ? logView(`/api/rref/${r.rref}/log`, false)
-    : el("p", { class: "muted" }, "this realization has no build log")));
+    : el("p", { class: "muted" }, "the build printed nothing (no build log)")));
   m.append(section("Config", jsonBlock(r.config)));
   const ctx = Object.entries(r.context);
   m.append(section("Context", ctx.length
