@@ -288,3 +288,69 @@ def test_a_waiter_without_timeout_blocks_logs_the_holder_and_proceeds(
     assert re.fullmatch(
         rf"waiting for build lock on {D} held by pid {pid} on {host} {_SINCE}", sig.messages[0]
     )
+
+
+def test_the_kept_shared_descriptor_follows_a_replaced_lock_file(S: StorageSettings) -> None:
+    """gc_shared keeps its descriptor between holds; once the lock file is replaced (the
+    store made again), it locks the new file, so a collector holding that one still
+    excludes it."""
+    with gc_shared(S):
+        pass
+    path = os.path.join(S.storage, ".locks", "gc.lock")
+    os.unlink(path)  # what removing and initializing the store again does to the lock
+    p, release, _ = _in_other_process(S, _hold_gc_exclusive)
+    try:
+        with pytest.raises(LockError), gc_shared(S, timeout=0.2):
+            pass
+    finally:
+        release.set()
+        p.join(60)
+    assert p.exitcode == 0
+    with gc_shared(S, timeout=5):
+        pass
+
+
+def _fork_child_holds_and_drops(S: StorageSettings, go: int, done: int) -> None:
+    os.read(go, 1)
+    with gc_shared(S):
+        pass
+    os.write(done, b"x")
+    os._exit(0)
+
+
+def _try_exclusive(S: StorageSettings, held: Any, release: Any) -> None:
+    """Exit 3 when gc_exclusive times out (the lock is held shared elsewhere), 0 when taken."""
+    held.set()
+    try:
+        with gc_exclusive(S, timeout=0.3):
+            pass
+    except LockError:
+        os._exit(3)
+    os._exit(0)
+
+
+def test_a_forked_child_never_drops_the_parents_shared_hold(S: StorageSettings) -> None:
+    """A child forked after the parent kept its descriptor takes and drops its own hold
+    while the parent holds the lock; the parent's hold stays, so a collector in another
+    process still cannot take the lock."""
+    with gc_shared(S):
+        pass  # the descriptor is now kept open
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        _fork_child_holds_and_drops(S, go_r, done_w)
+    try:
+        with gc_shared(S):
+            os.write(go_w, b"g")
+            assert os.read(done_r, 1) == b"x"
+            p, _, _ = _in_other_process(S, _try_exclusive)
+            p.join(60)
+            assert p.exitcode == 3
+    finally:
+        os.waitpid(pid, 0)
+        for fd in (go_r, go_w, done_r, done_w):
+            os.close(fd)
+    p, _, _ = _in_other_process(S, _try_exclusive)
+    p.join(60)
+    assert p.exitcode == 0

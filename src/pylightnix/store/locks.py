@@ -182,8 +182,7 @@ def gc_shared(S: StorageSettings, *, timeout: float | None = None) -> Iterator[N
             fd, n = _shared_count[key]
             if n == 1:
                 del _shared_count[key]
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+                fcntl.flock(fd, fcntl.LOCK_UN)  # the descriptor stays open for the next time
             else:
                 _shared_count[key] = (fd, n - 1)
 
@@ -194,14 +193,42 @@ def _open_gc_lock(S: StorageSettings) -> int:
         return _open_lockfile(path)
 
 
+_shared_fds: dict[str, tuple[int, int]] = {}
+"""storage -> (pid, descriptor of its GC lock kept open for shared holds).
+
+Registrations take the lock shared several times per build: opening the file
+each time cost more than the rest of a registration. A forked child opens
+its own (a lock taken or dropped through the parent's descriptor would be
+the parent's), and a lock file replaced meanwhile (the store removed and
+made again) is opened again.
+"""
+
+
 def _take_shared(S: StorageSettings, timeout: float | None) -> int:
-    fd = _open_gc_lock(S)
-    try:
-        _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", timeout)
-    except BaseException:
-        os.close(fd)
-        raise
+    pid = os.getpid()
+    kept = _shared_fds.get(S.storage)
+    fd = kept[1] if kept is not None and kept[0] == pid else _open_gc_lock(S)
+    for _ in range(2):
+        try:
+            _acquire(fd, fcntl.LOCK_SH, "the GC lock (a garbage collection is running)", timeout)
+        except BaseException:
+            _forget_fd(S.storage, fd)
+            raise
+        if os.fstat(fd).st_nlink > 0:
+            _shared_fds[S.storage] = (pid, fd)
+            return fd
+        # The lock file was replaced: lock the one in place now.
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        _forget_fd(S.storage, fd)
+        fd = _open_gc_lock(S)
+    _shared_fds[S.storage] = (pid, fd)
     return fd
+
+
+def _forget_fd(storage: str, fd: int) -> None:
+    if _shared_fds.get(storage, (0, -1))[1] == fd:
+        del _shared_fds[storage]
+    os.close(fd)
 
 
 @contextlib.contextmanager
