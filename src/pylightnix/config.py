@@ -279,7 +279,7 @@ def config_deps(c: Config) -> list[DRef]:
 def _scan(v: Any, out: set[str]) -> None:
     t = type(v)
     if t is str:
-        if is_dref(v):
+        if v.startswith("dref:") and is_dref(v):
             out.add(v)
     elif t is dict:
         for x in v.values():

@@ -49,6 +49,7 @@ from pylightnix.store.insert import store_realization
 from pylightnix.store.layout import LOCKS_DIR
 from pylightnix.store.leftovers import temp_owner
 from pylightnix.store.locks import gc_shared
+from pylightnix.store.query import rrefctx
 from pylightnix.store.roots import list_roots, register_root
 from pylightnix.store.temproots import release_temproots
 from pylightnix.types import DRef, RRef
@@ -584,3 +585,38 @@ def test_scan_graph_stats_objects_only_for_times_and_modes(S: StorageSettings) -
     assert both.ctime[a] == os.lstat(rref2path(a, S)).st_ctime
     assert both.unsealed == [rref2path(a, S)]
     os.chmod(rref2path(a, S), 0o555)
+
+
+def test_dependencies_of_a_realized_derivation_come_from_its_realization(
+    S: StorageSettings,
+) -> None:
+    """A realization's context names its derivation's dependencies, so GC reads no config
+    for a derivation that has one: with a1's config.json gone, keeping a1 keeps a0."""
+    a1 = realize1(instantiate(_chain, "a", 2, S=S))
+    release_temproots(S)
+    d1 = rref2dref(a1)
+    (d0,) = rrefctx(a1, S)
+    cfg = os.path.join(S.storage, d1[5:], "config.json")
+    os.chmod(os.path.dirname(cfg), 0o755)
+    os.unlink(cfg)
+    res = gc(S, keep_drefs=[d1])
+    assert res.deleted_drefs == ()
+    assert os.path.isdir(os.path.join(S.storage, d0[5:]))
+
+
+def test_a_kept_unrealized_derivation_without_its_config_stops_the_collection(
+    S: StorageSettings,
+) -> None:
+    """With no realization to tell its dependencies, a kept derivation whose config.json is
+    gone makes GC refuse before deleting anything."""
+    d, _ = instantiate(_chain, "u", 2, S=S)
+    release_temproots(S)
+    cfg = os.path.join(S.storage, d[5:], "config.json")
+    os.chmod(os.path.dirname(cfg), 0o755)
+    os.unlink(cfg)
+    with pytest.raises(StoreError) as ei:
+        gc(S, keep_drefs=[d])
+    assert str(ei.value).startswith(
+        f"cannot collect garbage in {S.storage!r}: the dependencies of {d}, which is kept alive, "
+        "cannot be read"
+    )

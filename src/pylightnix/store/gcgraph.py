@@ -19,6 +19,7 @@ from pylightnix.errors import StoreError
 from pylightnix.refs import (
     HASH_LEN,
     folder_rref,
+    is_dref,
     is_hashpart,
     is_rref,
     maybe_parse_dref_dirname,
@@ -128,8 +129,8 @@ def _read_object(path: str) -> dict[str, object] | None:
     return raw if type(raw) is dict else None
 
 
-def _read_context(path: str) -> list[RRef] | None:
-    """The RRefs of a stored context file, or ``None`` if it is unreadable."""
+def _read_context(path: str) -> tuple[list[DRef], list[RRef]] | None:
+    """The DRefs and RRefs of a stored context file, or ``None`` if it is unreadable."""
     raw = _read_object(path)
     if raw is None:
         return None
@@ -138,7 +139,10 @@ def _read_context(path: str) -> list[RRef] | None:
         if type(v) is not list or not all(map(is_rref, v)):
             return None
         out.extend(v)
-    return out
+    keys = list(raw)
+    if not all(map(is_dref, keys)):
+        return None
+    return keys, out  # type: ignore[return-value]
 
 
 def _read_config_deps(path: str) -> list[DRef] | None:
@@ -200,11 +204,8 @@ def _scan_derivation(
             g.ctime[dref] = os.lstat(ddir).st_ctime
     except (NotADirectoryError, FileNotFoundError):
         return
-    cdeps = _read_config_deps(ddir + "/" + CONFIG_FILE)
-    if cdeps is None:
-        g.unreadable.append(dref)
-    g.dref_deps[dref] = cdeps or []
     rs: list[RRef] = []
+    cdeps: list[DRef] | None = None
     for h, e in entries:
         if len(h) == HASH_LEN and is_hashpart(h):
             if not e.is_dir(follow_symlinks=False):
@@ -213,10 +214,15 @@ def _scan_derivation(
             rs.append(r)
             g.rref_drv[r] = dref
             rdir = ddir + "/" + h
-            rdeps = _read_context(rdir + _CONTEXT_SUFFIX)
-            if rdeps is None:
+            ctx = _read_context(rdir + _CONTEXT_SUFFIX)
+            if ctx is None:
                 g.unreadable.append(r)
-            g.rref_deps[r] = rdeps or []
+            elif cdeps is None:
+                # A realization's direct context names every dependency of its
+                # derivation (realize makes it from the config's DRefs): the
+                # config need not be read as well.
+                cdeps = ctx[0]
+            g.rref_deps[r] = ctx[1] if ctx is not None else []
             if not (times or modes):
                 continue
             try:
@@ -229,5 +235,11 @@ def _scan_derivation(
                 g.unsealed.append(rdir)
         elif leftovers and h.startswith(".tmp-"):
             g.drv_tmp.append(ddir + "/" + h)
+    if cdeps is None:
+        # No readable realization: the config says what the derivation depends on.
+        cdeps = _read_config_deps(ddir + "/" + CONFIG_FILE)
+        if cdeps is None:
+            g.unreadable.append(dref)
+    g.dref_deps[dref] = cdeps or []
     rs.sort()
     g.drv_rrefs[dref] = rs
