@@ -370,7 +370,7 @@ def _delete(
     # those of crashed insertions (docs/gc.md: an insertion in flight keeps its line).
     gone = {DRef(r) for r, _ in moved if is_dref(r)}
     touched = {rref2dref(RRef(r)) for r, _ in moved if is_rref(r)} - gone
-    touched |= _crashed_insertions(S, reader, gone)
+    touched |= _crashed_insertions(S, g, reader, gone)
     _compact_indexes(S, sorted(touched), live, reader)
     leftovers = tmp_leftovers(S, g, trash)
     freed = sum(remove_tree_counting(p) for p in leftovers)
@@ -436,7 +436,9 @@ def _move_dead(
     return []
 
 
-def _crashed_insertions(S: StorageSettings, reader: TempRootsReader, gone: set[DRef]) -> set[DRef]:
+def _crashed_insertions(
+    S: StorageSettings, g: StoreGraph, reader: TempRootsReader, gone: set[DRef]
+) -> set[DRef]:
     """Derivations whose index may name a realization that never arrived.
 
     An insertion registers its realization, appends its index line, then
@@ -445,11 +447,9 @@ def _crashed_insertions(S: StorageSettings, reader: TempRootsReader, gone: set[D
     records of dead processes whose folders are missing are the only
     candidates: no index is read to find them.
     """
-    return {
-        rref2dref(RRef(r))
-        for r in reader.dead_refs
-        if is_rref(r) and not os.path.isdir(rref2path_(RRef(r), S))
-    } - gone
+    # What the scan found exists; the rest is looked at (it may have arrived since).
+    unseen = [RRef(r) for r in reader.dead_refs if r not in g.rref_drv and is_rref(r)]
+    return {rref2dref(r) for r in unseen if not os.path.isdir(rref2path_(r, S))} - gone
 
 
 def _compact_indexes(
