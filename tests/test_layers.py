@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "hashing": 0,
     "progress": 0,
     "unpack": 0,
+    "gcpause": 0,
     "store": 1,
     # remote caches over fsspec (the `remote` extra), on the store's archives and insert
     "remote": 2,

@@ -16,9 +16,11 @@ from pylightnix.cli.common import (
     parse_age,
     store_settings,
 )
+from pylightnix.gcpause import library_work
 from pylightnix.realize.failures import failed_rhashes
 from pylightnix.refs import dref_name, parse_rref
 from pylightnix.store.facts import dref_bstarts
+from pylightnix.store.index import forget_index
 from pylightnix.store.inspect import realization_sizes
 from pylightnix.store.query import alldrefs, alldrefs_rrefs
 from pylightnix.store.settings import StorageSettings
@@ -56,6 +58,8 @@ def derivation_rows(
         }
         if size:
             row["size"] = sum(realization_sizes(rrefs, S).values())
+        # Each index is read once here: keeping 100,000 of them cost memory and time.
+        forget_index(S, d)
         yield row
 
 
@@ -82,7 +86,13 @@ def ls_cmd(name: str | None, newer: str | None, size: bool, as_json: bool) -> No
     """
     age = parse_age(newer) if newer is not None else None
     S = store_settings()
-    rows = derivation_rows(S, name, age, size=size)
+    with library_work():
+        _print_rows(S, derivation_rows(S, name, age, size=size), size, as_json)
+
+
+def _print_rows(
+    S: StorageSettings, rows: Iterator[dict[str, Any]], size: bool, as_json: bool
+) -> None:
     if as_json:
         emit_json_stream(rows)
         return

@@ -27,7 +27,7 @@ from pylightnix.config import (
     selfref,
 )
 from pylightnix.errors import InstantiateError, RefError
-from pylightnix.realize.gcpause import library_work
+from pylightnix.gcpause import library_work
 from pylightnix.realize.overrides import override_config
 from pylightnix.refs import is_dref, mkdref
 from pylightnix.store.insert import store_derivation

@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 from pylightnix.errors import RealizeError
+from pylightnix.gcpause import library_work
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, current_hook, report
-from pylightnix.realize.gcpause import library_work
 from pylightnix.realize.matchers import score_file
 from pylightnix.realize.parallel import run_parallel
 from pylightnix.realize.registry import Closure, Derivation

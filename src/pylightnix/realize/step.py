@@ -27,6 +27,7 @@ from pylightnix.errors import (
     RealizeError,
     StoreError,
 )
+from pylightnix.gcpause import user_code
 from pylightnix.hashing import context_hash
 from pylightnix.progress import ProgressEvent, current_hook, report
 from pylightnix.realize.build import build_tmpdir_set
@@ -36,7 +37,6 @@ from pylightnix.realize.buildlog import (
     capture_build_log,
     keep_proxies,
 )
-from pylightnix.realize.gcpause import user_code
 from pylightnix.realize.registry import Derivation
 from pylightnix.refs import dref_name
 from pylightnix.store.fsops import mkdtemp_in, remove_tree, this_pid

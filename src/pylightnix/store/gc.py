@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pylightnix.errors import OptionError, StoreError
+from pylightnix.gcpause import library_work
 from pylightnix.refs import (
     is_dref,
     is_rref,
@@ -201,7 +202,10 @@ def gc(
                 "use dry_run=True to see what would be deleted",
                 path=s.storage,
             )
-        return _collect(s, kd, kr, dry_run, _Policy(age, keep_last), report=True, timeout=timeout)
+        with library_work():
+            return _collect(
+                s, kd, kr, dry_run, _Policy(age, keep_last), report=True, timeout=timeout
+            )
 
 
 @dataclass(frozen=True)

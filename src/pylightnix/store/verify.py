@@ -22,6 +22,7 @@ from typing import Literal
 
 from pylightnix.config import config_hash, config_name, mkconfig
 from pylightnix.errors import OptionError, StoreError
+from pylightnix.gcpause import library_work
 from pylightnix.hashing import (
     context_hash,
     failed_realization_hash,
@@ -346,6 +347,13 @@ def verify(
     chosen = None if rrefs is None else [RRef(r) for r in rrefs]
     for r in chosen or []:
         parse_rref(r)
+    with library_work():
+        return _verify(s, chosen, repair, rehash)
+
+
+def _verify(
+    s: StorageSettings, chosen: list[RRef] | None, repair: Repair | None, rehash: bool
+) -> VerifyResult:
     # Checking only reads: it takes no lock (a read-only store verifies too).
     # Repair takes the GC lock exclusively only around each removal.
     cfg_problems: dict[DRef, str | None] = {}

@@ -1,4 +1,4 @@
-"""Tests of realize/gcpause.py: the cyclic collector is off for the library's walks over
+"""Tests of gcpause.py: the cyclic collector is off for the library's walks over
 closures, on for the user's builds, and as the caller had it afterwards."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pylightnix import (
     mkdrv,
     realize,
 )
-from pylightnix.realize.gcpause import library_work, user_code
+from pylightnix.gcpause import library_work, user_code
 
 SEEN: list[tuple[str, bool]] = []
 
