@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from pylightnix.errors import StoreError, StoreVersionError
-from pylightnix.refs import dref_dirname, parse_rref
+from pylightnix.refs import dref_dirname, is_rref, parse_rref
 from pylightnix.store.settings import (
     FORMAT_FILE,
     FORMAT_TEXT,
@@ -54,9 +54,18 @@ def dref2path(dref: DRef, S: StorageSettings) -> Path:
 
 
 def rref2path_(rref: RRef, S: StorageSettings) -> Path:
-    """Folder of a realization (whether or not it exists)."""
-    rhash, dhash, name = parse_rref(rref)
-    return Path(os.path.join(S.storage, f"{dhash}-{name}", rhash))
+    """Folder of a realization (whether or not it exists).
+
+    >>> from pylightnix.store.settings import mkSS
+    >>> rref2path_("rref:" + "a" * 32 + "-" + "b" * 32 + "-x", mkSS("/r")) == (
+    ...     "/r/store-v2/" + "b" * 32 + "-x/" + "a" * 32
+    ... )
+    True
+    """
+    if not is_rref(rref):
+        parse_rref(rref)  # raises the RefError that names it
+    # rref:<rhash 32>-<dhash 32>-<name>: the folder is <dhash>-<name>/<rhash>.
+    return Path(f"{S.storage}{os.sep}{rref[38:]}{os.sep}{rref[5:37]}")
 
 
 _CHECKED: set[str] = set()
