@@ -111,7 +111,7 @@ def test_superseded_chosen_records_are_shrunk_away(S: StorageSettings) -> None:
     append_index(S, D, [realization_line(a, C1, 1.0), realization_line("f" * 32, C1, 2.0)])
     big = {"rrefs": ["rref:" + "a" * 32 + "-" + "1" * 32 + "-x"] * 1000}
     n = 0
-    while read_index(S, D).stale < SHRINK_MIN or 2 * read_index(S, D).stale < os.path.getsize(
+    while read_index(S, D).stale < SHRINK_MIN or 3 * read_index(S, D).stale < os.path.getsize(
         index_path(S, D)
     ):
         assert not shrink_index(S, D)  # not yet worth a rewrite

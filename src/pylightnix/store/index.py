@@ -359,7 +359,7 @@ def compact_index(
 
 
 SHRINK_MIN = 1 << 16
-"""Superseded chosen records worth a rewrite: at least this many bytes, and half the file."""
+"""Superseded chosen records worth a rewrite: at least this many bytes, and a third of the file."""
 
 
 def shrink_index(S: StorageSettings, dref: DRef) -> bool:
@@ -370,7 +370,7 @@ def shrink_index(S: StorageSettings, dref: DRef) -> bool:
     so this needs no knowledge of other processes; returns whether it rewrote.
     """
     ix = read_index(S, dref)
-    if ix.stale < SHRINK_MIN or 2 * ix.stale < ix.offset:
+    if ix.stale < SHRINK_MIN or 3 * ix.stale < ix.offset:
         return False
     return compact_index(S, dref, lambda _: True, locked=lambda: None)
 
