@@ -10,8 +10,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -142,8 +141,7 @@ def command_name(module: str) -> str:
 _MODULES = {command_name(m): (m, fn) for m, fn in COMMANDS}
 
 
-@dataclass(frozen=True)
-class CliState:
+class CliState(NamedTuple):
     """Options of the ``pylightnix`` group, handed to every command.
 
     Attributes:
