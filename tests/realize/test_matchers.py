@@ -29,7 +29,7 @@ from pylightnix import (
     realize,
     realizeMany,
 )
-from pylightnix.realize.matchers import All, FileKey, NoKey, Only, TopN
+from pylightnix.realize.matchers import All, FileKey, Match, NoKey, Only, TopN
 from pylightnix.store.query import drefrrefs, rrefbstart
 from pylightnix.types import RRef
 from tests.strategies import rrefs as rref_strategy
@@ -253,3 +253,49 @@ def test_match_best_never_reads_a_metric_outside_the_store(
         f"match_best: {p!r} is a symlink leading outside the store (to {str(secret)!r}): "
         "a metric is read from the store only"
     )
+
+
+class _GivenKeys:
+    """A ranking key whose batch answer is fixed by the test."""
+
+    def __init__(self, keys: list[Any]) -> None:
+        self.keys = keys
+
+    def __call__(self, S: Any, rref: RRef) -> Any:
+        raise AssertionError("batch_keys is used")
+
+    def batch_keys(self, S: Any, rrefs: list[RRef]) -> list[Any]:
+        return self.keys
+
+
+def _ranked_by_sorting(keys: list[Any], rrefs: list[RRef], n: int) -> list[RRef] | None:
+    """TopN(n) of the full ranking: keys None left out, highest first, ties by RRef."""
+    scored = sorted(
+        (kr for kr in zip(keys, rrefs, strict=True) if kr[0] is not None), key=lambda kr: kr[1]
+    )
+    scored.sort(key=lambda kr: kr[0], reverse=True)
+    ranked = [r for _, r in scored]
+    return ranked[:n] if len(ranked) >= n else None
+
+
+_number_keys = st.one_of(
+    st.integers(-5, 5),
+    st.floats(-3, 3, allow_nan=False).map(lambda x: round(x, 1)),
+    st.just(0.0),
+    st.just(-0.0),
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(_number_keys | _number_keys | st.none(), rref_strategy), max_size=60)
+    | st.lists(st.tuples(_number_keys, rref_strategy), max_size=60),
+    st.integers(1, 6),
+)
+def test_top_n_of_many_ranks_as_the_full_sort(pairs: list[tuple[Any, RRef]], n: int) -> None:
+    """The one-pass choice of the n best among many candidates equals the first n of the
+    full ranking, ties and missing keys included."""
+    keys = [k for k, _ in pairs]
+    rrefs = [r for _, r in pairs]
+    m = Match(_GivenKeys(keys), TopN(n))
+    assert m(None, rrefs) == _ranked_by_sorting(keys, rrefs, n)  # type: ignore[arg-type]

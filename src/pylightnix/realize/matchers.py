@@ -16,9 +16,11 @@ they read build times and scores from the per-derivation facts cache
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import itemgetter, neg
 from typing import Any, overload
 
 from pylightnix.errors import MatcherError
@@ -47,6 +49,10 @@ class Match:
         ks = batch(S, rrefs) if batch is not None else [self.key(S, r) for r in rrefs]
         if ks is None:  # every candidate ranks the same: ascending RRef order
             return self.trim(sorted(rrefs))
+        if isinstance(self.trim, TopN) and len(rrefs) > 4 * self.trim.n:
+            top = _top_numbers(ks, rrefs, self.trim.n)
+            if top is not None:
+                return self.trim(top)
         scored = list(zip(ks, rrefs, strict=True))
         if None in ks:
             scored = [kr for kr in scored if kr[0] is not None]
@@ -56,6 +62,15 @@ class Match:
             scored.sort(key=itemgetter(1))
         scored.sort(key=itemgetter(0), reverse=True)
         return self.trim(list(map(itemgetter(1), scored)))
+
+
+def _top_numbers(ks: list[Any], rrefs: list[RRef], n: int) -> list[RRef] | None:
+    """The ``n`` best of many candidates ranked by plain numbers, as the full sort would
+    rank them (highest key first, ties in ascending RRef order), in one pass; ``None``
+    when a key is not a plain number (``None``, NaN, another type): then sort."""
+    if not set(map(type, ks)) <= {int, float} or any(map(math.isnan, ks)):
+        return None
+    return [r for _, r in heapq.nsmallest(n, zip(map(neg, ks), rrefs, strict=True))]
 
 
 def match(key: Key, trim: Trim) -> Match:
