@@ -335,7 +335,7 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
             present = set(os.listdir(base))
         except FileNotFoundError:
             return []
-        names = [n for n in known if n in present]
+        names = list(filter(present.__contains__, known))
     # Same derivation, so sorting the hash parts sorts the RRefs.
     names.sort()
     out = mkrrefs(names, dhash, name)
