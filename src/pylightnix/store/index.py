@@ -231,6 +231,15 @@ def _bulk(kinds: list[str], a: list[str], b: list[str], c: list[str], ix: Index)
             for kind, h, chash in zip(kinds, a, b, strict=True):
                 (ix.ctx if kind == REALIZED else ix.failed).setdefault(chash, {})[h] = None
         return True
+    if present == {CHOSEN}:
+        times = _floats(b) if set(map(len, a)) == {CHASH_LEN} else None
+        if times is None:
+            return False
+        # The last record of each context wins; what it replaces is stale.
+        before = sum(len(v[1]) for v in ix.chosen.values())
+        ix.chosen.update(zip(a, zip(times, c, strict=True), strict=True))
+        ix.stale += before + sum(map(len, c)) - sum(len(v[1]) for v in ix.chosen.values())
+        return True
     if present == {SCORE} and len(set(b)) == 1 and "-" not in c:
         values = _floats(c) if set(map(len, a)) == {HASH_LEN} else None
         if values is not None:
