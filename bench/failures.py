@@ -6,7 +6,7 @@ realized once successfully. In the second store every stage also carries
 ``realizeE`` while a flag file made the realizer raise). The no-op realize of
 the sweep is timed in both stores (best of ``--repeat``), and so is a no-op
 ``realizeE``; the printed ratios should stay close to 1.0, because failed
-realizations live in their own index (``by-context-failed/``), which the
+realizations are ``F`` lines of the derivation's ``index.tsv``, which the
 candidate query never lists.
 
 Run: ``.venv/bin/python bench/failures.py [--stages N] [--failed K] [--dir D]``.

@@ -11,7 +11,7 @@ Python process instantiates and realizes the same closure, timed inside that
 process, without interpreter start-up).
 
 Cold realization is bound by the filesystem: every realization creates a
-handful of folders and files (output, reserved files, index marker), so it
+handful of folders and files (output, reserved files, index line), so it
 is also worth running with ``--dir /dev/shm`` to see the library's own cost.
 
 ``--candidates`` measures instead the no-op realize of one derivation that

@@ -4,7 +4,7 @@ The store: chains of 10 derivations (``s0`` .. ``s9``, each depending on the
 previous one), one realization each holding a one-line file. Set-up goes
 through the real insertion path in bulk: ``instantiate`` stores the
 derivations, then ``store_realization`` inserts each output (hash,
-reserved files, read-only modes, index marker, rename), in two processes
+reserved files, read-only modes, index line, rename), in two processes
 working on disjoint chains. The realize engine adds nothing to such a store
 but its build logs (a no-op realize afterwards finds everything).
 

@@ -209,7 +209,7 @@ def damaged_error(rref: RRef, why: str) -> IntegrityError:
 
 
 def rrefbstart(rref: RRef, S: StorageSettings | None = None) -> float:
-    """Build start time of a realization (seconds since the epoch; cached in ``facts.tsv``)."""
+    """Build start time of a realization (seconds since the epoch; from its ``index.tsv``)."""
     parse_rref(rref)
     return bstarts(_S(S), [rref])[0]
 
@@ -261,7 +261,7 @@ def _listing(dref: DRef, S: StorageSettings) -> tuple[bool, list[RRef]]:
     except (FileNotFoundError, NotADirectoryError):
         return False, []
     names.sort()
-    # mkrrefs leaves out what is not a hash part (by-context, temporary folders).
+    # mkrrefs leaves out what is not a hash part (temporary folders and the like).
     return config, mkrrefs(names, dhash, name)
 
 
