@@ -78,3 +78,33 @@ def test_dataset_is_deterministic_and_training_learns() -> None:
     assert d != make_dataset(4, 300, 4, 1.0)
     model = train(d["train"], 5, 0.05, random.Random(0))
     assert accuracy(model, d["test"]) > 0.7
+
+
+def test_demo_on_an_older_store_says_how_to_upgrade(tmp_path: Path) -> None:
+    """On a root that holds a store-v1 store, the demo prints one line naming `pylightnix
+    upgrade` and exits 1 (no traceback, nothing made beside the old store)."""
+    import tarfile
+
+    root = tmp_path / "root"
+    root.mkdir()
+    fixture = Path(__file__).parent / "fixtures" / "store-v1.tar.gz"
+    with tarfile.open(fixture) as tar:
+        tar.extractall(root, filter="tar")
+    env = {**os.environ, "PYLIGHTNIX_ROOT": str(root)}
+    env.pop("PYLIGHTNIX_STORE", None)
+    env.pop("PYLIGHTNIX_TMP", None)
+    p = subprocess.run(
+        [sys.executable, "-m", "pylightnix.demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr == (
+        f"error: the store at '{root / 'store-v1'}' has the older format 'store-v1'; this "
+        "pylightnix reads 'store-v2': upgrade it in place with `pylightnix upgrade` (or "
+        "upgrade_store(S)), after stopping the processes that use it\n"
+    )
+    assert sorted(os.listdir(root)) == ["store-v1", "tmp"]

@@ -23,12 +23,14 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pylightnix.config import selfref
+from pylightnix.errors import PylightnixError
 from pylightnix.progress import ProgressEvent
 from pylightnix.realize.build import (
     Build,
@@ -236,12 +238,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="force new training runs (they compete with the old ones)",
     )
     args = ap.parse_args(argv)
+    try:
+        return _demo(args.retrain)
+    except PylightnixError as e:
+        # What to do is in the message (e.g. `pylightnix upgrade` for an older store).
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _demo(retrain: bool) -> int:
     t0 = time.monotonic()
     S = fsinit(None)
     print(f"pylightnix demo on the store {S.storage}")
     drefs, clo = instantiate(pipeline, S=S)
     tally = _Tally()
-    _, _, ctx = realize(clo, force_rebuild=[drefs["train"]] if args.retrain else [], progress=tally)
+    _, _, ctx = realize(clo, force_rebuild=[drefs["train"]] if retrain else [], progress=tally)
     for label, d in drefs.items():
         (rref,) = ctx[d]
         what = "built " if tally.events.get(d) == "built" else "reused"
