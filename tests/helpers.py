@@ -85,3 +85,16 @@ def index_lines(storage: str, ref: str, kind: str | None = None) -> list[list[st
     except FileNotFoundError:
         return []
     return [x for x in lines if kind is None or x[0] == kind]
+
+
+STORE_V1_FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "store-v1.tar.gz")
+"""A store written by the last store-v1 release (tests/fixtures/make_store_v1.py)."""
+
+
+def unpack_store_v1(root: str) -> None:
+    """Make the folder ``root`` and unpack the store-v1 fixture there (``root/store-v1``)."""
+    import tarfile
+
+    os.makedirs(root)
+    with tarfile.open(STORE_V1_FIXTURE) as tar:
+        tar.extractall(root, filter="tar")

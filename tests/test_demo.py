@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 from pylightnix.demo import accuracy, make_dataset, train
+from tests.helpers import unpack_store_v1
 
 
-def _run(root: Path, *args: str) -> str:
+def _demo(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pylightnix.demo ARGS`` on the store root ``root``."""
     env = {**os.environ, "PYLIGHTNIX_ROOT": str(root)}
     env.pop("PYLIGHTNIX_STORE", None)
     env.pop("PYLIGHTNIX_TMP", None)
-    p = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "pylightnix.demo", *args],
         env=env,
         capture_output=True,
@@ -24,6 +26,10 @@ def _run(root: Path, *args: str) -> str:
         timeout=120,
         check=False,
     )
+
+
+def _run(root: Path, *args: str) -> str:
+    p = _demo(root, *args)
     assert p.returncode == 0, p.stderr
     assert p.stderr == ""
     return p.stdout
@@ -83,24 +89,9 @@ def test_dataset_is_deterministic_and_training_learns() -> None:
 def test_demo_on_an_older_store_says_how_to_upgrade(tmp_path: Path) -> None:
     """On a root that holds a store-v1 store, the demo prints one line naming `pylightnix
     upgrade` and exits 1 (no traceback, nothing made beside the old store)."""
-    import tarfile
-
     root = tmp_path / "root"
-    root.mkdir()
-    fixture = Path(__file__).parent / "fixtures" / "store-v1.tar.gz"
-    with tarfile.open(fixture) as tar:
-        tar.extractall(root, filter="tar")
-    env = {**os.environ, "PYLIGHTNIX_ROOT": str(root)}
-    env.pop("PYLIGHTNIX_STORE", None)
-    env.pop("PYLIGHTNIX_TMP", None)
-    p = subprocess.run(
-        [sys.executable, "-m", "pylightnix.demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    unpack_store_v1(str(root))
+    p = _demo(root)
     assert (p.returncode, p.stdout) == (1, "")
     assert p.stderr == (
         f"error: the store at '{root / 'store-v1'}' has the older format 'store-v1'; this "

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tarfile
 
 from tests.cli.conftest import Run
-
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "store-v1.tar.gz")
-
-
-def _unpack(root: str) -> None:
-    os.makedirs(root)
-    with tarfile.open(FIXTURE) as tar:
-        tar.extractall(root, filter="tar")
+from tests.helpers import unpack_store_v1
 
 
 def test_ls_names_the_upgrade_then_upgrade_converts(plx: Run, root: str) -> None:
     """On a store-v1 root, commands fail naming `pylightnix upgrade`; after it, they work."""
-    _unpack(root)
+    unpack_store_v1(root)
     r = plx("ls", code=1)
     assert r.err == (
         f"Error: the store at '{root}/store-v1' has the older format 'store-v1'; this "

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pylightnix import StorageSettings, fsinit, mkSS
+from pylightnix.store.chosen import record_text
 from pylightnix.store.index import (
     SHRINK_MIN,
     Index,
@@ -26,7 +27,7 @@ from pylightnix.store.index import (
     score_line,
     shrink_index,
 )
-from pylightnix.types import DRef
+from pylightnix.types import DRef, RRef
 from tests.strategies import hashparts
 
 D = DRef("dref:" + "1" * 32 + "-x")
@@ -50,7 +51,7 @@ good_lines = st.one_of(
         chosen_line,
         st.sampled_from([C1, C2]),
         st.floats(min_value=0, max_value=2e9),
-        st.fixed_dictionaries({"rrefs": st.lists(st.just("rref:" + "a" * 32 + "-x"))}),
+        st.lists(st.just("rref:" + "a" * 32 + "-x")).map(lambda rs: record_text(rs, None)),
     ),
 )
 odd_lines = st.sampled_from(
@@ -109,7 +110,7 @@ def test_superseded_chosen_records_are_shrunk_away(S: StorageSettings) -> None:
     os.makedirs(os.path.dirname(index_path(S, D)))
     a = "a" * 32
     append_index(S, D, [realization_line(a, C1, 1.0), realization_line("f" * 32, C1, 2.0)])
-    big = {"rrefs": ["rref:" + "a" * 32 + "-" + "1" * 32 + "-x"] * 1000}
+    big = record_text([RRef("rref:" + "a" * 32 + "-" + "1" * 32 + "-x")] * 1000, None)
     n = 0
     while read_index(S, D).stale < SHRINK_MIN or 3 * read_index(S, D).stale < os.path.getsize(
         index_path(S, D)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,15 @@ from pylightnix import (
 from pylightnix.realize.failures import drefrrefs_failed
 from pylightnix.store.chosen import chosen_records
 from pylightnix.store.query import alldrefs, allrrefs, drefrrefs
-from tests.helpers import index_lines
+from tests.helpers import index_lines, unpack_store_v1
 from tests.store import v1_stages
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "store-v1.tar.gz")
 SOURCE, TRAIN, BROKEN = "source", "train", "broken"
 
 
 def _unpack(tmp_path: Path) -> StorageSettings:
-    root = tmp_path / "root"
-    root.mkdir(parents=True)
-    with tarfile.open(FIXTURE) as tar:
-        tar.extractall(root, filter="tar")
-    return mkSS(str(root))
+    unpack_store_v1(str(tmp_path / "root"))
+    return mkSS(str(tmp_path / "root"))
 
 
 def _old_listing(storage: str) -> dict[str, list[str]]:

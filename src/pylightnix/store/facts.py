@@ -79,6 +79,21 @@ def forget_facts(S: StorageSettings, dref: DRef | None = None) -> None:
         del _BSTART_MEMO[key]
 
 
+def bstart_of(meta: object) -> float:
+    """The build start time a parsed ``meta.json`` holds (0 when it has none)."""
+    v = meta.get("build_start", 0.0) if isinstance(meta, dict) else 0.0
+    return float(v) if isinstance(v, int | float) else 0.0
+
+
+def read_bstart(path: str) -> float:
+    """The build start time in the ``meta.json`` at ``path`` (0 when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return bstart_of(json.loads(f.read()))
+    except (OSError, ValueError):
+        return 0.0
+
+
 def _read_bstart(S: StorageSettings, dref: DRef) -> Callable[[str], float]:
     def read(rhash: str) -> float:
         p = os.path.join(S.storage, dref_dirname(dref), rhash, RESERVED, META_FILE)
@@ -89,8 +104,7 @@ def _read_bstart(S: StorageSettings, dref: DRef) -> Callable[[str], float]:
             dhash, name = parse_dref(dref)
             rref = mkrref(rhash, dhash, name)  # type: ignore[arg-type]
             raise RefError(f"{rref} is not in the store at {S.storage!r}", ref=rref) from None
-        v = meta.get("build_start", 0.0) if isinstance(meta, dict) else 0.0
-        return float(v) if isinstance(v, int | float) else 0.0
+        return bstart_of(meta)
 
     return read
 

@@ -285,14 +285,9 @@ def score_line(rhash: str, filename: str, value: Fact) -> str:
     return f"{SCORE}\t{rhash}\t{filename}\t{'-' if value is None else repr(value)}\n"
 
 
-def chosen_line(chash: str, time: float, record: str | dict[str, object]) -> str:
-    """The line of a chosen record, given as a dict or as its JSON text (JSON escapes tabs
-    and newlines, so the record is one field)."""
-    text = (
-        record
-        if isinstance(record, str)
-        else json.dumps(record, sort_keys=True, separators=(",", ":"))
-    )
+def chosen_line(chash: str, time: float, text: str) -> str:
+    """The line of a chosen record given as its JSON text (``chosen.record_text``; JSON
+    escapes tabs and newlines, so the record is one field)."""
     return f"{CHOSEN}\t{chash[:CHASH_LEN]}\t{time!r}\t{text}\n"
 
 
@@ -340,31 +335,7 @@ def compact_index(
     realizations and the last chosen record of each context stay. Returns
     whether the file was rewritten (``False``: nothing to drop, or no file).
     """
-    path = index_path(S, dref)
-    for _ in range(1000):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_nlink == 0:
-                continue
-            locked()
-            with os.fdopen(os.dup(fd), "rb") as f:
-                data = f.read()
-            ix = Index()
-            end = data.rfind(b"\n") + 1
-            parse_into(data[:end].decode("utf-8", "replace"), ix)
-            lines = index_lines(ix, keep)
-            if "".join(lines).encode() == data:
-                return False
-            atomic_write(path, "".join(lines).encode(), mode=0o644, durable=S.durable)
-            _CACHE.pop(path, None)
-            return True
-        finally:
-            os.close(fd)
-    return False
+    return _rewrite(S, dref, lambda old: index_lines(old, keep), locked, create=False)
 
 
 SHRINK_MIN = 1 << 16
@@ -389,24 +360,44 @@ def rebuild_index(
 ) -> None:
     """Replace the index of ``dref`` by what ``build`` makes of the current one (reindex).
 
-    The file (made empty if missing, so that it can be locked) is locked
-    against appenders while ``locked`` runs (it reads the temporary roots),
-    the current lines are read and ``build`` makes the new index.
+    The file is made empty if missing, so that it can be locked against
+    appenders while ``locked`` runs (it reads the temporary roots).
     """
+    _rewrite(S, dref, lambda old: index_lines(build(old), lambda _: True), locked, create=True)
+
+
+def _rewrite(
+    S: StorageSettings,
+    dref: DRef,
+    lines_of: Callable[[Index], list[str]],
+    locked: Callable[[], None],
+    *,
+    create: bool,
+) -> bool:
+    """Replace the index of ``dref`` by ``lines_of`` its current content, under an
+    exclusive ``flock`` of the file in place; whether it changed (see the module docstring)."""
     path = index_path(S, dref)
+    flags = (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | os.O_CLOEXEC
     for _ in range(1000):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, flags, 0o644)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_nlink == 0:
-                continue  # replaced meanwhile: lock the new one
+            st = os.fstat(fd)
+            if st.st_nlink == 0:
+                continue  # replaced meanwhile: lock the one in place
             locked()
+            data = os.pread(fd, st.st_size, 0)
             old = Index()
-            _take(old, os.pread(fd, os.fstat(fd).st_size, 0))
-            new = build(old)
-            atomic_write(path, "".join(index_lines(new, lambda _: True)).encode(), mode=0o644)
+            _take(old, data)
+            text = "".join(lines_of(old)).encode()
+            if text == data:
+                return False
+            atomic_write(path, text, mode=0o644, durable=S.durable)
             _CACHE.pop(path, None)
-            return
+            return True
         finally:
             os.close(fd)
     raise OSError(f"cannot rewrite {path!r}: it is replaced again and again")
@@ -428,7 +419,7 @@ def index_lines(ix: Index, keep: Callable[[str], bool]) -> list[str]:
     for chash in sorted(ix.chosen):
         t, text = ix.chosen[chash]
         if any(keep(h) for h in _chosen_rhashes(text)):
-            out.append(f"{CHOSEN}\t{chash}\t{t!r}\t{text}\n")
+            out.append(chosen_line(chash, t, text))
     return out
 
 

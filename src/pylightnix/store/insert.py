@@ -36,6 +36,7 @@ from pylightnix.hashing import (
     walk_tree,
 )
 from pylightnix.refs import mkrref, parse_dref
+from pylightnix.store.facts import read_bstart
 from pylightnix.store.fsops import (
     atomic_write,
     fsync_path,
@@ -389,7 +390,7 @@ def place_realization(
     ddir = dref2path(dref, S)
     dst = os.path.join(ddir, rhash)
     if bstart is None:
-        bstart = _meta_bstart(os.path.join(folder, RESERVED, META_FILE))
+        bstart = read_bstart(os.path.join(folder, RESERVED, META_FILE))
     with store_stage(f"moving a realization of {dref} into the store", dst):
         append_index(S, dref, [realization_line(rhash, chash, bstart, failed=failed)])
         if S.durable:
@@ -409,13 +410,3 @@ def place_realization(
             return True
         remove_tree(folder)
         return False
-
-
-def _meta_bstart(path: str) -> float:
-    """The build start time in a ``meta.json`` (0 when it has none or cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            v = json.loads(f.read()).get("build_start", 0.0)
-        return float(v) if isinstance(v, int | float) else 0.0
-    except (OSError, ValueError, AttributeError):
-        return 0.0

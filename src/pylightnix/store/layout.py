@@ -64,8 +64,13 @@ def rref2path_(rref: RRef, S: StorageSettings) -> Path:
     """
     if not is_rref(rref):
         parse_rref(rref)  # raises the RefError that names it
-    # rref:<rhash 32>-<dhash 32>-<name>: the folder is <dhash>-<name>/<rhash>.
-    return Path(f"{S.storage}{os.sep}{rref[38:]}{os.sep}{rref[5:37]}")
+    return rref_folder(S.storage, rref)
+
+
+def rref_folder(storage: str, rref: str) -> Path:
+    """The folder of a realization given a well-formed RRef (not checked again): in
+    ``rref:<rhash 32>-<dhash 32>-<name>`` the folder is ``<dhash>-<name>/<rhash>``."""
+    return Path(f"{storage}{os.sep}{rref[38:]}{os.sep}{rref[5:37]}")
 
 
 _CHECKED: set[str] = set()
@@ -80,7 +85,7 @@ def check_store(S: StorageSettings) -> None:
         with open(fmt, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        old = _old_store(S)
+        old = old_store(S)
         if old is not None:
             raise _upgrade_error(S, old) from None
         if not os.path.isdir(S.storage):
@@ -112,14 +117,22 @@ OLD_VERSION = "store-v1"
 OLD_FORMAT_TEXT = f"pylightnix {OLD_VERSION}\n"
 
 
-def _old_store(S: StorageSettings) -> str | None:
-    """``<root>/store-v1`` when it holds a store of that version (to be upgraded)."""
-    p = os.path.join(S.root, OLD_VERSION)
+def format_text(storage: str) -> str | None:
+    """The text of a storage folder's ``FORMAT`` file (``None`` when it cannot be read)."""
     try:
-        with open(os.path.join(p, FORMAT_FILE), encoding="utf-8") as f:
-            return p if f.read() == OLD_FORMAT_TEXT and not os.path.islink(p) else None
+        with open(os.path.join(storage, FORMAT_FILE), encoding="utf-8") as f:
+            return f.read()
     except OSError:
         return None
+
+
+def old_store(S: StorageSettings) -> str | None:
+    """The ``store-v1`` storage folder of ``S`` (its own, else ``<root>/store-v1``), or
+    ``None``: a real folder (not the link an upgrade leaves) with that ``FORMAT``."""
+    for p in (S.storage, os.path.join(S.root, OLD_VERSION)):
+        if not os.path.islink(p) and format_text(p) == OLD_FORMAT_TEXT:
+            return p
+    return None
 
 
 def _upgrade_error(S: StorageSettings, old: str) -> StoreVersionError:
@@ -142,7 +155,7 @@ def init_store(S: StorageSettings, *, check_not_exist: bool = False) -> None:
     """
     fmt = os.path.join(S.storage, FORMAT_FILE)
     if not os.path.exists(fmt):
-        old = _old_store(S)
+        old = old_store(S)
         if old is not None:
             raise _upgrade_error(S, old)
     if os.path.exists(fmt):

@@ -32,6 +32,7 @@ from pylightnix.refs import (
 from pylightnix.store.facts import (
     ScoreNotANumberError,
     ScoreOutsideStoreError,
+    bstart_of,
     bstarts,
     forget_facts,
     read_score_file,
@@ -548,7 +549,7 @@ def store_reindex(S: StorageSettings | None = None) -> int:
                 (new.failed if failed else new.ctx).setdefault(chash, {})[rhash] = None
                 if rhash not in old.ctx.get(chash, {}) and rhash not in old.failed.get(chash, {}):
                     made[0] += 1
-                new.bstart[rhash] = _meta_bstart(rrefmeta(r, s))
+                new.bstart[rhash] = bstart_of(rrefmeta(r, s))
                 for filename in old.scores:
                     try:
                         value = read_score_file(s, r, filename)
@@ -573,11 +574,6 @@ def _keep_in_flight(d: DRef, old: Index, new: Index, registered: set[str]) -> No
                 if h not in new.bstart and mkrref(h, dhash, name) in registered:  # type: ignore[arg-type]
                     dst.setdefault(chash, {})[h] = None
                     new.bstart[h] = old.bstart.get(h, 0.0)
-
-
-def _meta_bstart(meta: dict[str, Any]) -> float:
-    v = meta.get("build_start", 0.0)
-    return float(v) if isinstance(v, int | float) else 0.0
 
 
 def dref_exists(dref: DRef, S: StorageSettings) -> bool:

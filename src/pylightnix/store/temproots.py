@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pylightnix.errors import StoreError
 from pylightnix.refs import is_dref, is_rref
 from pylightnix.store.fsops import store_os_error, store_stage
-from pylightnix.store.layout import TEMPROOTS_DIR, dref2path
+from pylightnix.store.layout import TEMPROOTS_DIR, dref2path, rref_folder
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import DRef
@@ -111,7 +111,7 @@ def _record(S: StorageSettings) -> _Record:
 
 def _exists(S: StorageSettings, ref: str) -> bool:
     if is_rref(ref):
-        return os.path.isdir(f"{S.storage}{os.sep}{ref[38:]}{os.sep}{ref[5:37]}")
+        return os.path.isdir(rref_folder(S.storage, ref))
     return is_dref(ref) and os.path.isdir(dref2path(DRef(ref), S))
 
 

@@ -32,21 +32,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pylightnix.errors import UpgradeError
-from pylightnix.refs import HASH_LEN, is_hashpart, maybe_parse_dref_dirname
+from pylightnix.refs import HASH_LEN, is_hashpart, is_rref, maybe_parse_dref_dirname
+from pylightnix.store.chosen import record_text
+from pylightnix.store.facts import read_bstart
 from pylightnix.store.fsops import atomic_write, remove_tree
-from pylightnix.store.index import (
-    Index,
-    chosen_line,
-    index_lines,
-    parse_into,
-)
+from pylightnix.store.gcgraph import read_json
+from pylightnix.store.index import Index, index_lines
 from pylightnix.store.layout import (
     _CHECKED,
     CHASH_LEN,
@@ -57,8 +54,11 @@ from pylightnix.store.layout import (
     OLD_VERSION,
     RESERVED,
     TEMPROOTS_DIR,
+    format_text,
+    old_store,
 )
 from pylightnix.store.settings import FORMAT_FILE, FORMAT_TEXT, STORE_VERSION, StorageSettings
+from pylightnix.types import RRef
 
 OLD_INDEX_DIR = "by-context"
 OLD_FAILED_INDEX_DIR = "by-context-failed"
@@ -81,22 +81,6 @@ class UpgradeResult:
     derivations: int
     realizations: int
     renamed_from: str | None
-
-
-def old_storage(S: StorageSettings) -> str | None:
-    """The ``store-v1`` folder that ``S`` would be upgraded from, or ``None``."""
-    for p in (S.storage, os.path.join(S.root, OLD_VERSION)):
-        if os.path.isdir(p) and not os.path.islink(p) and _format(p) == OLD_FORMAT_TEXT:
-            return p
-    return None
-
-
-def _format(storage: str) -> str | None:
-    try:
-        with open(os.path.join(storage, FORMAT_FILE), encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager
@@ -159,11 +143,11 @@ def upgrade_store(S: StorageSettings) -> UpgradeResult:
         UpgradeError: a process uses the store, there is no such store, or a
             ``store-v2`` store holding objects already exists at ``S.storage``.
     """
-    src = old_storage(S)
+    src = old_store(S)
     if src is None:
         src = _interrupted(S)
         if src is None:
-            if _format(S.storage) == FORMAT_TEXT:
+            if format_text(S.storage) == FORMAT_TEXT:
                 with _exclusive(S.storage):
                     _remove_old_files(S.storage)
                 return UpgradeResult(S.storage, 0, 0, None)
@@ -176,7 +160,7 @@ def upgrade_store(S: StorageSettings) -> UpgradeResult:
         _check_room(S.storage)
     with _exclusive(src):
         n_d = n_r = 0
-        if _format(src) == OLD_FORMAT_TEXT:
+        if format_text(src) == OLD_FORMAT_TEXT:
             n_d, n_r = _write_indexes(src)
             atomic_write(os.path.join(src, FORMAT_FILE), FORMAT_TEXT.encode(), mode=0o444)
         renamed = None
@@ -195,7 +179,7 @@ def upgrade_store(S: StorageSettings) -> UpgradeResult:
 def _interrupted(S: StorageSettings) -> str | None:
     """``<root>/store-v1`` already holding the new ``FORMAT`` (a crash before its rename)."""
     p = os.path.join(S.root, OLD_VERSION)
-    if p != S.storage and os.path.isdir(p) and not os.path.islink(p) and _format(p) == FORMAT_TEXT:
+    if p != S.storage and not os.path.islink(p) and format_text(p) == FORMAT_TEXT:
         return p
     return None
 
@@ -205,7 +189,7 @@ def _check_room(storage: str) -> None:
     if not os.path.lexists(storage):
         return
     names = [n for n in os.listdir(storage) if maybe_parse_dref_dirname(n) is not None]
-    if names or _format(storage) != FORMAT_TEXT:
+    if names or format_text(storage) != FORMAT_TEXT:
         raise UpgradeError(
             f"cannot upgrade into {storage!r}: a {STORE_VERSION} store holding objects is "
             "already there; move it away (or export what it holds and import it after)",
@@ -246,51 +230,55 @@ def _old_index(ddir: str) -> Index:
                     for h in os.listdir(os.path.join(ddir, sub, chash)):
                         if is_hashpart(h) and len(chash) == CHASH_LEN:
                             table.setdefault(chash, {})[h] = None
-    facts = Index()
-    try:
-        with open(os.path.join(ddir, OLD_FACTS_FILE), encoding="utf-8", errors="replace") as f:
-            old_facts = f.read().splitlines()
-    except OSError:
-        old_facts = []
-    for line in old_facts:
-        parts = line.split("\t")
-        if len(parts) == 3 and len(parts[0]) == HASH_LEN:
-            h, key, value = parts
-            if key == "bstart":
-                parse_into(f"R\t{h}\t{'0' * CHASH_LEN}\t{value}\n", facts)
-            elif key.startswith("score:"):
-                parse_into(f"S\t{h}\t{key[6:]}\t{value}\n", facts)
-    ix.scores = facts.scores
+    bstarts = _old_facts(os.path.join(ddir, OLD_FACTS_FILE), ix)
     for table in (ix.ctx, ix.failed):
         for hs in table.values():
             for h in hs:
-                ix.bstart[h] = facts.bstart.get(h) or _bstart(os.path.join(ddir, h))
+                ix.bstart[h] = bstarts.get(h) or read_bstart(
+                    os.path.join(ddir, h, RESERVED, META_FILE)
+                )
     for name in sorted(os.listdir(ddir)):
         if name.startswith(OLD_CHOSEN[0]) and name.endswith(OLD_CHOSEN[1]):
             chash = name[len(OLD_CHOSEN[0]) :].partition("-")[0]
-            rec = _read_json(os.path.join(ddir, name))
+            try:
+                rec = read_json(os.path.join(ddir, name))
+            except (OSError, ValueError):
+                continue
             if len(chash) != CHASH_LEN or not isinstance(rec, dict):
                 continue
-            t = rec.pop("time", 0.0)
+            t = rec.get("time", 0.0)
             t = float(t) if isinstance(t, int | float) else 0.0
-            if chash not in ix.chosen or ix.chosen[chash][0] <= t:
-                line = chosen_line(chash, t, rec)
-                ix.chosen[chash] = (t, line.rstrip("\n").split("\t", 3)[3])
+            rrefs = rec.get("rrefs")
+            sf = rec.get("score_file")
+            if isinstance(rrefs, list) and (chash not in ix.chosen or ix.chosen[chash][0] <= t):
+                picked = sorted(RRef(r) for r in rrefs if is_rref(r))
+                ix.chosen[chash] = (t, record_text(picked, sf if isinstance(sf, str) else None))
     return ix
 
 
-def _read_json(path: str) -> object:
+def _old_facts(path: str, ix: Index) -> dict[str, float]:
+    """The build times a ``facts.tsv`` holds; its scores go into ``ix``. Lines of another
+    shape (torn by a crash) are skipped, as ``store-v1`` did."""
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-
-
-def _bstart(rdir: str) -> float:
-    m = _read_json(os.path.join(rdir, RESERVED, META_FILE))
-    v = m.get("build_start", 0.0) if isinstance(m, dict) else 0.0
-    return float(v) if isinstance(v, int | float) else 0.0
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    bstarts: dict[str, float] = {}
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) != 3 or len(parts[0]) != HASH_LEN:
+            continue
+        h, key, value = parts
+        try:
+            number = None if value == "-" else float(value)
+        except ValueError:
+            continue
+        if key == "bstart" and number is not None:
+            bstarts[h] = number
+        elif key.startswith("score:"):
+            ix.scores.setdefault(key[len("score:") :], {})[h] = number
+    return bstarts
 
 
 def _remove_old_files(storage: str) -> tuple[int, int]:
