@@ -299,3 +299,76 @@ def test_top_n_of_many_ranks_as_the_full_sort(pairs: list[tuple[Any, RRef]], n: 
     rrefs = [r for _, r in pairs]
     m = Match(_GivenKeys(keys), TopN(n))
     assert m(None, rrefs) == _ranked_by_sorting(keys, rrefs, n)  # type: ignore[arg-type]
+
+
+_HASHES = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)
+
+
+def _reference(m: Match, keys: dict[str, Any], hashes: list[str]) -> list[str] | None:
+    """A built-in matcher's answer by its definition: keys ``None`` left out, highest key
+    first, ties by hash part (as by RRef text within one derivation), then the trim."""
+    ranked = sorted((h for h in hashes if keys[h] is not None), key=lambda h: (-keys[h], h))
+    if isinstance(m.trim, TopN):
+        return ranked[: m.trim.n] if len(ranked) >= m.trim.n else None
+    if isinstance(m.trim, Only) and len(ranked) > 1:
+        raise AssertionError("index_pick answered for match_only with several candidates")
+    return ranked or None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_HASHES, st.integers(0, 4) | st.none(), st.booleans()),
+        unique_by=lambda t: t[0],
+        max_size=12,
+    ),
+    st.sampled_from(["latest", "best", "all", "some", "only"]),
+    st.integers(1, 3),
+)
+def test_an_answer_from_the_index_is_the_answer_among_the_candidates_in_place(
+    cands: list[tuple[str, int | None, bool]], kind: str, n: int
+) -> None:
+    """Whatever lines of the index have no folder (insertions in flight or undone), when
+    every pick from the index is in place it is exactly the matcher's answer among the
+    candidates in place; with every candidate in place the index always answers."""
+    from pylightnix.store.index import Index
+
+    m = {
+        "latest": match_latest(n),
+        "best": match_best("score.txt", n),
+        "all": match_all(),
+        "some": match_some(n),
+        "only": match_only(),
+    }[kind]
+    hashes = [h for h, _, _ in cands]
+    ix = Index()
+    ix.bstart = {h: float(k if k is not None else -1) for h, k, _ in cands}
+    ix.scores = {"score.txt": {h: None if k is None else float(k) for h, k, _ in cands}}
+    keys: dict[str, Any] = {
+        "latest": ix.bstart,
+        "best": ix.scores["score.txt"],
+    }.get(kind, dict.fromkeys(hashes, 0))
+    placed = [h for h, _, here in cands if here]
+    picked = m.index_pick(ix, hashes)
+    if picked is not None and set(picked) <= set(placed):
+        assert sorted(picked) == sorted(_reference(m, keys, placed) or [])
+    if len(placed) == len(hashes) and not (kind == "only" and len(hashes) > 1):
+        assert picked == (_reference(m, keys, hashes) or None)
+
+
+def test_index_pick_declines_what_the_index_cannot_tell() -> None:
+    """A score not read yet, a custom key or trim, match_only among several: no answer
+    from the index (the matcher is then asked with the candidates in place)."""
+    from pylightnix.store.index import Index
+
+    ix = Index()
+    a, b = "a" * 32, "b" * 32
+    ix.bstart = {a: 1.0, b: 2.0}
+    ix.scores = {"score.txt": {a: 3.0}}
+    assert match_best("score.txt").index_pick(ix, [a, b]) is None
+    assert match_best("score.txt").index_pick(ix, [a]) == [a]
+    assert match_best(lambda S, r: 1.0).index_pick(ix, [a, b]) is None
+    assert match(NoKey(), lambda rrefs: rrefs).index_pick(ix, [a, b]) is None
+    assert match_only().index_pick(ix, [a, b]) is None
+    assert match_latest(1).index_pick(ix, [a, b]) == [b]
+    assert match_latest(3).index_pick(ix, [a, b]) is None

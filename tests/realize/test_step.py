@@ -147,3 +147,45 @@ def test_a_reused_build_folder_never_takes_over_a_leftover_with_contents(
         assert take_build_folder(S, "c") == empty
         give_back_build_folder(S, empty)
     assert os.listdir(S.tmpdir) == [os.path.basename(left)]
+
+
+def _many(r: Any = None) -> DRef:
+    from pylightnix import build_outpaths, match_latest
+
+    def write(b: Build) -> None:
+        for o in build_outpaths(b):
+            with open(os.path.join(o, "out.txt"), "w") as f:
+                f.write(os.urandom(8).hex())
+
+    return mkdrv({"name": "many"}, match_latest(1), build_wrapper(write, nouts=3), r)
+
+
+def test_a_match_never_offers_an_indexed_realization_that_is_not_in_place(
+    S: StorageSettings,
+) -> None:
+    """Index lines whose folder is missing (an insertion in flight, one a crash left
+    undone, one whose reserved folder was removed by hand) are never chosen, even when
+    they rank first: the newest realization in place is."""
+    from pylightnix import drefrrefs, rrefbstart
+    from pylightnix.refs import mkrref, parse_dref, parse_rref
+    from pylightnix.store.layout import RESERVED
+
+    d, clo = instantiate(_many, S=S)
+    realize(clo)
+    rrefs = drefrrefs(d, S)
+    # Newest first, ties (outputs of one build) in ascending RRef order.
+    newest, second = sorted(rrefs, key=lambda r: (-rrefbstart(r, S), r))[:2]
+    chash = context_hash({})[:32]
+    ghost = "f" * 32  # no folder at all, and the newest build time
+    with open(os.path.join(S.storage, d[5:], "index.tsv"), "a") as f:
+        f.write(f"R\t{ghost}\t{chash}\t9999999999.0\n")
+    assert match_in(clo.derivations[0], S, context_hash({})) == [newest]
+    # The newest one loses its reserved folder: the next newest is chosen.
+    damaged = os.path.join(S.storage, d[5:], parse_rref(newest)[0])
+    os.chmod(damaged, 0o755)
+    os.chmod(os.path.join(damaged, RESERVED), 0o755)
+    for n in os.listdir(os.path.join(damaged, RESERVED)):
+        os.remove(os.path.join(damaged, RESERVED, n))
+    os.rmdir(os.path.join(damaged, RESERVED))
+    assert match_in(clo.derivations[0], S, context_hash({})) == [second]
+    assert mkrref(ghost, *parse_dref(d)) not in my_temproots(S)  # type: ignore[arg-type]

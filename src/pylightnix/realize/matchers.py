@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from operator import itemgetter, neg
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from pylightnix.errors import MatcherError
 from pylightnix.store.facts import (
@@ -30,6 +30,7 @@ from pylightnix.store.facts import (
     bstarts,
     scores,
 )
+from pylightnix.store.index import Index
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import RRef
 
@@ -47,30 +48,72 @@ class Match:
     def __call__(self, S: StorageSettings, rrefs: list[RRef]) -> list[RRef] | None:
         batch = getattr(self.key, "batch_keys", None)
         ks = batch(S, rrefs) if batch is not None else [self.key(S, r) for r in rrefs]
+        return self._rank_trim(ks, rrefs)
+
+    def _rank_trim(self, ks: list[Any] | None, items: list[_T]) -> list[_T] | None:
+        """Rank ``items`` by their keys ``ks`` (``None``: all the same) and trim.
+
+        ``items`` sort as their RRefs do: RRefs, or the hash parts of one
+        derivation's realizations.
+        """
+        trim: Callable[[list[_T]], list[_T] | None] = self.trim  # type: ignore[assignment]
         if ks is None:  # every candidate ranks the same: ascending RRef order
-            return self.trim(sorted(rrefs))
-        if isinstance(self.trim, TopN) and len(rrefs) > 4 * self.trim.n:
-            top = _top_numbers(ks, rrefs, self.trim.n)
+            return trim(sorted(items))
+        if isinstance(self.trim, TopN) and len(items) > 4 * self.trim.n:
+            top = _top_numbers(ks, items, self.trim.n)
             if top is not None:
-                return self.trim(top)
-        scored = list(zip(ks, rrefs, strict=True))
+                return trim(top)
+        scored = list(zip(ks, items, strict=True))
         if None in ks:
             scored = [kr for kr in scored if kr[0] is not None]
         # Highest key first; equal keys in ascending RRef order (deterministic).
         # Candidates from the store come sorted: the stable sort keeps that order.
-        if sorted(rrefs) != rrefs:
+        if sorted(items) != items:
             scored.sort(key=itemgetter(1))
         scored.sort(key=itemgetter(0), reverse=True)
-        return self.trim(list(map(itemgetter(1), scored)))
+        return trim(list(map(itemgetter(1), scored)))
+
+    def index_pick(self, ix: Index, hashes: list[str]) -> list[str] | None:
+        """What this matcher picks among realizations of one derivation, from its index
+        alone: ``hashes`` are the hash parts the index lists in the context, some of
+        which may not be in place (an insertion in flight, or one a crash left undone).
+
+        The answer (hash parts) stands only if every pick is in place: a trim here
+        keeps a prefix of the ranking, and a key ranks each candidate on its own, so
+        picks that are in place are the picks among the candidates in place. ``None``
+        when the index cannot tell (another key or trim, a score not read yet, an
+        answer that is no answer): then ask the matcher with the checked candidates.
+        """
+        key, trim = type(self.key), type(self.trim)
+        if trim not in (TopN, All, Only) or (trim is Only and len(hashes) > 1):
+            return None
+        ks: list[Any] | None
+        if key is NoKey:
+            ks = None
+        elif key is BuildTimeKey:
+            if not all(map(ix.bstart.__contains__, hashes)):
+                return None
+            ks = list(map(ix.bstart.__getitem__, hashes))
+        elif key is FileKey:
+            known = ix.scores.get(self.key.filename)  # type: ignore[attr-defined]
+            if known is None or not all(map(known.__contains__, hashes)):
+                return None
+            ks = list(map(known.__getitem__, hashes))
+        else:
+            return None
+        return self._rank_trim(ks, hashes) or None
 
 
-def _top_numbers(ks: list[Any], rrefs: list[RRef], n: int) -> list[RRef] | None:
+_T = TypeVar("_T", bound=str)
+
+
+def _top_numbers(ks: list[Any], items: list[_T], n: int) -> list[_T] | None:
     """The ``n`` best of many candidates ranked by plain numbers, as the full sort would
     rank them (highest key first, ties in ascending RRef order), in one pass; ``None``
     when a key is not a plain number (``None``, NaN, another type): then sort."""
     if not set(map(type, ks)) <= {int, float} or any(map(math.isnan, ks)):
         return None
-    return [r for _, r in heapq.nsmallest(n, zip(map(neg, ks), rrefs, strict=True))]
+    return [r for _, r in heapq.nsmallest(n, zip(map(neg, ks), items, strict=True))]
 
 
 def match(key: Key, trim: Trim) -> Match:

@@ -38,11 +38,16 @@ from pylightnix.realize.buildlog import (
     keep_proxies,
 )
 from pylightnix.realize.registry import Derivation
-from pylightnix.refs import dref_name
+from pylightnix.refs import dref_name, mkrrefs, parse_dref
 from pylightnix.store.fsops import mkdtemp_in, remove_tree, this_pid
 from pylightnix.store.insert import scan_output, store_derivation, store_realization
 from pylightnix.store.locks import build_lock
-from pylightnix.store.query import drefrrefs_chash, remember_config
+from pylightnix.store.query import (
+    drefrrefs_chash,
+    in_place,
+    indexed_candidates,
+    remember_config,
+)
 from pylightnix.store.settings import StorageSettings
 from pylightnix.store.temproots import add_temproots, confirm_temproots
 from pylightnix.types import Context, DRef, Path, RRef
@@ -486,15 +491,40 @@ def match_in(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | No
     """
     pend = _DEFERRED.get()
     if pend is not None:
-        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = _match(drv, S, chash)
         if m:
             pend.extend(m)
         return m
     for _ in range(MATCH_RETRIES):
-        m = ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+        m = _match(drv, S, chash)
         if m is None or not add_temproots(S, m, check=True):
             return m
     raise vanished_error(str(drv.dref), S)
+
+
+def _match(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | None:
+    """The matcher's answer among the realizations of ``drv`` in context ``chash``.
+
+    A matcher of ``matchers.py`` answers from the derivation's index first
+    (``Match.index_pick``): then only its few picks are checked to be in place,
+    not every candidate, so a derivation with thousands of realizations costs
+    one pass over its index and a ``stat`` per pick. Else, or when a pick is
+    not in place, the matcher is asked with the candidates in place.
+    """
+    pick = getattr(drv.matcher, "index_pick", None)
+    if pick is not None:
+        ix, hashes = indexed_candidates(drv.dref, chash, S)
+        if not hashes:
+            return ask_matcher(drv, S, [])  # none indexed: none in place either
+        picked = pick(ix, hashes)
+        if picked and len(picked) <= PICKS_CHECKED_MAX and in_place(drv.dref, picked, S):
+            dhash, name = parse_dref(drv.dref)
+            return mkrrefs(sorted(set(picked)), dhash, name)
+    return ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
+
+
+PICKS_CHECKED_MAX = 8
+"""More picks than this are checked by listing the derivation folder (:func:`drefrrefs_chash`)."""
 
 
 def unsatisfied_after_build(drv: Derivation) -> MatcherError:

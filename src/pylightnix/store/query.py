@@ -345,6 +345,22 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
     return out
 
 
+def indexed_candidates(dref: DRef, chash: str, S: StorageSettings) -> tuple[Index, list[str]]:
+    """The index of ``dref`` and the realization hashes it lists in context ``chash``, in
+    the order they were appended: possibly with an insertion still in flight or one a
+    crash left undone (see :func:`in_place`); :func:`drefrrefs_chash` gives only those
+    in place."""
+    ix = read_index(S, dref)
+    return ix, list(ix.ctx.get(chash[:CHASH_LEN], ()))
+
+
+def in_place(dref: DRef, hashes: Iterable[str], S: StorageSettings) -> bool:
+    """Whether every realization ``hashes`` of ``dref`` is in the store with its reserved
+    folder (a ``stat`` each: the check :func:`drefrrefs_chash` makes of few candidates)."""
+    base = os.path.dirname(index_path(S, dref))
+    return all(os.path.isdir(f"{base}{os.sep}{h}{os.sep}{RESERVED}") for h in hashes)
+
+
 _STAT_EACH_MAX = 4
 """Up to this many candidates, a stat each is cheaper than listing the derivation folder."""
 
