@@ -189,3 +189,34 @@ def test_a_match_never_offers_an_indexed_realization_that_is_not_in_place(
     os.rmdir(os.path.join(damaged, RESERVED))
     assert match_in(clo.derivations[0], S, context_hash({})) == [second]
     assert mkrref(ghost, *parse_dref(d)) not in my_temproots(S)  # type: ignore[arg-type]
+
+
+def test_a_realize_never_rests_on_an_indexed_realization_that_is_not_in_place(
+    S: StorageSettings,
+) -> None:
+    """A no-op realize picks from the index and checks its picks at their registration:
+    an upstream line in flight that ranks first makes that check fail, and the closure
+    is realized again with its picks checked at once, so nothing is built, no
+    assert_realized or dry run is misled, and the last chosen record names what is in
+    place."""
+    from pylightnix import match_all, rrefbstart
+    from pylightnix.store.chosen import chosen_records
+
+    def stages(r: Any = None) -> DRef:
+        a = _many(r)
+        return mkdrv({"name": "b", "a": a}, match_all(), build_wrapper(_write), r)
+
+    b, clo = instantiate(stages, S=S)
+    a = clo.derivations[0].dref
+    _, _, ctx = realize(clo)
+    ghost = "f" * 32
+    with open(os.path.join(S.storage, a[5:], "index.tsv"), "a") as f:
+        f.write(f"R\t{ghost}\t{context_hash({})[:32]}\t9999999999.0\n")
+    for kw in ({"assert_realized": [a, b]}, {"dry_run": True}, {}):
+        release_temproots(S)
+        _, clo = instantiate(stages, S=S)
+        _, _, got = realize(clo, **kw)  # type: ignore[arg-type]
+        assert got == ctx, kw
+    assert rrefbstart(ctx[a][0], S) < 9999999999.0
+    (rec,) = chosen_records(S, a).values()
+    assert rec.rrefs == tuple(ctx[a])

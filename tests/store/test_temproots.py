@@ -231,3 +231,23 @@ def test_confirmed_refs_are_not_looked_for_again_and_only_registered_ones_count(
     add_temproots(S, [inserted])
     confirm_temproots(S, [inserted, ghost])
     assert add_temproots(S, [inserted, ghost], check=True) == [ghost]
+
+
+def test_refs_checked_whole_need_their_reserved_folder_even_when_found_before(
+    S: StorageSettings,
+) -> None:
+    """A ref passed as ``whole`` is looked for with its reserved folder at every check,
+    found before or not: a folder without it (an insertion not complete, or damaged by
+    hand) counts as missing; the others are checked as before."""
+    from pylightnix.store.layout import RESERVED, rref_folder
+
+    rref = realize1(instantiate(_one, S=S))
+    assert add_temproots(S, [rref], check=True) == []  # found: not looked for again
+    reserved = os.path.join(rref_folder(S.storage, rref), RESERVED)
+    os.chmod(os.path.dirname(reserved), 0o755)
+    os.chmod(reserved, 0o755)
+    for n in os.listdir(reserved):
+        os.remove(os.path.join(reserved, n))
+    os.rmdir(reserved)
+    assert add_temproots(S, [rref], check=True) == []
+    assert add_temproots(S, [rref], check=True, whole={rref}) == [rref]

@@ -131,9 +131,10 @@ def _run_sequential_registered(
 ) -> Context:
     """:func:`_run_sequential` with the matches registered in batches (one write for a
     no-op realize); if a collection deleted a choice before its batch, realize again."""
-    for _ in range(MATCH_RETRIES):
+    for attempt in range(MATCH_RETRIES):
         try:
-            with deferred_registration(S), library_work():
+            # Again after a pick from an index was not in place: then each is checked at once.
+            with deferred_registration(S, trust_index=attempt == 0), library_work():
                 return _run_sequential(c, S, opts, progress, t0)
         except VanishedError:
             continue

@@ -350,6 +350,9 @@ def decide(
         m = match_in(drv, S, chash)
         if m is not None:
             return StepResult(drv.dref, tuple(m), False, "matched")
+        # What follows (a substitution, an error, a dry run's answer, a build) must
+        # rest on a context of checked picks: an unchecked one may be a line in flight.
+        flush_deferred(S)
         if opts.substituters and not opts.dry_run:
             m = substitute_in(drv, S, chash, opts.substituters)
             if m is not None:
@@ -402,7 +405,18 @@ def realize_one(
 MATCH_RETRIES = 20
 """How often a match is asked again when collections keep deleting what it chose."""
 
-_DEFERRED: ContextVar[list[RRef] | None] = ContextVar("pylightnix_deferred_roots", default=None)
+
+@dataclass
+class _Pending:
+    """Matches waiting for their registration (see :func:`deferred_registration`)."""
+
+    refs: list[RRef] = field(default_factory=list)
+    unchecked: set[RRef] = field(default_factory=set)
+    """Picks answered from an index and not yet seen in place: the registration checks them."""
+    trust_index: bool = True
+
+
+_DEFERRED: ContextVar[_Pending | None] = ContextVar("pylightnix_deferred_roots", default=None)
 
 
 class VanishedError(Exception):
@@ -420,15 +434,21 @@ def vanished_error(where: str, S: StorageSettings) -> StoreError:
 
 
 @contextlib.contextmanager
-def deferred_registration(S: StorageSettings) -> Iterator[None]:
+def deferred_registration(S: StorageSettings, *, trust_index: bool = True) -> Iterator[None]:
     """Within the block, what matchers choose becomes a temporary root in one batch
     (one write): before the next build (which reads it) and at the end of the block.
 
+    With ``trust_index``, a pick a matcher makes from its derivation's index
+    (:func:`_match`) is checked to be in place by that registration, not
+    before: the check it needs after its registration anyway (race window 2
+    of ``docs/gc.md``) then serves both, one ``stat`` instead of two.
+
     Raises:
-        VanishedError: at a flush, a chosen realization was deleted in between
-            (the caller realizes again).
+        VanishedError: at a flush, a chosen realization was deleted in between,
+            or a pick from an index was not in place (the caller realizes
+            again, without ``trust_index``).
     """
-    tok = _DEFERRED.set([])
+    tok = _DEFERRED.set(_Pending(trust_index=trust_index))
     try:
         yield
         flush_deferred(S)
@@ -449,10 +469,10 @@ def immediate_registration() -> Iterator[None]:
 def flush_deferred(S: StorageSettings) -> None:
     """Register the deferred choices; raise :class:`VanishedError` if some are gone."""
     pend = _DEFERRED.get()
-    if pend:
-        batch = list(pend)
-        pend.clear()
-        if add_temproots(S, batch, check=True):
+    if pend is not None and pend.refs:
+        batch, whole = pend.refs, pend.unchecked
+        pend.refs, pend.unchecked = [], set()
+        if add_temproots(S, batch, check=True, whole=whole):
             raise VanishedError(batch)
 
 
@@ -491,9 +511,9 @@ def match_in(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | No
     """
     pend = _DEFERRED.get()
     if pend is not None:
-        m = _match(drv, S, chash)
+        m = _match(drv, S, chash, pend.unchecked if pend.trust_index else None)
         if m:
-            pend.extend(m)
+            pend.refs.extend(m)
         return m
     for _ in range(MATCH_RETRIES):
         m = _match(drv, S, chash)
@@ -502,14 +522,18 @@ def match_in(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | No
     raise vanished_error(str(drv.dref), S)
 
 
-def _match(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | None:
+def _match(
+    drv: Derivation, S: StorageSettings, chash: str, unchecked: set[RRef] | None = None
+) -> list[RRef] | None:
     """The matcher's answer among the realizations of ``drv`` in context ``chash``.
 
     A matcher of ``matchers.py`` answers from the derivation's index first
     (``Match.index_pick``): then only its few picks are checked to be in place,
     not every candidate, so a derivation with thousands of realizations costs
     one pass over its index and a ``stat`` per pick. Else, or when a pick is
-    not in place, the matcher is asked with the candidates in place.
+    not in place, the matcher is asked with the candidates in place. Given
+    ``unchecked``, picks are added to it instead of being checked here: the
+    caller checks them later (:func:`flush_deferred`).
     """
     pick = getattr(drv.matcher, "index_pick", None)
     if pick is not None:
@@ -517,9 +541,14 @@ def _match(drv: Derivation, S: StorageSettings, chash: str) -> list[RRef] | None
         if not hashes:
             return ask_matcher(drv, S, [])  # none indexed: none in place either
         picked = pick(ix, hashes)
-        if picked and len(picked) <= PICKS_CHECKED_MAX and in_place(drv.dref, picked, S):
+        if picked and len(picked) <= PICKS_CHECKED_MAX:
             dhash, name = parse_dref(drv.dref)
-            return mkrrefs(sorted(set(picked)), dhash, name)
+            if unchecked is not None:
+                out = mkrrefs(sorted(set(picked)), dhash, name)
+                unchecked.update(out)
+                return out
+            if in_place(drv.dref, picked, S):
+                return mkrrefs(sorted(set(picked)), dhash, name)
     return ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
 
 

@@ -31,13 +31,13 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from pylightnix.errors import StoreError
 from pylightnix.refs import is_dref, is_rref
 from pylightnix.store.fsops import store_os_error, store_stage
-from pylightnix.store.layout import TEMPROOTS_DIR, dref2path, rref_folder
+from pylightnix.store.layout import RESERVED, TEMPROOTS_DIR, dref2path, rref_folder
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import DRef
@@ -115,7 +115,13 @@ def _exists(S: StorageSettings, ref: str) -> bool:
     return is_dref(ref) and os.path.isdir(dref2path(DRef(ref), S))
 
 
-def add_temproots(S: StorageSettings, refs: Iterable[str], *, check: bool = False) -> list[str]:
+def add_temproots(
+    S: StorageSettings,
+    refs: Iterable[str],
+    *,
+    check: bool = False,
+    whole: Collection[str] = (),
+) -> list[str]:
     """Keep ``refs`` (DRefs and RRefs) alive for the rest of this process (or until released).
 
     One ``write`` to this process's record for all refs not registered
@@ -130,6 +136,9 @@ def add_temproots(S: StorageSettings, refs: Iterable[str], *, check: bool = Fals
         check: also report which of ``refs`` are not in the store (checked
             under the same lock): a collection may have deleted an object
             between the moment it was found and its registration.
+        whole: realizations among ``refs`` that ``check`` looks for as whole
+            ones (their reserved folder in place), even if found before: refs
+            an index names whose insertion may still be in flight.
 
     Returns:
         the refs that are missing (always empty without ``check``).
@@ -144,13 +153,13 @@ def add_temproots(S: StorageSettings, refs: Iterable[str], *, check: bool = Fals
         new = [r for r in want if r not in rec.seen]
         if rec.fd < 0 or not new:
             # Registered before (kept alive since then) or cannot be registered.
-            return _missing(S, rec, want) if check else []
+            return _missing(S, rec, want, whole) if check else []
         data = "".join(f"{r}\n" for r in new).encode()
         with gc_shared(S):
             with store_stage("registering temporary GC roots", rec.path):
                 os.write(rec.fd, data)
             rec.seen.update(new)
-            return _missing(S, rec, want) if check else []
+            return _missing(S, rec, want, whole) if check else []
 
 
 def confirm_temproots(S: StorageSettings, refs: Iterable[str]) -> None:
@@ -163,14 +172,21 @@ def confirm_temproots(S: StorageSettings, refs: Iterable[str]) -> None:
             rec.confirmed.update(r for r in refs if r in rec.seen)
 
 
-def _missing(S: StorageSettings, rec: _Record, refs: list[str]) -> list[str]:
+def _missing(
+    S: StorageSettings, rec: _Record, refs: list[str], whole: Collection[str] = ()
+) -> list[str]:
     """Those of ``refs`` not stored; one found stored after its registration is not
-    looked at again (no collection deletes it while the record lives)."""
+    looked at again (no collection deletes it while the record lives), unless it is
+    to be checked ``whole``."""
     out: list[str] = []
     for r in refs:
-        if r in rec.confirmed:
+        if r in whole:
+            here = os.path.isdir(f"{rref_folder(S.storage, r)}{os.sep}{RESERVED}")
+        elif r in rec.confirmed:
             continue
-        if not _exists(S, r):
+        else:
+            here = _exists(S, r)
+        if not here:
             out.append(r)
         elif rec.fd >= 0 and r in rec.seen:
             rec.confirmed.add(r)
