@@ -38,7 +38,7 @@ from pylightnix.realize.buildlog import (
     keep_proxies,
 )
 from pylightnix.realize.registry import Derivation
-from pylightnix.refs import dref_name, mkrrefs, parse_dref
+from pylightnix.refs import dref_name, is_hashpart
 from pylightnix.store.fsops import mkdtemp_in, remove_tree, this_pid
 from pylightnix.store.insert import scan_output, store_derivation, store_realization
 from pylightnix.store.locks import build_lock
@@ -541,14 +541,14 @@ def _match(
         if not hashes:
             return ask_matcher(drv, S, [])  # none indexed: none in place either
         picked = pick(ix, hashes)
-        if picked and len(picked) <= PICKS_CHECKED_MAX:
-            dhash, name = parse_dref(drv.dref)
+        if picked and len(picked) <= PICKS_CHECKED_MAX and all(map(is_hashpart, picked)):
+            # The DRef of a derivation is well-formed: its RRefs are "rref:<hash>-" + its tail.
+            out = [RRef(f"rref:{h}-{drv.dref[5:]}") for h in sorted(set(picked))]
             if unchecked is not None:
-                out = mkrrefs(sorted(set(picked)), dhash, name)
                 unchecked.update(out)
                 return out
             if in_place(drv.dref, picked, S):
-                return mkrrefs(sorted(set(picked)), dhash, name)
+                return out
     return ask_matcher(drv, S, drefrrefs_chash(drv.dref, chash, S))
 
 
