@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import fcntl
+import hashlib
 import os
 import pstats
 import subprocess
@@ -109,6 +111,63 @@ def cold_floor(where: str, n: int) -> tuple[float, float]:
             os.rename(d, os.path.join(store, f"o{i}"))
         return time.perf_counter() - t0, time.process_time() - c0
     finally:
+        remove_tree(base)
+
+
+def layout_floor(where: str, n: int) -> tuple[float, float]:
+    """Seconds (wall, CPU) for the system calls ``n`` cold stages need under the store
+    layout itself, with no library logic: what any implementation of store-v2 pays.
+
+    Per stage: the derivation (a folder with ``config.json``, renamed in); its
+    build lock (a lock file, ``flock``); the build (a folder with the output
+    file); the output read back and hashed; the reserved folder with
+    ``context.json`` and ``meta.json``; read-only modes; the realization
+    renamed in; its index line appended; one temporary-roots write.
+    """
+    base = tempfile.mkdtemp(prefix="plx-bench-layout-", dir=where)
+    try:
+        tmp, store, locks = (os.path.join(base, x) for x in ("tmp", "store", "locks"))
+        for d in (tmp, store, locks):
+            os.mkdir(d)
+        roots = os.open(os.path.join(base, "roots"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(n):
+            name = hashlib.sha256(b'{"name":"s%d"}' % i).hexdigest()[:32] + f"-s{i}"
+            d = os.path.join(tmp, f"d{i}")
+            os.mkdir(d)
+            with open(os.path.join(d, "config.json"), "wb") as f:
+                f.write(b'{"name":"s%d"}' % i)
+            ddir = os.path.join(store, name)
+            os.rename(d, ddir)
+            lock = os.open(os.path.join(locks, name), os.O_RDWR | os.O_CREAT)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            b = os.path.join(tmp, f"b{i}")
+            os.mkdir(b)
+            out = os.path.join(b, "out.txt")
+            with open(out, "w") as f:
+                f.write("x")
+            with open(out, "rb") as f:
+                rhash = hashlib.sha256(f.read()).hexdigest()[:32]
+            res = os.path.join(b, "__pylightnix__")
+            os.mkdir(res)
+            for fname in ("context.json", "meta.json"):
+                with open(os.path.join(res, fname), "wb") as f:
+                    f.write(b"{}")
+                os.chmod(os.path.join(res, fname), 0o444)
+            for x in (out, res, b):
+                os.chmod(x, 0o555 if x != out else 0o444)
+            ix = os.open(os.path.join(ddir, "index.tsv"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.write(ix, f"R\t{rhash}\t{rhash}\t0.0\n".encode())
+            os.close(ix)
+            os.rename(b, os.path.join(ddir, rhash))
+            os.close(lock)
+            os.write(roots, f"rref:{rhash}-{name}\n".encode())
+        return time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        os.close(roots)
+        for top, dirs, _ in os.walk(base):
+            for x in dirs:
+                os.chmod(os.path.join(top, x), 0o755)
         remove_tree(base)
 
 
@@ -331,6 +390,12 @@ def main(argv: list[str] | None = None) -> None:
                         f"{'':6} {'cpu':9} {cpu:9.3f} {cpu / stages * 1e6:10.1f}"
                         f"   CPU of the cold pass; the floor's: {flcpu / stages * 1e6:.1f} us/stage"
                         f" (ratio {cpu / flcpu:.2f})"
+                    )
+                    lay, laycpu = layout_floor(where, stages)
+                    print(
+                        f"{'':6} {'layout':9} {lay:9.3f} {lay / stages * 1e6:10.1f}"
+                        f"   the layout's own system calls (no library logic): {lay / fl:.2f}x the"
+                        f" floor; cold / layout: {dt / lay:.2f} (CPU {cpu / laycpu:.2f})"
                     )
         finally:
             remove_tree(root)
