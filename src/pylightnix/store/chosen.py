@@ -100,15 +100,17 @@ def record_chosen(
         score_file: the file the matcher ranks realizations by, if it is one.
     """
     want = (tuple(sorted(rrefs)), score_file)
-    key = (S.storage, dref, chash[:CHASH_LEN])
-    if _SEEN.get(key) == want:
-        return
+    text = record_text(want[0], score_file)
     # The lookup that preceded this call read the index: its copy is fresh enough
     # (a record written meanwhile by another process is a race either answer wins).
     ix = cached_index(S, dref) or read_index(S, dref)
     cur = ix.chosen.get(chash[:CHASH_LEN])
-    text = record_text(want[0], score_file)
-    if cur is None or (cur[1] != text and _differs(cur, want)):
+    if cur is not None and cur[1] == text:
+        return  # recorded as this process writes it (the usual no-op)
+    key = (S.storage, dref, chash[:CHASH_LEN])
+    if _SEEN.get(key) == want:
+        return
+    if cur is None or _differs(cur, want):
         # Best effort: a read-only store realizes from what it has and keeps no record.
         try:
             append_index(S, dref, [chosen_line(chash, time.time(), text)])

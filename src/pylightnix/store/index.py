@@ -55,7 +55,7 @@ Fact = float | None
 """A cached score: a number, or ``None`` (the realization has no such file)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Index:
     """What a process has parsed of one derivation's ``index.tsv``.
 
