@@ -372,3 +372,16 @@ def test_index_pick_declines_what_the_index_cannot_tell() -> None:
     assert match_only().index_pick(ix, [a, b]) is None
     assert match_latest(1).index_pick(ix, [a, b]) == [b]
     assert match_latest(3).index_pick(ix, [a, b]) is None
+
+
+def test_matchers_are_made_once_per_kind_and_n() -> None:
+    """One immutable matcher serves every stage that asks for the same kind and n; a
+    bad n is refused every time, and other n are other matchers."""
+    assert match_latest(2) is match_latest(2) and match_only() is match_only()
+    assert match_all() is match_all() and match_some(3) is match_some(3)
+    assert match_latest(2) is not match_latest(3) and match_latest(1) != match_some(1)
+    for _ in range(2):
+        with pytest.raises(MatcherError):
+            match_latest(0)
+        with pytest.raises(MatcherError):
+            match_some(True)  # type: ignore[arg-type]

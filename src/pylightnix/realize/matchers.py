@@ -224,9 +224,23 @@ def _check_n(n: int, who: str) -> int:
     return n
 
 
+_MADE: dict[tuple[str, int], Match] = {}
+"""Matchers made before, by kind and n: each is immutable, so one serves every stage
+(a pipeline of 100,000 stages makes one, not 100,000)."""
+
+
+def _made(kind: str, n: int, make: Callable[[], Match]) -> Match:
+    m = _MADE.get((kind, n)) if type(n) is int else None
+    if m is None:
+        m = make()
+        if len(_MADE) < 1024:
+            _MADE[(kind, n)] = m
+    return m
+
+
 def match_latest(n: int = 1) -> Match:
     """The ``n`` most recently built realizations (build if fewer exist)."""
-    return Match(BuildTimeKey(), TopN(_check_n(n, "match_latest")))
+    return _made("latest", n, lambda: Match(BuildTimeKey(), TopN(_check_n(n, "match_latest"))))
 
 
 @overload
@@ -241,7 +255,7 @@ def match_all(
     ``match_all()`` makes the matcher; ``match_all`` itself also is one (the
     original's spelling ``mkdrv(config, match_all, realizer)``).
     """
-    m = Match(NoKey(), All())
+    m = _made("all", 0, lambda: Match(NoKey(), All()))
     if rrefs is None:
         return m
     return m(S, rrefs)  # type: ignore[arg-type]
@@ -249,12 +263,12 @@ def match_all(
 
 def match_some(n: int = 1) -> Match:
     """Any ``n`` realizations, deterministically the first by RRef (build if fewer)."""
-    return Match(NoKey(), TopN(_check_n(n, "match_some")))
+    return _made("some", n, lambda: Match(NoKey(), TopN(_check_n(n, "match_some"))))
 
 
 def match_only() -> Match:
     """The one realization; several are an error (deterministic builds)."""
-    return Match(NoKey(), Only())
+    return _made("only", 0, lambda: Match(NoKey(), Only()))
 
 
 def match_exact(rrefs: Iterable[RRef]) -> Exact:
