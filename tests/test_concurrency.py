@@ -401,3 +401,84 @@ def test_realize_o_under_a_gc_loop_never_loses_its_result(
     assert [str(rt.link) for rt in list_roots(S)] == [last]
     assert gc(S).deleted_rrefs == ()
     assert os.path.isfile(os.path.join(last, "report.txt"))
+
+
+def _fresh(b: Build) -> None:
+    with open(os.path.join(build_outpath(b), "out.bin"), "wb") as f:
+        f.write(os.urandom(16))
+
+
+def _latest_pair(r: Any = None) -> DRef:
+    """A match_latest stage and a stage that needs it (rebuilt for each new input)."""
+    from pylightnix import match_latest
+
+    a = mkdrv({"name": "latest"}, match_latest(1), build_wrapper(_fresh), r)
+    return mkdrv({"name": "user", "a": a}, match_only(), build_wrapper(_fresh), r)
+
+
+def _insert_paused(root: str, fifos: str, q: Any) -> None:
+    """(child) Rebuild the match_latest stage, stopping between its index line and the
+    rename that puts its folder in place until the test releases it."""
+    import pylightnix.store.insert as insert
+
+    rename = insert.rename_noreplace
+
+    def paused(src: str, dst: str) -> bool:
+        if "-latest" + os.sep in dst:
+            with open(os.path.join(fifos, "started"), "w") as f:
+                f.write("indexed\n")
+            with open(os.path.join(fifos, "release")) as f:
+                assert f.read() == "go\n"
+        return rename(src, dst)
+
+    insert.rename_noreplace = paused  # type: ignore[assignment]
+    S = mkSS(root)
+    _, clo = instantiate(_latest_pair, S=S)
+    _, _, ctx = realize(clo, force_rebuild=[clo.derivations[0].dref])
+    q.put(ctx[clo.derivations[0].dref])
+
+
+def _noop_pair(root: str, q: Any) -> None:
+    """(child) Realize the pair with nothing to build (a new process: nothing known yet)."""
+    S = mkSS(root)
+    _, clo = instantiate(_latest_pair, S=S)
+    _, _, ctx = realize(clo, assert_realized=[d.dref for d in clo.derivations])
+    q.put({str(k): sorted(v) for k, v in ctx.items()})
+
+
+def test_a_realize_never_takes_an_insertion_in_flight(S: StorageSettings, tmp_path: Any) -> None:
+    """While another process has indexed a newer realization of a match_latest stage but
+    not yet renamed it in, a no-op realize in a third process picks the newest one in
+    place and builds nothing; once it lands, the next realize picks it."""
+    from tests.helpers import index_lines
+
+    fifos = str(tmp_path / "fifos")
+    os.mkdir(fifos)
+    os.mkfifo(os.path.join(fifos, "started"))
+    os.mkfifo(os.path.join(fifos, "release"))
+    _, clo = instantiate(_latest_pair, S=S)
+    a, b = (d.dref for d in clo.derivations)
+    _, _, before = realize(clo)
+    q = CTX.Queue()
+    inserter = CTX.Process(target=_insert_paused, args=(S.root, fifos, q))
+    inserter.start()
+    try:
+        with open(os.path.join(fifos, "started")) as f:
+            assert f.read() == "indexed\n"
+        # The new line ranks first and has no folder yet.
+        assert len(index_lines(S.storage, a, "R")) == 2
+        assert len([r for r in allrrefs(S) if r.endswith("-latest")]) == 1
+        noop = CTX.Process(target=_noop_pair, args=(S.root, q))
+        noop.start()
+        noop.join(TIMEOUT)  # what it sends is small: it can exit before it is read
+        assert noop.exitcode == 0
+        got = q.get(timeout=TIMEOUT)
+        assert got == {str(k): sorted(v) for k, v in before.items()}
+    finally:
+        with open(os.path.join(fifos, "release"), "w") as f:
+            f.write("go\n")
+    (new,) = q.get(timeout=TIMEOUT)
+    inserter.join(TIMEOUT)
+    assert inserter.exitcode == 0
+    _, _, after = realize(clo)
+    assert after[a] == [new] and new not in before[a] and after[b] != before[b]
