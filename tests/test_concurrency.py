@@ -421,7 +421,7 @@ def _insert_paused(root: str, fifos: str, q: Any) -> None:
     rename that puts its folder in place until the test releases it."""
     import pylightnix.store.insert as insert
 
-    rename = insert.rename_noreplace
+    rename = insert.__dict__["rename_noreplace"]
 
     def paused(src: str, dst: str) -> bool:
         if "-latest" + os.sep in dst:
@@ -429,9 +429,9 @@ def _insert_paused(root: str, fifos: str, q: Any) -> None:
                 f.write("indexed\n")
             with open(os.path.join(fifos, "release")) as f:
                 assert f.read() == "go\n"
-        return rename(src, dst)
+        return bool(rename(src, dst))
 
-    insert.rename_noreplace = paused  # type: ignore[assignment]
+    insert.__dict__["rename_noreplace"] = paused
     S = mkSS(root)
     _, clo = instantiate(_latest_pair, S=S)
     _, _, ctx = realize(clo, force_rebuild=[clo.derivations[0].dref])
