@@ -199,7 +199,14 @@ def rref2dref(rref: RRef) -> DRef:
 
 
 def dref_dirname(dref: DRef) -> str:
-    """Folder name of a derivation in the store: ``<dhash>-<name>``."""
+    """Folder name of a derivation in the store: ``<dhash>-<name>``.
+
+    >>> dref_dirname(DRef("dref:" + "2" * 32 + "-x")) == "2" * 32 + "-x"
+    True
+    """
+    # type() and not isinstance(): a str subclass could slice unlike its value.
+    if type(dref) is str and _DREF_RE.match(dref) is not None:
+        return dref[len(DREF_PREFIX) :]  # without a round through the parse cache
     dhash, name = parse_dref(dref)
     return f"{dhash}-{name}"
 
