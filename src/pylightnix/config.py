@@ -209,8 +209,18 @@ def canonical_json(value: JSON) -> bytes:
     return _CANONICAL.encode(value).encode("utf-8")
 
 
-def _checked_encoder() -> Callable[[Any], bytes]:
-    """:func:`canonical_json` for data known to be a tree (no cycle to look for).
+def canonical_tree(value: JSON) -> bytes:
+    """:func:`canonical_json` of data known to be a tree (no container inside itself),
+    such as what :func:`copy_json` returns: the same bytes, about twice as fast.
+
+    >>> canonical_tree({"b": 1, "a": [1.5, None]})
+    b'{"a":[1.5,null],"b":1}'
+    """
+    return _encode_tree(value)
+
+
+def _tree_encoder() -> Callable[[Any], bytes]:
+    """The encoder of :func:`canonical_tree`.
 
     ``JSONEncoder.encode`` builds its C encoder anew on every call (about a
     microsecond, as much as encoding a small config); this one is built once.
@@ -227,12 +237,12 @@ def _checked_encoder() -> Callable[[Any], bytes]:
         sample = {"b": [1.5, None, True, -(2**70)], "a": '\u00e9"\n', "": {}}
         if "".join(enc(sample, 0)) == _CANONICAL.encode(sample):
             return lambda value: "".join(enc(value, 0)).encode("utf-8")
-    except TypeError:  # another signature in some Python version
+    except TypeError:  # no C encoder, or another signature in some Python version
         pass
     return canonical_json
 
 
-_canonical_tree = _checked_encoder()
+_encode_tree = _tree_encoder()
 
 
 def short_hash(data: bytes) -> HashPart:
@@ -287,7 +297,7 @@ def mkconfig(d: dict[str, Any]) -> Config:
                 f"config['name'] is {d['name']!r}: names may use only letters, digits, '-' and '_'",
                 key_path=("name",),
             )
-    return Config(val, _canonical_tree(val), deps)
+    return Config(val, canonical_tree(val), deps)
 
 
 def _dep_tuple(heads: list[str]) -> tuple[DRef, ...]:

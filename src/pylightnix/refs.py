@@ -177,6 +177,9 @@ def mkrrefs(rhashes: list[str], dhash: HashPart, name: Name) -> list[RRef]:
     if not is_hashpart(dhash):
         raise RefError(f"invalid hash part {dhash!r}", ref=dhash)
     tail = f"-{dhash}-{parse_name(name)}"
+    if len(rhashes) == 1:  # the most common case: one regex, no bulk passes
+        h = rhashes[0]
+        return [RRef(f"{RREF_PREFIX}{h}{tail}")] if _HASH_RE.match(h) is not None else []
     if set(map(len, rhashes)) <= {HASH_LEN} and _all_hex("".join(rhashes)):
         # The usual case (names listed from an index folder): validated in bulk,
         # and the RRefs printed by one join (hash parts hold no newline).
@@ -199,14 +202,7 @@ def rref2dref(rref: RRef) -> DRef:
 
 
 def dref_dirname(dref: DRef) -> str:
-    """Folder name of a derivation in the store: ``<dhash>-<name>``.
-
-    >>> dref_dirname(DRef("dref:" + "2" * 32 + "-x")) == "2" * 32 + "-x"
-    True
-    """
-    # type() and not isinstance(): a str subclass could slice unlike its value.
-    if type(dref) is str and _DREF_RE.match(dref) is not None:
-        return dref[len(DREF_PREFIX) :]  # without a round through the parse cache
+    """Folder name of a derivation in the store: ``<dhash>-<name>``."""
     dhash, name = parse_dref(dref)
     return f"{dhash}-{name}"
 

@@ -258,13 +258,12 @@ def closure_of(r: Registry, targets: list[DRef], result: Any = None) -> Closure:
         stack.append(t)
     while stack:
         d = stack.pop()
-        if d in seen:
-            continue
-        seen.add(d)
-        stack.extend(x for x in b[d].deps if x not in seen)
+        if d not in seen:
+            seen.add(d)
+            stack.extend(b[d].deps)
     # Registration order is a topological order: a dep is registered before its users.
-    drvs = tuple(v for k, v in b.items() if k in seen)
-    return Closure(result, tuple(targets), drvs, r.S, {d.dref: d for d in drvs})
+    index = {k: v for k, v in b.items() if k in seen}
+    return Closure(result, tuple(targets), tuple(index.values()), r.S, index)
 
 
 def _accepts_r(stage: Callable[..., Any]) -> bool:
