@@ -12,6 +12,7 @@ from pylightnix.refs import (
     dref_hash,
     dref_name,
     is_dref,
+    is_hashpart,
     is_name,
     is_rref,
     maybe_parse_dref,
@@ -144,6 +145,15 @@ def test_mkrrefs_skips_non_hash_names_and_validates_the_derivation_once() -> Non
         mkrrefs([H1], HashPart("nothex"), Name("n"))
     with pytest.raises(RefError):
         mkrrefs([H1], H2, Name("bad name"))
+
+
+@settings(deadline=None)
+@given(hashparts | st.text(alphabet="0123456789abcdefABCDEF-\n", max_size=34), names)
+def test_mkrrefs_of_one_name_agrees_with_the_bulk_path(h: str, n: Name) -> None:
+    """One folder name gives the RRef that a listing of several names gives for it."""
+    one = mkrrefs([h], H2, n)
+    assert one == mkrrefs([h, h], H2, n)[:1]
+    assert one == ([mkrref(HashPart(h), H2, n)] if is_hashpart(h) else [])
 
 
 def test_store_folder_names_parse_only_when_well_formed() -> None:
