@@ -29,7 +29,7 @@ from pylightnix.refs import (
     MAX_NAME_LEN,
     is_dref,
     is_name,
-    mkdref,
+    mkdref_of_digest,
     name_too_long,
     parse_name,
 )
@@ -398,14 +398,15 @@ def config_hash(c: Config) -> HashPart:
 def config_dref(c: Config) -> DRef:
     """The DRef of a config: ``mkdref(config_hash(c), config_name(c))`` in one step.
 
-    >>> config_dref(mkconfig({"name": "x"})) == mkdref(config_hash(mkconfig({"name": "x"})), "x")
+    >>> c = mkconfig({"name": "x"})
+    >>> config_dref(c) == f"dref:{config_hash(c)}-x"
     True
 
     Raises:
         RefError: the config's ``name`` is not a valid object name.
     """
-    dhash = hashlib.sha256(_CONFIG_TAG + c._canon).hexdigest()[:HASH_LEN]
-    return mkdref(dhash, c.val.get("name", DEFAULT_NAME))  # type: ignore[arg-type]
+    digest = hashlib.sha256(_CONFIG_TAG + c._canon).hexdigest()
+    return mkdref_of_digest(digest, c.val.get("name", DEFAULT_NAME))
 
 
 def config_deps(c: Config) -> list[DRef]:

@@ -102,7 +102,7 @@ def is_rref(s: Any) -> bool:
 def _parse_dref_str(s: str) -> tuple[HashPart, Name] | None:
     # Refs are immutable strings parsed again and again on the realize hot path.
     m = _DREF_RE.match(s)
-    return (HashPart(m.group(1)), Name(m.group(2))) if m else None
+    return m.groups() if m else None  # type: ignore[return-value]  # (HashPart, Name)
 
 
 def maybe_parse_dref(s: Any) -> tuple[HashPart, Name] | None:
@@ -148,6 +148,19 @@ def mkdref(dhash: HashPart, name: Name) -> DRef:
     if not is_hashpart(dhash):
         raise RefError(f"invalid hash part {dhash!r}", ref=dhash)
     return DRef(f"{DREF_PREFIX}{dhash}-{parse_name(name)}")
+
+
+def mkdref_of_digest(hexdigest: str, name: Any) -> DRef:
+    """:func:`mkdref` of the first :data:`HASH_LEN` characters of a ``hexdigest()`` of
+    hashlib (lowercase hex by construction: not checked again) and a name (checked).
+
+    >>> mkdref_of_digest("ab" * 32, "x") == mkdref(HashPart("ab" * 16), Name("x"))
+    True
+
+    Raises:
+        RefError: ``name`` is not a valid object name.
+    """
+    return f"{DREF_PREFIX}{hexdigest[:HASH_LEN]}-{parse_name(name)}"  # type: ignore[return-value]
 
 
 def mkrref(rhash: HashPart, dhash: HashPart, name: Name) -> RRef:
