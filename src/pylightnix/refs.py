@@ -98,9 +98,12 @@ def is_rref(s: Any) -> bool:
     return isinstance(s, str) and _RREF_RE.match(s) is not None
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 18)
 def _parse_dref_str(s: str) -> tuple[HashPart, Name] | None:
     # Refs are immutable strings parsed again and again on the realize hot path.
+    # Room for a closure of 100,000 derivations and more (instantiate parses each
+    # once, realize again): a smaller cache misses on every one of them (measured
+    # 3% of a no-op realize of 100,000), for about 100 bytes a ref (10 MB there).
     m = _DREF_RE.match(s)
     return m.groups() if m else None  # type: ignore[return-value]  # (HashPart, Name)
 
