@@ -92,3 +92,68 @@ trees = st.recursive(
     max_leaves=12,
 )
 """Random file trees: name -> ("f"|"x", bytes) file, ("l", target) symlink, or a sub-tree dict."""
+
+
+class StrSub(str):
+    """A str subclass (configs refuse it: it could encode unlike its value)."""
+
+
+class IntSub(int):
+    """An int subclass (a numpy-like integer; configs refuse it)."""
+
+
+# Every kind of value a config walk refuses or treats apart from the usual ones:
+# NaN and infinities, tuples, bytes, sets, classes, subclasses of str and int,
+# integers around the quick size bound (10**600) and past the printable limit,
+# lone surrogates and other non-ASCII text.
+odd_scalars = (
+    st.sampled_from(
+        [
+            float("nan"),
+            float("inf"),
+            -float("inf"),
+            (1, 2),
+            b"x",
+            bytearray(b"y"),
+            {1},
+            frozenset(),
+            object,
+        ]
+    )
+    | st.integers(min_value=10**600 - 2, max_value=10**600 + 2)
+    | st.integers(min_value=-(10**600) - 2, max_value=-(10**600) + 2)
+    | st.integers(min_value=4400, max_value=4500).map(lambda e: -(10**e))
+    | surrogate_texts
+    | st.text(alphabet='é€\u2028\x00"\\', min_size=1, max_size=3)
+    | st.builds(StrSub, st.text(max_size=3))
+    | st.builds(IntSub, st.integers())
+    | drefs
+)
+odd_keys = st.text(max_size=6) | st.integers() | st.booleans() | st.none() | surrogate_texts
+odd_values = st.recursive(
+    # One leaf in five is odd: most examples hold one or two odd values, or none.
+    st.integers(min_value=0, max_value=4).flatmap(lambda i: json_scalars if i else odd_scalars),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(odd_keys, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+"""JSON data with, sometimes, something a config refuses somewhere inside."""
+odd_dicts = st.dictionaries(
+    st.text(max_size=8).filter(lambda k: k != "name"), odd_values, max_size=5
+)
+ascii_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(max_codepoint=127), max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(max_codepoint=127), max_size=4), children, max_size=4
+        )
+    ),
+    max_leaves=16,
+)
+"""JSON data of ASCII text only (what configs usually hold)."""

@@ -14,11 +14,16 @@ from hypothesis import strategies as st
 from pylightnix import StorageSettings, instantiate, match_only, mkdrv
 from pylightnix.config import (
     MAX_DEPTH,
+    Config,
+    _fast_copy,
+    _NotPlainError,
     canonical_json,
+    canonical_tree,
     cfg_attrs,
     check_json,
     config_deps,
     config_dict,
+    config_dref,
     config_hash,
     config_name,
     config_promises,
@@ -30,15 +35,19 @@ from pylightnix.config import (
     resolve_selfrefs,
     selfref,
 )
-from pylightnix.errors import ConfigError
-from pylightnix.refs import MAX_NAME_LEN
+from pylightnix.errors import ConfigError, RefError
+from pylightnix.refs import MAX_NAME_LEN, mkdref
 from pylightnix.store.layout import dref2path
 from pylightnix.types import DRef
 from tests.strategies import (
+    StrSub,
+    ascii_values,
     drefs,
     json_dicts,
     json_values,
     long_names,
+    odd_dicts,
+    odd_values,
     shuffled,
     surrogate_texts,
 )
@@ -434,3 +443,145 @@ def test_a_300_character_name_fails_at_instantiate_with_a_config_error(
 
 def _noop(S: StorageSettings, dref: DRef, ctx: Any, ra: Any) -> list[Any]:
     return []
+
+
+def _general(d: dict[str, Any]) -> tuple[str, Any]:
+    """What the general walk makes of ``d``: ("ok", (data, canonical bytes, DRefs)) or
+    ("error", (message, key path))."""
+    try:
+        val = copy_json(d)
+    except ConfigError as e:
+        return "error", (str(e), e.key_path)  # type: ignore[attr-defined]
+    return "ok", (val, canonical_json(val), config_deps(Config(val)))
+
+
+def _fast(d: dict[str, Any]) -> tuple[str, Any]:
+    """What mkconfig makes of ``d``, in the form of :func:`_general`."""
+    try:
+        c = mkconfig(d)
+    except ConfigError as e:
+        return "error", (str(e), e.key_path)  # type: ignore[attr-defined]
+    return "ok", (c.val, config_serialize(c), config_deps(c))
+
+
+@settings(deadline=None, max_examples=400)
+@given(odd_dicts)
+def test_mkconfig_agrees_with_the_general_walk(d: dict[str, Any]) -> None:
+    """On any data, good or bad, mkconfig gives the general walk's copy, bytes and DRefs,
+    or its very error (message and key path)."""
+    assert _fast(d) == _general(d)
+
+
+@settings(deadline=None, max_examples=300)
+@given(json_dicts | odd_dicts)
+def test_the_plain_walk_copies_exactly_or_gives_up(d: dict[str, Any]) -> None:
+    """_fast_copy returns what copy_json returns (same types, new containers) or gives up."""
+    heads: list[str] = []
+    try:
+        out = _fast_copy(d, 0, heads)
+    except _NotPlainError:
+        return
+    assert canonical_json(out) == canonical_json(copy_json(d))
+    assert sorted(set(heads) & set(config_deps(Config(out)))) == config_deps(Config(out))
+
+
+@settings(deadline=None)
+@given(st.dictionaries(st.text(alphabet="abc", max_size=3), ascii_values, max_size=5))
+def test_the_plain_walk_takes_plain_ascii_data(d: dict[str, Any]) -> None:
+    """ASCII text, small ints, finite floats, bools, None, lists and dicts: no fallback."""
+    assert _fast_copy(d, 0, []) == copy_json(d)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "é",
+        float("nan"),
+        10**600,
+        -(10**600),
+        (1,),
+        I(1),
+        F(1.0),
+        StrSub("x"),
+        {1: 2},
+        {"é": 1},
+        {StrSub("k"): 1},
+    ],
+)
+def test_the_plain_walk_gives_up_on_what_it_does_not_handle(value: Any) -> None:
+    """Non-ASCII text, NaN, integers at the quick bound, tuples, subclasses and odd keys
+    go to the general walk."""
+    with pytest.raises(_NotPlainError):
+        _fast_copy({"v": [value]}, 0, [])
+
+
+def test_the_plain_walk_gives_up_at_the_depth_limit_and_the_general_walk_decides() -> None:
+    """A config MAX_DEPTH levels deep leaves the plain walk, and is still accepted."""
+    v: Any = 1
+    for _ in range(MAX_DEPTH):
+        v = [v]
+    with pytest.raises(_NotPlainError):
+        _fast_copy({"v": v}, 0, [])
+    assert mkconfig({"v": v}).val == {"v": v}
+
+
+@settings(deadline=None)
+@given(json_dicts)
+def test_mutating_the_input_after_mkconfig_changes_nothing(d: dict[str, Any]) -> None:
+    """Every container of a config is its own: emptying those of the input keeps the bytes."""
+    c = mkconfig(d)
+    before = config_serialize(c)
+
+    def empty(v: Any) -> None:
+        if type(v) is dict:
+            for x in v.values():
+                empty(x)
+            v.clear()
+        elif type(v) is list:
+            for x in v:
+                empty(x)
+            v.clear()
+
+    empty(d)
+    assert canonical_json(c.val) == before
+    assert config_serialize(c) == before
+
+
+@settings(deadline=None)
+@given(json_values | odd_values.filter(lambda v: _general({"v": v})[0] == "ok"))
+def test_canonical_tree_gives_the_canonical_bytes(v: Any) -> None:
+    """canonical_tree and canonical_json agree on every (valid) value."""
+    data = copy_json(v)
+    assert canonical_tree(data) == canonical_json(data)
+
+
+def test_config_dref_is_mkdref_of_hash_and_name() -> None:
+    """config_dref is the DRef of the config's hash and name, 'unnamed' by default."""
+    for d in ({"name": "a-b_1", "x": [1]}, {}, {"name": "n", "dep": D1}):
+        c = mkconfig(d)
+        assert config_dref(c) == mkdref(config_hash(c), config_name(c))
+    assert config_dref(mkconfig({})).endswith("-unnamed")
+
+
+def test_config_dref_refuses_a_bad_name_as_config_name_does() -> None:
+    """A Config built without mkconfig and a bad name: the same RefError as config_name's."""
+    c = Config({"name": "bad name"})
+    with pytest.raises(RefError) as e1:
+        config_name(c)
+    with pytest.raises(RefError) as e2:
+        config_dref(c)
+    assert (
+        str(e2.value)
+        == str(e1.value)
+        == (
+            "invalid name 'bad name': names may use only letters, digits, '-' and '_' "
+            "(rename the stage, e.g. 'hello-2_10')"
+        )
+    )
+
+
+def test_deps_of_a_config_built_directly_are_scanned() -> None:
+    """A Config made from data (as the store reads it back) finds its DRefs on demand."""
+    c = Config({"x": [D2, {"y": D1}], "t": "dref:not-one"})
+    assert config_deps(c) == [D1, D2]
+    assert config_deps(mkconfig({"x": [D2, {"y": D1}], "t": "dref:not-one"})) == [D1, D2]

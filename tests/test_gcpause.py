@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -75,3 +76,57 @@ def test_instantiate_and_realize_pause_it_around_the_library_only(S: StorageSett
     realize(clo)
     assert gc.isenabled()
     assert SEEN == [("stage", False), ("build", True)]
+
+
+class _Node:
+    """A small object the collector tracks."""
+
+    def __init__(self) -> None:
+        self.other: object = None
+
+
+def test_what_a_block_allocated_is_not_walked_by_a_young_collection_after_it() -> None:
+    """After the outermost block, allocating a few objects starts no collection, however
+    many the block allocated (they joined the oldest generation)."""
+    kept: list[_Node] = []
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    try:
+        with library_work():
+            kept.extend(_Node() for _ in range(20 * gc.get_threshold()[0]))
+            gc.callbacks.append(seen)  # no collection runs before the block ends
+        more = [_Node() for _ in range(gc.get_threshold()[0] // 2)]
+    finally:
+        gc.callbacks.remove(seen)
+    assert collections == []
+    assert len(kept) + len(more) > 0
+
+
+def test_a_cycle_made_in_a_block_is_found_by_the_next_full_collection() -> None:
+    """A reference cycle left by a block is not lost: a full collection frees it."""
+    with library_work():
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+    assert gone() is not None
+    gc.collect()
+    assert gone() is None
+
+
+def test_objects_the_caller_froze_stay_frozen() -> None:
+    """A caller's gc.freeze() survives a block: its objects are not released to collections."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with library_work():
+            kept = [_Node() for _ in range(1000)]
+        assert gc.get_freeze_count() == frozen
+        assert len(kept) == 1000
+    finally:
+        gc.unfreeze()

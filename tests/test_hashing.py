@@ -8,21 +8,24 @@ import random
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pylightnix.config import canonical_json
 from pylightnix.errors import StoreError
 from pylightnix.hashing import (
     _PARALLEL_MIN_BYTES,
     context_hash,
+    context_json,
     hash_file,
     hash_tree,
     realization_hash,
 )
 from pylightnix.types import DRef, RRef
-from tests.strategies import trees
+from tests.strategies import drefs, rrefs, trees
 
 GOLDEN_TREE = "9040d9c9606b1b34c73bcc8df58fc149dbb6446577253077783d5bd52e209793"
 GOLDEN_EMPTY_TREE = "df717d177f0e2da73598d59eae76bf1bab955d7eca2c5ee3f8f4e002673e7b6d"
@@ -287,3 +290,24 @@ def test_a_small_file_that_changed_since_its_lstat_is_hashed_as_it_is_now(tmp_pa
         w = walk_tree(str(tmp_path))
         (tmp_path / "f.txt").write_bytes(now)
         assert digest_tree(w) == hash_tree(str(tmp_path))
+
+
+ctx_texts = st.text(max_size=6) | st.text(alphabet='"\\\x00\x1f\u2028é', max_size=4)
+
+
+@settings(deadline=None)
+@given(
+    st.dictionaries(drefs | ctx_texts, st.lists(rrefs | ctx_texts, max_size=3), max_size=4)
+    | st.dictionaries(st.integers(), st.lists(st.integers(), max_size=3), max_size=3)
+)
+def test_context_json_is_the_canonical_json_of_the_sorted_context(ctx: dict[Any, Any]) -> None:
+    """Refs or any text (quotes, controls, non-ASCII) or other values: the canonical bytes of
+    the context with its lists sorted and its keys as text."""
+    assert context_json(ctx) == canonical_json({str(k): sorted(v) for k, v in ctx.items()})
+
+
+def test_context_json_of_non_text_refs_goes_through_the_general_encoder() -> None:
+    """A context whose lists hold other values than text still encodes (or fails) as before."""
+    assert context_json({DRef("dref:x"): [2, 1]}) == b'{"dref:x":[1,2]}'  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        context_json({DRef("dref:x"): [float("nan")]})  # type: ignore[list-item]

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pylightnix.errors import RefError
 from pylightnix.refs import (
+    HASH_LEN,
     dref_dirname,
     dref_hash,
     dref_name,
     is_dref,
+    is_hashpart,
     is_name,
     is_rref,
     maybe_parse_dref,
     maybe_parse_dref_dirname,
     maybe_parse_rref,
     mkdref,
+    mkdref_of_digest,
     mkrref,
     mkrrefs,
     parse_dref,
@@ -144,6 +149,31 @@ def test_mkrrefs_skips_non_hash_names_and_validates_the_derivation_once() -> Non
         mkrrefs([H1], HashPart("nothex"), Name("n"))
     with pytest.raises(RefError):
         mkrrefs([H1], H2, Name("bad name"))
+
+
+@settings(deadline=None)
+@given(hashparts | st.text(alphabet="0123456789abcdefABCDEF-\n", max_size=34), names)
+def test_mkrrefs_of_one_name_agrees_with_the_bulk_path(h: str, n: Name) -> None:
+    """One folder name gives the RRef that a listing of several names gives for it."""
+    one = mkrrefs([h], H2, n)
+    assert one == mkrrefs([h, h], H2, n)[:1]
+    assert one == ([mkrref(HashPart(h), H2, n)] if is_hashpart(h) else [])
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=16), names | st.text(max_size=3))
+def test_mkdref_of_digest_is_mkdref_of_its_hash_part(data: bytes, n: str) -> None:
+    """A DRef from a sha256 hex digest is mkdref of its first HASH_LEN characters, and a bad
+    name is refused with mkdref's very error."""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        expected = mkdref(HashPart(digest[:HASH_LEN]), Name(n))
+    except RefError as e:
+        with pytest.raises(RefError) as ei:
+            mkdref_of_digest(digest, n)
+        assert str(ei.value) == str(e)
+        return
+    assert mkdref_of_digest(digest, n) == expected
 
 
 def test_store_folder_names_parse_only_when_well_formed() -> None:

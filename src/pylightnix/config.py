@@ -18,12 +18,21 @@ import copy
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, NewType
 
 from pylightnix.errors import ConfigError
-from pylightnix.refs import HASH_LEN, MAX_NAME_LEN, is_dref, is_name, name_too_long, parse_name
+from pylightnix.refs import (
+    HASH_LEN,
+    MAX_NAME_LEN,
+    is_dref,
+    is_name,
+    mkdref_of_digest,
+    name_too_long,
+    parse_name,
+)
 from pylightnix.types import JSON, DRef, HashPart, Name, RefPath
 
 selfref = "<self>"
@@ -200,6 +209,42 @@ def canonical_json(value: JSON) -> bytes:
     return _CANONICAL.encode(value).encode("utf-8")
 
 
+def canonical_tree(value: JSON) -> bytes:
+    """:func:`canonical_json` of data known to be a tree (no container inside itself),
+    such as what :func:`copy_json` returns: the same bytes, about twice as fast.
+
+    >>> canonical_tree({"b": 1, "a": [1.5, None]})
+    b'{"a":[1.5,null],"b":1}'
+    """
+    return _encode_tree(value)
+
+
+def _tree_encoder() -> Callable[[Any], bytes]:
+    """The encoder of :func:`canonical_tree`.
+
+    ``JSONEncoder.encode`` builds its C encoder anew on every call (about a
+    microsecond, as much as encoding a small config); this one is built once.
+    It keeps no state between calls (no record of the containers it is in,
+    which only a cycle would need), so threads may share it. Where the C
+    encoder is missing or answers otherwise, :func:`canonical_json` serves.
+    """
+    from json import encoder as std
+
+    try:
+        enc = std.c_make_encoder(  # type: ignore[attr-defined]
+            None, _CANONICAL.default, std.encode_basestring, None, ":", ",", True, False, False
+        )
+        sample = {"b": [1.5, None, True, -(2**70)], "a": '\u00e9"\n', "": {}}
+        if "".join(enc(sample, 0)) == _CANONICAL.encode(sample):
+            return lambda value: "".join(enc(value, 0)).encode("utf-8")
+    except TypeError:  # no C encoder, or another signature in some Python version
+        pass
+    return canonical_json
+
+
+_encode_tree = _tree_encoder()
+
+
 def short_hash(data: bytes) -> HashPart:
     """The ref hash part of ``data``: the first :data:`HASH_LEN` hex chars of sha256."""
     return HashPart(hashlib.sha256(data).hexdigest()[:HASH_LEN])
@@ -211,6 +256,8 @@ class Config:
 
     val: dict[str, JSON]
     _canon: bytes = field(repr=False, compare=False, default=b"")
+    # The DRefs of config_deps when mkconfig found them on its walk (None: not known yet).
+    _deps: tuple[DRef, ...] | None = field(repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if not self._canon:
@@ -232,15 +279,96 @@ def mkconfig(d: dict[str, Any]) -> Config:
             f"a config must be a dict, got {type(d).__name__} (wrap it: {{'value': ...}})",
             key_path=(),
         )
-    val = copy_json(d)
-    if "name" in val and type(val["name"]) is str and len(val["name"]) > MAX_NAME_LEN:
-        raise ConfigError(f"config['name']: {name_too_long(val['name'])}", key_path=("name",))
-    if "name" in val and not is_name(val["name"]):
-        raise ConfigError(
-            f"config['name'] is {d['name']!r}: names may use only letters, digits, '-' and '_'",
-            key_path=("name",),
-        )
-    return Config(val)
+    heads: list[str] = []
+    deps: tuple[DRef, ...] | None
+    try:
+        val = _fast_copy(d, 0, heads)
+        deps = _dep_tuple(heads) if heads else ()
+    except _NotPlainError:
+        # The general walk: slower, and the one that says what is wrong and where.
+        val = copy_json(d)
+        deps = None
+    if "name" in val:
+        name = val["name"]
+        if type(name) is str and len(name) > MAX_NAME_LEN:
+            raise ConfigError(f"config['name']: {name_too_long(name)}", key_path=("name",))
+        if not is_name(name):
+            raise ConfigError(
+                f"config['name'] is {d['name']!r}: names may use only letters, digits, '-' and '_'",
+                key_path=("name",),
+            )
+    return Config(val, canonical_tree(val), deps)
+
+
+def _dep_tuple(heads: list[str]) -> tuple[DRef, ...]:
+    """The sorted unique DRefs among strings that start like one."""
+    if len(heads) == 1:  # the usual case: one dependency, named once
+        return (heads[0],) if is_dref(heads[0]) else ()  # type: ignore[return-value]
+    return tuple(sorted({DRef(h) for h in heads if is_dref(h)}))
+
+
+class _NotPlainError(Exception):
+    """(internal) :func:`_fast_copy` met something only the general walk handles."""
+
+
+def _fast_copy(value: Any, depth: int, heads: list[str]) -> Any:
+    """:func:`copy_json` of a dict or list of the usual kinds of values, else
+    :class:`_NotPlainError`.
+
+    No key paths are built (the general walk makes them when it has an error to
+    report), and it notes the strings that may be DRefs (``heads``, for
+    :func:`config_deps`). It gives up on anything the general walk might refuse
+    or treat otherwise: non-ASCII text, an integer near the printable limit, a
+    float that is not finite, any other type, deep nesting. The loops over a
+    dict and over a list are written out twice: a shared helper per value
+    would cost a call per value, most of the time this walk takes.
+    """
+    if depth >= MAX_DEPTH:
+        raise _NotPlainError
+    if type(value) is dict:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if type(k) is not str or not k.isascii():
+                raise _NotPlainError
+            t = type(v)
+            if t is str:
+                if not v.isascii():
+                    raise _NotPlainError
+                if v[:5] == "dref:":
+                    heads.append(v)
+            elif t is dict or t is list:
+                out[k] = _fast_copy(v, depth + 1, heads)
+                continue
+            elif (
+                (t is int and not -_BIG_INT < v < _BIG_INT)
+                or (t is float and not _isfinite(v))
+                or (t is not int and t is not float and t is not bool and v is not None)
+            ):
+                raise _NotPlainError
+            out[k] = v
+        return out
+    lst: list[Any] = []
+    for v in value:
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                raise _NotPlainError
+            if v[:5] == "dref:":
+                heads.append(v)
+        elif t is dict or t is list:
+            lst.append(_fast_copy(v, depth + 1, heads))
+            continue
+        elif (
+            (t is int and not -_BIG_INT < v < _BIG_INT)
+            or (t is float and not _isfinite(v))
+            or (t is not int and t is not float and t is not bool and v is not None)
+        ):
+            raise _NotPlainError
+        lst.append(v)
+    return lst
+
+
+_isfinite = math.isfinite
 
 
 def config_dict(c: Config) -> dict[str, JSON]:
@@ -259,9 +387,26 @@ def config_serialize(c: Config) -> bytes:
     return c._canon
 
 
+_CONFIG_TAG = b"pylightnix-config-v1\0"
+
+
 def config_hash(c: Config) -> HashPart:
     """The DRef hash part of a config: hash of its canonical bytes."""
-    return short_hash(b"pylightnix-config-v1\0" + c._canon)
+    return short_hash(_CONFIG_TAG + c._canon)
+
+
+def config_dref(c: Config) -> DRef:
+    """The DRef of a config: ``mkdref(config_hash(c), config_name(c))`` in one step.
+
+    >>> c = mkconfig({"name": "x"})
+    >>> config_dref(c) == f"dref:{config_hash(c)}-x"
+    True
+
+    Raises:
+        RefError: the config's ``name`` is not a valid object name.
+    """
+    digest = hashlib.sha256(_CONFIG_TAG + c._canon).hexdigest()
+    return mkdref_of_digest(digest, c.val.get("name", DEFAULT_NAME))
 
 
 def config_deps(c: Config) -> list[DRef]:
@@ -271,6 +416,8 @@ def config_deps(c: Config) -> list[DRef]:
     >>> config_deps(mkconfig({"src": [d, "f.txt"], "other": d, "s": "text"})) == [d]
     True
     """
+    if c._deps is not None:
+        return list(c._deps)
     out: set[str] = set()
     _scan(c.val, out)
     return sorted(DRef(x) for x in out)

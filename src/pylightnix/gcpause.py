@@ -11,6 +11,14 @@ stretch and :func:`user_code` turns it back on around a realizer's build,
 which may allocate as it likes. Reference counting frees everything else as
 usual. A collector the caller had disabled stays disabled; nesting and
 threads only ever leave it on where it would have been on.
+
+At the end of the outermost block, every object still young (mostly what the
+block allocated, kept as long as the closure) joins the oldest generation
+(``gc.freeze()`` then ``gc.unfreeze()``: two list splices) instead of being
+walked by the young collection the next allocation would start (2.3 µs per
+stage of a no-op instantiate and realize at 10,000 stages). The next full
+collection looks at them, and finds any cycle among them. Skipped while the
+caller holds objects frozen (``gc.unfreeze()`` would release them).
 """
 
 from __future__ import annotations
@@ -39,6 +47,9 @@ def library_work() -> Iterator[None]:
         with _lock:
             _state["depth"] -= 1
             if _state["depth"] == 0 and _state["was_enabled"]:
+                if gc.get_freeze_count() == 0:
+                    gc.freeze()
+                    gc.unfreeze()
                 gc.enable()
 
 

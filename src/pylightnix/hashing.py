@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from pylightnix.config import canonical_json, short_hash
+from pylightnix.config import canonical_json, canonical_tree, short_hash
 from pylightnix.errors import StoreError
 from pylightnix.types import Context, HashPart
 
@@ -199,7 +199,14 @@ def context_json(ctx: Context) -> bytes:
     >>> context_json({"dref:b": ["rref:2", "rref:1"]})
     b'{"dref:b":["rref:1","rref:2"]}'
     """
-    return canonical_json({str(k): sorted(v) for k, v in ctx.items()})
+    data = {str(k): sorted(v) for k, v in ctx.items()}
+    try:
+        for refs in data.values():
+            "".join(refs)
+    except TypeError:  # not only strings: let the general encoder judge it
+        return canonical_json(data)
+    # Strings in fresh lists: a tree, for the encoder built once.
+    return canonical_tree(data)
 
 
 def context_hash(ctx: Context) -> str:

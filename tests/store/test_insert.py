@@ -84,6 +84,19 @@ def test_store_derivation_repairs_a_folder_without_config(S: StorageSettings) ->
     assert os.path.isfile(os.path.join(S.storage, DREF[5:], "config.json"))
 
 
+def test_store_derivation_repairs_a_config_that_is_a_dangling_symlink(S: StorageSettings) -> None:
+    """A config.json that is a symlink to nothing counts as missing and is written again."""
+    folder = os.path.join(S.storage, DREF[5:])
+    os.makedirs(folder)
+    os.symlink("nowhere.json", os.path.join(folder, "config.json"))
+    assert store_derivation(S, DREF, CFG) is True
+    p = os.path.join(folder, "config.json")
+    assert not os.path.islink(p)
+    with open(p, "rb") as f:
+        assert f.read() == b'{"name":"thing","v":1}'
+    assert store_derivation(S, DREF, CFG) is False
+
+
 def test_realization_is_read_only_with_exec_bits_kept(S: StorageSettings, tmp_path: Path) -> None:
     """Every file and folder of a stored realization lacks write bits; exec bits survive."""
     rref = store_realization(S, DREF, CFG, {}, make_output(str(tmp_path)), build_start=1.0)

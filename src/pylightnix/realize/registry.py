@@ -19,8 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 from pylightnix.config import (
     Config,
     config_deps,
-    config_hash,
-    config_name,
+    config_dref,
     config_promises,
     config_serialize,
     mkconfig,
@@ -29,7 +28,7 @@ from pylightnix.config import (
 from pylightnix.errors import InstantiateError, RefError
 from pylightnix.gcpause import library_work
 from pylightnix.realize.overrides import override_config
-from pylightnix.refs import is_dref, mkdref
+from pylightnix.refs import is_dref
 from pylightnix.store.insert import store_derivation
 from pylightnix.store.layout import check_store
 from pylightnix.store.settings import StorageSettings, fsS
@@ -202,12 +201,13 @@ def mkdrv(
         raise InstantiateError(
             f"mkdrv needs a callable matcher and realizer, got {matcher!r} and {realizer!r}"
         )
-    dref = mkdref(config_hash(c), config_name(c))
+    dref = config_dref(c)
     canon = config_serialize(c)
+    builders = reg.builders
     # The canonical JSON names every DRef and promise as such (no escapes in either).
     deps = tuple(config_deps(c)) if b'"dref:' in canon else ()
     for d in deps:
-        if d not in reg.builders:
+        if d not in builders:
             raise InstantiateError(
                 f"config of {dref} mentions {d}, which is not registered in this registry: "
                 "instantiate the dependency's stage inside the same instantiate() call "
@@ -216,11 +216,10 @@ def mkdrv(
                 dep=d,
             )
     promises = tuple(tuple(p) for _, p in config_promises(c)) if _SELFREF_JSON in canon else ()
-    old = reg.builders.get(dref)
-    drv = Derivation(dref, c, matcher, realizer, deps, promises)
-    if old is None and reg.write:
+    if dref not in builders and reg.write:
         store_derivation(reg.S, dref, c)
-    reg.builders[dref] = drv  # a re-registration keeps its place and takes the new callables
+    # A re-registration keeps its place and takes the new callables.
+    builders[dref] = Derivation(dref, c, matcher, realizer, deps, promises)
     return dref
 
 
@@ -259,13 +258,12 @@ def closure_of(r: Registry, targets: list[DRef], result: Any = None) -> Closure:
         stack.append(t)
     while stack:
         d = stack.pop()
-        if d in seen:
-            continue
-        seen.add(d)
-        stack.extend(x for x in b[d].deps if x not in seen)
+        if d not in seen:
+            seen.add(d)
+            stack.extend(b[d].deps)
     # Registration order is a topological order: a dep is registered before its users.
-    drvs = tuple(v for k, v in b.items() if k in seen)
-    return Closure(result, tuple(targets), drvs, r.S, {d.dref: d for d in drvs})
+    index = {k: v for k, v in b.items() if k in seen}
+    return Closure(result, tuple(targets), tuple(index.values()), r.S, index)
 
 
 def _accepts_r(stage: Callable[..., Any]) -> bool:
