@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -220,3 +221,23 @@ def test_a_realize_never_rests_on_an_indexed_realization_that_is_not_in_place(
     assert rrefbstart(ctx[a][0], S) < 9999999999.0
     (rec,) = chosen_records(S, a).values()
     assert rec.rrefs == tuple(ctx[a])
+
+
+def test_a_match_subclass_is_asked_with_the_candidates_not_answered_from_the_index(
+    S: StorageSettings,
+) -> None:
+    """A subclass of Match that answers otherwise than its key and trim is asked itself:
+    the index's answer for the key and trim it inherits is not used."""
+    from pylightnix import drefrrefs, match_latest
+    from pylightnix.realize.matchers import Match
+
+    class Largest(Match):
+        def __call__(self, S: StorageSettings, rrefs: list[Any]) -> list[Any] | None:
+            return [max(rrefs)] if rrefs else None
+
+    base = match_latest(1)
+    d, clo = instantiate(_many, S=S)
+    realize(clo)
+    odd = replace(clo.derivations[0], matcher=Largest(base.key, base.trim))
+    latest = match_in(clo.derivations[0], S, context_hash({}))
+    assert match_in(odd, S, context_hash({})) == [max(drefrrefs(d, S))] != latest

@@ -37,6 +37,7 @@ from pylightnix.realize.buildlog import (
     capture_build_log,
     keep_proxies,
 )
+from pylightnix.realize.matchers import Match
 from pylightnix.realize.registry import Derivation
 from pylightnix.refs import dref_name, is_hashpart
 from pylightnix.store.fsops import mkdtemp_in, remove_tree, this_pid
@@ -535,12 +536,12 @@ def _match(
     ``unchecked``, picks are added to it instead of being checked here: the
     caller checks them later (:func:`flush_deferred`).
     """
-    pick = getattr(drv.matcher, "index_pick", None)
-    if pick is not None:
+    m = drv.matcher
+    if type(m) is Match:  # a subclass may answer otherwise than its key and trim
         ix, hashes = indexed_candidates(drv.dref, chash, S)
         if not hashes:
             return ask_matcher(drv, S, [])  # none indexed: none in place either
-        picked = pick(ix, hashes)
+        picked = m.index_pick(ix, hashes)
         if picked and len(picked) <= PICKS_CHECKED_MAX and all(map(is_hashpart, picked)):
             # The DRef of a derivation is well-formed: its RRefs are "rref:<hash>-" + its tail.
             out = [RRef(f"rref:{h}-{drv.dref[5:]}") for h in sorted(set(picked))]
