@@ -43,11 +43,11 @@ from pylightnix.store.index import (
     read_index,
     score_line,
 )
-
-__all__ = ["Fact", "bstarts", "dref_bstarts", "forget_facts", "read_score_file", "scores"]
 from pylightnix.store.layout import META_FILE, RESERVED, outside_store_problem, rref2path_
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef, RRef
+
+__all__ = ["Fact", "bstarts", "dref_bstarts", "forget_facts", "read_score_file", "scores"]
 
 
 class ScoreOutsideStoreError(ValueError):

@@ -167,7 +167,6 @@ def _take(ix: Index, data: bytes) -> None:
 
 _KINDS = frozenset((REALIZED, FAILED, SCORE, CHOSEN))
 _REALIZATIONS = frozenset((REALIZED, FAILED))
-_SEP = (",", ":")
 _SMALL = 2048
 """Texts shorter than this (bytes) are parsed line by line."""
 

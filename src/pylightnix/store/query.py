@@ -325,7 +325,7 @@ def drefrrefs_chash(dref: DRef, chash: str, S: StorageSettings) -> list[RRef]:
     if len(known) <= _STAT_EACH_MAX:
         # Checking its reserved folder costs the same one stat and never offers a
         # realization damaged by hand (its reserved folder removed) to a matcher.
-        names = [n for n in known if os.path.isdir(f"{base}{os.sep}{n}{os.sep}{RESERVED}")]
+        names = [n for n in known if _whole(base, n)]
     else:
         # Many candidates: one listing of the derivation folder, not a stat each;
         # the folder's time taken first, then listed: a change in between shows
@@ -358,7 +358,13 @@ def in_place(dref: DRef, hashes: Iterable[str], S: StorageSettings) -> bool:
     """Whether every realization ``hashes`` of ``dref`` is in the store with its reserved
     folder (a ``stat`` each: the check :func:`drefrrefs_chash` makes of few candidates)."""
     base = os.path.dirname(index_path(S, dref))
-    return all(os.path.isdir(f"{base}{os.sep}{h}{os.sep}{RESERVED}") for h in hashes)
+    return all(_whole(base, h) for h in hashes)
+
+
+def _whole(base: str, rhash: str) -> bool:
+    """Whether the realization ``rhash`` of the derivation folder ``base`` is in place
+    with its reserved folder (an insertion renames it in complete)."""
+    return os.path.isdir(f"{base}{os.sep}{rhash}{os.sep}{RESERVED}")
 
 
 _STAT_EACH_MAX = 4
