@@ -16,10 +16,18 @@ from pylightnix import ExtraMissingError, fsinit, mkSS
 from pylightnix.ui import require_ui_extra
 from tests.cli.conftest import Run, clean_env
 
+# `python -m pylightnix ARGS` as a shell runs it in the foreground, with Ctrl-C's default
+# meaning: a child inherits an ignored SIGINT (a test run started with `&` ignores it),
+# and Python then installs no KeyboardInterrupt handler.
+_FOREGROUND = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('pylightnix', run_name='__main__', alter_sys=True)"
+)
+
 
 def _start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pylightnix", *args],
+        [sys.executable, "-c", _FOREGROUND, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
