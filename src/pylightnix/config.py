@@ -405,8 +405,7 @@ def config_dref(c: Config) -> DRef:
     Raises:
         RefError: the config's ``name`` is not a valid object name.
     """
-    digest = hashlib.sha256(_CONFIG_TAG + c._canon).hexdigest()
-    return mkdref_of_digest(digest, c.val.get("name", DEFAULT_NAME))
+    return mkdref_of_digest(config_hash(c), c.val.get("name", DEFAULT_NAME))
 
 
 def config_deps(c: Config) -> list[DRef]:

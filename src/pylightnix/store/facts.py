@@ -85,11 +85,15 @@ def bstart_of(meta: object) -> float:
     return float(v) if isinstance(v, int | float) else 0.0
 
 
+def _bstart_at(path: str) -> float:
+    with open(path, "rb") as f:
+        return bstart_of(json.loads(f.read()))
+
+
 def read_bstart(path: str) -> float:
     """The build start time in the ``meta.json`` at ``path`` (0 when it cannot be read)."""
     try:
-        with open(path, "rb") as f:
-            return bstart_of(json.loads(f.read()))
+        return _bstart_at(path)
     except (OSError, ValueError):
         return 0.0
 
@@ -98,13 +102,11 @@ def _read_bstart(S: StorageSettings, dref: DRef) -> Callable[[str], float]:
     def read(rhash: str) -> float:
         p = os.path.join(S.storage, dref_dirname(dref), rhash, RESERVED, META_FILE)
         try:
-            with open(p, "rb") as f:
-                meta = json.loads(f.read())
+            return _bstart_at(p)
         except (FileNotFoundError, NotADirectoryError):
             dhash, name = parse_dref(dref)
             rref = mkrref(rhash, dhash, name)  # type: ignore[arg-type]
             raise RefError(f"{rref} is not in the store at {S.storage!r}", ref=rref) from None
-        return bstart_of(meta)
 
     return read
 

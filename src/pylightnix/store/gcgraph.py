@@ -178,7 +178,7 @@ def scan_graph(
     Per derivation: one folder listing (its ``d_type`` tells realizations
     apart, no ``stat`` each) and one read of its config; per realization: one
     read of its context. ``leftovers`` also notes the temporary files of crashed writes in
-    derivation folders and which derivations have an index file; ``times``
+    derivation folders; ``times``
     reads when each object was stored (``ctime``, one ``lstat`` each, for the
     policies); ``modes`` finds realization tops left writable (``unsealed``,
     one ``lstat`` per realization, for a real collection).

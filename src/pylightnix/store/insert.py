@@ -59,6 +59,7 @@ from pylightnix.store.layout import (
     META_FILE,
     RESERVED,
     dref2path,
+    is_whole,
 )
 from pylightnix.store.settings import StorageSettings
 from pylightnix.store.temproots import add_temproots
@@ -328,8 +329,11 @@ def store_realization(
     Raises:
         StoreError: the output is not a folder or uses the reserved name.
     """
-    sc = scan_output(dref, outpath, S) if scanned is None else scanned
-    _check_dev(S, dref, outpath, sc.dev)
+    if scanned is None:
+        sc = scan_output(dref, outpath, S)  # checks the device too
+    else:
+        sc = scanned
+        _check_dev(S, dref, outpath, sc.dev)
     reserved = f"{outpath}{os.sep}{RESERVED}"
     ctx_json = context_json(context)
     chash = context_json_hash(ctx_json)
@@ -400,7 +404,7 @@ def place_realization(
             # hiding it from matchers until store_reindex.
             fsync_path(os.path.join(ddir, INDEX_FILE))
         moved = rename_noreplace(folder, dst)
-        if not moved and not os.path.isdir(os.path.join(dst, RESERVED)):
+        if not moved and not is_whole(dst):
             # Every insertion renames a complete folder, reserved folder included, so
             # a folder without one was damaged by hand: the fresh copy replaces it.
             remove_via_trash(dst, S.tmpdir)

@@ -73,6 +73,13 @@ def rref_folder(storage: str, rref: str) -> Path:
     return Path(f"{storage}{os.sep}{rref[38:]}{os.sep}{rref[5:37]}")
 
 
+def is_whole(folder: str) -> bool:
+    """Whether the realization folder ``folder`` is in place with its reserved folder:
+    an insertion renames a realization in complete, so a folder without one was
+    damaged by hand (a stat; the check of a candidate before a matcher sees it)."""
+    return os.path.isdir(f"{folder}{os.sep}{RESERVED}")
+
+
 _CHECKED: set[str] = set()
 
 

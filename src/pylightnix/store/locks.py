@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 from pylightnix.errors import LockError
 from pylightnix.refs import dref_dirname
-from pylightnix.store.fsops import store_stage
+from pylightnix.store.fsops import store_stage, this_pid
 from pylightnix.store.layout import LOCKS_DIR
 from pylightnix.store.settings import StorageSettings
 from pylightnix.types import DRef
@@ -205,7 +205,7 @@ made again) is opened again.
 
 
 def _take_shared(S: StorageSettings, timeout: float | None) -> int:
-    pid = os.getpid()
+    pid = this_pid()
     kept = _shared_fds.get(S.storage)
     fd = kept[1] if kept is not None and kept[0] == pid else _open_gc_lock(S)
     for _ in range(2):

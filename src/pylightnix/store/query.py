@@ -47,6 +47,7 @@ from pylightnix.store.layout import (
     RESERVED,
     check_store,
     dref2path,
+    is_whole,
     rref2path_,
 )
 from pylightnix.store.settings import StorageSettings, fsS
@@ -240,30 +241,9 @@ def drefrrefs(dref: DRef, S: StorageSettings | None = None, *, damaged: bool = F
             ``stat`` each).
     """
     s = _S(S)
-    rrefs = _listing(dref, s)[1]
-    if damaged:
-        return rrefs
-    base = dref2path(dref, s)
-    return [r for r in rrefs if os.path.isdir(os.path.join(base, parse_rref(r)[0], RESERVED))]
-
-
-def _listing(dref: DRef, S: StorageSettings) -> tuple[bool, list[RRef]]:
-    """Whether the derivation's config is stored, and its realizations: one ``scandir``."""
-    dhash, name = parse_dref(dref)
-    names: list[str] = []
-    config = False
-    try:
-        with os.scandir(dref2path(dref, S)) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    names.append(e.name)
-                elif e.name == CONFIG_FILE:
-                    config = True
-    except (FileNotFoundError, NotADirectoryError):
-        return False, []
-    names.sort()
-    # mkrrefs leaves out what is not a hash part (temporary folders and the like).
-    return config, mkrrefs(names, dhash, name)
+    n = dref_dirname(dref)
+    folders = _folders(f"{s.storage}{os.sep}{n}", n)[1]
+    return [r for r, p in folders if damaged or is_whole(p)]
 
 
 def alldrefs_rrefs(
@@ -362,9 +342,8 @@ def in_place(dref: DRef, hashes: Iterable[str], S: StorageSettings) -> bool:
 
 
 def _whole(base: str, rhash: str) -> bool:
-    """Whether the realization ``rhash`` of the derivation folder ``base`` is in place
-    with its reserved folder (an insertion renames it in complete)."""
-    return os.path.isdir(f"{base}{os.sep}{rhash}{os.sep}{RESERVED}")
+    """Whether the realization ``rhash`` of the derivation folder ``base`` is whole."""
+    return is_whole(f"{base}{os.sep}{rhash}")
 
 
 _STAT_EACH_MAX = 4

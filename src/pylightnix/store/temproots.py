@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pylightnix.errors import StoreError
 from pylightnix.refs import is_dref, is_rref
 from pylightnix.store.fsops import store_os_error, store_stage
-from pylightnix.store.layout import RESERVED, TEMPROOTS_DIR, dref2path, rref_folder
+from pylightnix.store.layout import TEMPROOTS_DIR, dref2path, is_whole, rref_folder
 from pylightnix.store.locks import gc_shared
 from pylightnix.store.settings import StorageSettings, fsS
 from pylightnix.types import DRef
@@ -181,7 +181,7 @@ def _missing(
     out: list[str] = []
     for r in refs:
         if r in whole:
-            here = os.path.isdir(f"{rref_folder(S.storage, r)}{os.sep}{RESERVED}")
+            here = is_whole(rref_folder(S.storage, r))
         elif r in rec.confirmed:
             continue
         else:

@@ -57,6 +57,7 @@ from pylightnix.store.layout import (
     format_text,
     old_store,
 )
+from pylightnix.store.locks import COLLECTOR_LOCK, GC_LOCK
 from pylightnix.store.settings import FORMAT_FILE, FORMAT_TEXT, STORE_VERSION, StorageSettings
 from pylightnix.types import RRef
 
@@ -88,7 +89,7 @@ def _exclusive(storage: str) -> Iterator[None]:
     """Hold the collector and GC locks of ``storage``; refuse when a process uses it."""
     fds: list[int] = []
     try:
-        for name in ("gc.collector", "gc.lock"):
+        for name in (COLLECTOR_LOCK, GC_LOCK):
             path = os.path.join(storage, LOCKS_DIR, name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -281,9 +282,8 @@ def _old_facts(path: str, ix: Index) -> dict[str, float]:
     return bstarts
 
 
-def _remove_old_files(storage: str) -> tuple[int, int]:
-    """Remove the ``store-v1`` index files left in derivation folders; (folders, files) removed."""
-    n_dirs = n_files = 0
+def _remove_old_files(storage: str) -> None:
+    """Remove the ``store-v1`` index files left in derivation folders."""
     for n in os.listdir(storage):
         if maybe_parse_dref_dirname(n) is None:
             continue
@@ -293,11 +293,8 @@ def _remove_old_files(storage: str) -> tuple[int, int]:
                 p = os.path.join(ddir, name)
                 if name in (OLD_INDEX_DIR, OLD_FAILED_INDEX_DIR):
                     remove_tree(p)
-                    n_dirs += 1
                 elif name == OLD_FACTS_FILE or (
                     name.startswith(OLD_CHOSEN[0]) and name.endswith(OLD_CHOSEN[1])
                 ):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(p)
-                    n_files += 1
-    return n_dirs, n_files
